@@ -1,0 +1,299 @@
+"""The sandbox interface and the pool of warm workers that both backends share.
+
+A backend only says how to start one worker and talk to it (a :class:`WorkerChannel`); this module
+validates input, answers syntax errors without running anything, spreads a batch over the workers in
+parallel, replaces a worker that dies or hangs, and turns raw worker replies into reports.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from codegym.sandbox.cases import AssertTest, CallTest, StdioTest, Test, judge
+from codegym.sandbox.report import ExecutionReport, TestResult, TestStatus
+from codegym.sandbox.runner import PROTOCOL_VERSION, dumps_line
+
+logger = logging.getLogger("codegym.sandbox")
+
+RUNNER_SOURCE = (Path(__file__).with_name("runner.py")).read_text()
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (not the candidate): a worker could not start or broke the protocol."""
+
+
+class SandboxUnavailable(SandboxError):
+    """The requested backend cannot run here; the message says how to make it available."""
+
+
+class WorkerGone(SandboxError):
+    """The worker died or stopped answering in the middle of a job."""
+
+
+class WorkerChannel(ABC):
+    """One warm worker: a byte pipe to a running ``runner.py`` fork server."""
+
+    hello: dict
+
+    @abstractmethod
+    def send(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def read_line(self, deadline: float) -> bytes:
+        """One reply line; raises :class:`WorkerGone` at end of stream or past ``deadline``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop the worker and everything it started."""
+
+    def death_status(self) -> TestStatus:
+        """How to score a job whose worker died under it."""
+        return TestStatus.CRASHED
+
+    def handshake(self, deadline: float) -> dict:
+        hello = json.loads(self.read_line(deadline))
+        if hello.get("hello") != PROTOCOL_VERSION:
+            raise SandboxError(
+                f"sandbox worker speaks protocol {hello.get('hello')}, expected {PROTOCOL_VERSION}"
+            )
+        self.hello = hello
+        return hello
+
+
+def runner_config(isolation: str) -> str:
+    return json.dumps({"isolation": isolation})
+
+
+class Sandbox(ABC):
+    """Runs untrusted programs against tests on a pool of warm workers.
+
+    Use it as a context manager, or call :meth:`close`. ``run`` and ``run_batch`` are thread-safe.
+
+    Example:
+        >>> from codegym.sandbox import make_sandbox, CallTest
+        >>> with make_sandbox("local", workers=1) as box:
+        ...     box.run("def add(a, b):\\n    return a + b", [CallTest("add", (2, 3), expected=5)]).pass_rate
+        1.0
+    """
+
+    name: str = "abstract"
+
+    def __init__(self, workers: int, *, report_bytes: int = 16_384, max_output_bytes: int = 1 << 20):
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+        self.report_bytes = report_bytes
+        self.max_output_bytes = max_output_bytes
+        self._idle: queue.Queue[WorkerChannel | None] = queue.Queue()
+        self._all: list[WorkerChannel] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._job_ids = 0
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"codegym-{self.name}")
+        self._warned: set[str] = set()
+        self._broken: str | None = None
+        try:
+            for channel in self._start_many(workers):
+                self._idle.put(channel)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- what a backend provides ---------------------------------------------------------------------
+
+    @abstractmethod
+    def _start_worker(self) -> WorkerChannel:
+        """Start one worker and complete its handshake."""
+
+    def _start_many(self, count: int) -> list[WorkerChannel]:
+        channels = list(self._executor.map(lambda _: self._adopt(self._start_worker()), range(count)))
+        return channels
+
+    def _adopt(self, channel: WorkerChannel) -> WorkerChannel:
+        with self._lock:
+            self._all.append(channel)
+        for warning in channel.hello.get("warnings", []):
+            if warning not in self._warned:
+                self._warned.add(warning)
+                logger.warning("%s sandbox: %s", self.name, warning)
+        return channel
+
+    @property
+    def isolation(self) -> list[str]:
+        """What isolation the workers applied (from their handshake)."""
+        return list(self._all[0].hello.get("applied", [])) if self._all else []
+
+    # -- public API ----------------------------------------------------------------------------------
+
+    def run(
+        self, program: str, tests: Sequence[Test], *, timeout_s: float = 3.0, memory_mb: int = 512
+    ) -> ExecutionReport:
+        """Run ``program`` against ``tests``.
+
+        Args:
+            program: Python source of the candidate.
+            tests: AssertTest, CallTest and StdioTest instances, in any mix.
+            timeout_s: wall-clock limit for loading the program and, separately, for each test.
+            memory_mb: address-space limit of the candidate's process.
+
+        Returns:
+            An :class:`ExecutionReport` with one result per test, in order.
+        """
+        return self.run_batch([(program, tests)], timeout_s=timeout_s, memory_mb=memory_mb)[0]
+
+    def run_batch(
+        self,
+        jobs: Sequence[tuple[str, Sequence[Test]]],
+        *,
+        timeout_s: float = 3.0,
+        memory_mb: int = 512,
+    ) -> list[ExecutionReport]:
+        """Run many ``(program, tests)`` pairs in parallel on the worker pool; reports come back in order."""
+        if self._closed:
+            raise SandboxError("this sandbox is closed; create a new one with make_sandbox(...)")
+        if not (isinstance(timeout_s, int | float) and 0 < timeout_s <= 3600):
+            raise ValueError(f"timeout_s must be a number of seconds in (0, 3600], got {timeout_s!r}")
+        if not (isinstance(memory_mb, int) and memory_mb >= 64):
+            raise ValueError(f"memory_mb must be an int of at least 64 (MiB), got {memory_mb!r}")
+        checked = [self._check_job(index, job) for index, job in enumerate(jobs)]
+        futures = [
+            self._executor.submit(self._run_one, program, tests, timeout_s, memory_mb)
+            for program, tests in checked
+        ]
+        return [future.result() for future in futures]
+
+    def close(self) -> None:
+        """Stop every worker. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            channels, self._all = self._all, []
+        for channel in channels:
+            try:
+                channel.close()
+            except Exception:  # closing must go on for the other workers
+                logger.exception("could not close a %s sandbox worker", self.name)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(workers={self.workers}, isolation={self.isolation})"
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_job(index: int, job) -> tuple[str, tuple[Test, ...]]:
+        try:
+            program, tests = job
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"job {index} must be a (program, tests) pair, got {type(job).__name__}"
+            ) from None
+        if not isinstance(program, str):
+            raise TypeError(
+                f"job {index}: program must be a str of Python source, got {type(program).__name__}"
+            )
+        if isinstance(tests, AssertTest | CallTest | StdioTest):
+            raise TypeError(f"job {index}: tests must be a list of tests; wrap the single test in [ ]")
+        tests = tuple(tests)
+        if not tests:
+            raise ValueError(
+                f"job {index}: no tests given; a program with no tests can neither pass nor fail"
+            )
+        for test in tests:
+            if not isinstance(test, AssertTest | CallTest | StdioTest):
+                raise TypeError(
+                    f"job {index}: {test!r:.80} is not a test; use AssertTest, CallTest or StdioTest"
+                )
+        return program, tests
+
+    def _run_one(
+        self, program: str, tests: tuple[Test, ...], timeout_s: float, memory_mb: int
+    ) -> ExecutionReport:
+        try:
+            compile(program, "solution.py", "exec")
+        except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+            # Compiling runs none of the candidate's code, so the host may do it itself and skip a round trip.
+            result = TestResult(TestStatus.ERROR, type(exc).__name__, f"the program does not compile: {exc}")
+            return ExecutionReport(compiled=False, tests=(result,) * len(tests), backend=self.name)
+        with self._lock:
+            self._job_ids += 1
+            job_id = self._job_ids
+        job = {
+            "id": job_id,
+            "program": program,
+            "tests": [test.to_wire() for test in tests],
+            "timeout_s": float(timeout_s),
+            "memory_mb": memory_mb,
+            "max_output_bytes": self.max_output_bytes,
+            "report_bytes": self.report_bytes,
+        }
+        reply = self._exchange(job, timeout_s * (2 * len(tests) + 2) + 30.0)
+        if "dead" in reply:
+            raw = {"status": reply["dead"], "error_type": "WorkerDied", "message": reply["why"]}
+            results = tuple(judge(test, raw) for test in tests)
+            return ExecutionReport(compiled=True, tests=results, backend=self.name)
+        results = tuple(judge(test, raw) for test, raw in zip(tests, reply["results"], strict=True))
+        return ExecutionReport(
+            compiled=True,
+            tests=results,
+            stdout=reply["stdout"],
+            stderr=reply["stderr"],
+            duration_s=reply["duration_s"],
+            backend=self.name,
+        )
+
+    def _exchange(self, job: dict, budget_s: float) -> dict:
+        channel = self._idle.get()
+        if channel is None:  # closed, or a worker could not be restarted: pass the news on to other waiters
+            self._idle.put(None)
+            raise SandboxError(self._broken or "the sandbox was closed during the run")
+        healthy = False
+        try:
+            channel.send(dumps_line(job))
+            reply = json.loads(channel.read_line(time.monotonic() + budget_s))
+            if "fatal" in reply:
+                raise SandboxError(
+                    f"sandbox worker failed (a CodeGym bug, please report it): {reply['fatal']}"
+                )
+            if reply.get("id") != job["id"]:
+                raise SandboxError(f"sandbox worker answered job {reply.get('id')} to job {job['id']}")
+            healthy = True
+            return reply
+        except WorkerGone as exc:
+            status = channel.death_status()
+            logger.warning("%s sandbox: a worker died (%s); replacing it", self.name, exc)
+            return {"dead": status.value, "why": f"the sandbox worker died or hung: {exc}"}
+        finally:
+            self._idle.put(channel if healthy else self._replace(channel))
+
+    def _replace(self, channel: WorkerChannel) -> WorkerChannel | None:
+        with self._lock:
+            if channel in self._all:
+                self._all.remove(channel)
+        try:
+            channel.close()
+        except Exception:
+            logger.exception("could not close a broken %s sandbox worker", self.name)
+        if self._closed:
+            return None
+        try:
+            return self._adopt(self._start_worker())
+        except Exception as exc:
+            self._broken = f"a {self.name} sandbox worker died and could not be restarted: {exc}"
+            logger.error("%s", self._broken)
+            return None

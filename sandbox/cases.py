@@ -1,0 +1,196 @@
+"""The three kinds of test a sandbox runs, how they travel to a worker, and how the host judges them.
+
+Expected values never travel: a ``CallTest``'s expected value and a ``StdioTest``'s expected output
+stay on the host, and the comparison happens here, outside the candidate's reach.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from codegym.sandbox.report import TestResult, TestStatus
+from codegym.sandbox.runner import NotPlainDataError, decode_plain, encode_plain
+
+
+@dataclass(frozen=True)
+class AssertTest:
+    """A snippet run after the program, in its namespace (HumanEval's ``check(candidate)`` style).
+
+    It passes when it runs to its end. With ``entry_point`` set, that function's results reach the
+    snippet rebuilt from plain data, so an object with a lying ``__eq__`` cannot satisfy an assertion.
+    The snippet runs in the candidate's process: prefer ``CallTest`` or ``StdioTest`` when a test can
+    be stated as data, since those are compared on the host.
+
+    Example:
+        >>> AssertTest("assert add(2, 3) == 5", entry_point="add").code
+        'assert add(2, 3) == 5'
+    """
+
+    __test__ = False
+
+    code: str
+    entry_point: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.code, str) or not self.code.strip():
+            raise ValueError(f"AssertTest.code must be a non-empty string of Python, got {self.code!r:.80}")
+
+    def to_wire(self) -> dict:
+        return {"kind": "assert", "code": self.code, "entry_point": self.entry_point}
+
+
+@dataclass(frozen=True)
+class CallTest:
+    """Call ``entry_point(*args, **kwargs)`` and compare the result with ``expected`` on the host.
+
+    The result must be plain data (None, bool, int, float, complex, str, bytes and lists, tuples, dicts,
+    sets of those); anything else is an error. Floats compare with ``math.isclose(rel_tol, abs_tol)``;
+    bool and int are told apart; list and tuple are told apart.
+
+    Example:
+        >>> CallTest("add", args=(2, 3), expected=5).args
+        (2, 3)
+    """
+
+    __test__ = False
+
+    entry_point: str
+    args: tuple = ()
+    kwargs: Mapping[str, Any] | None = None
+    expected: Any = None
+    rel_tol: float = 1e-6
+    abs_tol: float = 1e-9
+    _wire: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.entry_point, str) or not self.entry_point.isidentifier():
+            raise ValueError(f"CallTest.entry_point must be a function name, got {self.entry_point!r}")
+        object.__setattr__(self, "args", tuple(self.args))
+        try:
+            wire = {
+                "kind": "call",
+                "entry_point": self.entry_point,
+                "args": encode_plain(list(self.args)),
+                "kwargs": encode_plain(dict(self.kwargs or {})),
+            }
+            encode_plain(self.expected)
+        except NotPlainDataError as exc:
+            raise ValueError(f"CallTest arguments and expected value must be plain data: {exc}") from None
+        object.__setattr__(self, "_wire", wire)
+
+    def to_wire(self) -> dict:
+        return self._wire
+
+
+@dataclass(frozen=True)
+class StdioTest:
+    """Run the whole program with ``stdin`` and compare its stdout with ``expected_stdout``.
+
+    Comparison is token by token on whitespace-split output (so line breaks and trailing spaces do not
+    matter); tokens that both parse as numbers compare with ``math.isclose(rel_tol, abs_tol)``. The
+    program must exit with status 0.
+    """
+
+    __test__ = False
+
+    stdin: str
+    expected_stdout: str
+    rel_tol: float = 1e-6
+    abs_tol: float = 1e-6
+
+    def __post_init__(self) -> None:
+        for name in ("stdin", "expected_stdout"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"StdioTest.{name} must be a str, got {type(getattr(self, name)).__name__}")
+
+    def to_wire(self) -> dict:
+        return {"kind": "stdio", "stdin": self.stdin}
+
+
+Test = AssertTest | CallTest | StdioTest
+
+
+def plain_equal(actual: Any, expected: Any, rel_tol: float, abs_tol: float) -> bool:
+    """Structural equality of plain data with a float tolerance; bool is not int, list is not tuple."""
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return type(actual) is type(expected) and actual == expected
+    if isinstance(expected, int | float) and isinstance(actual, int | float):
+        if isinstance(expected, int) and isinstance(actual, int):
+            return actual == expected
+        if math.isnan(expected) or math.isnan(actual):
+            return math.isnan(expected) and math.isnan(actual)
+        return math.isclose(actual, expected, rel_tol=rel_tol, abs_tol=abs_tol)
+    if type(actual) is not type(expected):
+        return False
+    if isinstance(expected, list | tuple):
+        return len(actual) == len(expected) and all(
+            plain_equal(a, e, rel_tol, abs_tol) for a, e in zip(actual, expected, strict=True)
+        )
+    if isinstance(expected, dict):
+        return actual.keys() == expected.keys() and all(
+            plain_equal(actual[key], expected[key], rel_tol, abs_tol) for key in expected
+        )
+    return actual == expected
+
+
+def _token_equal(actual: str, expected: str, rel_tol: float, abs_tol: float) -> bool:
+    if actual == expected:
+        return True
+    try:
+        a, e = float(actual), float(expected)
+    except ValueError:
+        return False
+    if math.isnan(a) or math.isnan(e):
+        return False
+    return math.isclose(a, e, rel_tol=rel_tol, abs_tol=abs_tol)
+
+
+def stdout_matches(actual: str, expected: str, rel_tol: float, abs_tol: float) -> bool:
+    actual_tokens, expected_tokens = actual.split(), expected.split()
+    return len(actual_tokens) == len(expected_tokens) and all(
+        _token_equal(a, e, rel_tol, abs_tol) for a, e in zip(actual_tokens, expected_tokens, strict=True)
+    )
+
+
+def _preview(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def judge(test: Test, raw: dict) -> TestResult:
+    """Turn a worker's raw result for ``test`` into a verdict."""
+    status = raw["status"]
+    duration = float(raw.get("duration_s", 0.0))
+    if status == "returned" and isinstance(test, CallTest):
+        actual = decode_plain(raw["value"])
+        if plain_equal(actual, test.expected, test.rel_tol, test.abs_tol):
+            return TestResult(TestStatus.PASSED, duration_s=duration)
+        return TestResult(
+            TestStatus.FAILED,
+            message=f"{test.entry_point}(...) returned {_preview(actual)}, expected {_preview(test.expected)}",
+            duration_s=duration,
+        )
+    if status == "exited" and isinstance(test, StdioTest):
+        if raw["exit_code"] != 0:
+            return TestResult(
+                TestStatus.ERROR, "Exit", f"the program exited with status {raw['exit_code']}", duration
+            )
+        stdout = raw.get("stdout", "")
+        if stdout_matches(stdout, test.expected_stdout, test.rel_tol, test.abs_tol):
+            return TestResult(TestStatus.PASSED, duration_s=duration)
+        return TestResult(
+            TestStatus.FAILED,
+            message=f"printed {_preview(stdout)}, expected {_preview(test.expected_stdout)}",
+            duration_s=duration,
+        )
+    if status == "passed" and isinstance(test, AssertTest):
+        return TestResult(TestStatus.PASSED, duration_s=duration)
+    if status in ("returned", "exited", "passed"):
+        # A raw status that does not belong to this kind of test is a protocol violation, never a pass.
+        return TestResult(
+            TestStatus.ERROR, "ProtocolError", f"unexpected {status!r} for {type(test).__name__}"
+        )
+    return TestResult(TestStatus(status), raw.get("error_type"), raw.get("message", ""), duration)

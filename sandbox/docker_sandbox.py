@@ -1,0 +1,270 @@
+"""The Docker backend: a warm pool of locked-down, long-lived containers, each a fork server.
+
+Each container runs ``runner.py`` as its PID 1 (so a candidate cannot kill it: PID 1 of a namespace
+ignores signals it has no handler for), with no network, a read-only root, a tmpfs work dir, memory,
+swap, pid and CPU limits, every capability dropped, no-new-privileges and a non-root user. A job costs
+a fork inside a warm container, not a container start. Containers are labelled, started with
+``--rm`` and ``stdin_once`` (if this process dies, their stdin closes and they remove themselves), and
+removed on close and at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import select
+import socket
+import struct
+import time
+import weakref
+
+from codegym.sandbox.base import (
+    RUNNER_SOURCE,
+    Sandbox,
+    SandboxError,
+    SandboxUnavailable,
+    WorkerChannel,
+    WorkerGone,
+    runner_config,
+)
+from codegym.sandbox.image import DEFAULT_IMAGE, build_instructions
+from codegym.sandbox.report import TestStatus
+from codegym.sandbox.runner import LineReader
+
+logger = logging.getLogger("codegym.sandbox")
+
+LABEL = "codegym.sandbox"
+OWNER_LABEL = "codegym.sandbox.owner"
+STARTUP_TIMEOUT_S = 60.0
+_live_sandboxes: weakref.WeakSet[DockerSandbox] = weakref.WeakSet()
+
+
+def _owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _AttachDemux:
+    """Splits Docker's multiplexed attach stream (8-byte headers) into stdout and stderr bytes."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.raw = bytearray()
+        self.stdout = LineReader(sock.fileno())  # fed by us, never reads the fd itself
+        self.stderr = bytearray()
+
+    def pump(self, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([self.sock], [], [], remaining)[0]:
+            raise TimeoutError
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            self.stdout.eof = True
+            return
+        self.raw += chunk
+        while len(self.raw) >= 8:
+            stream, size = self.raw[0], struct.unpack(">I", self.raw[4:8])[0]
+            if len(self.raw) < 8 + size:
+                break
+            payload = bytes(self.raw[8 : 8 + size])
+            del self.raw[: 8 + size]
+            if stream == 1:
+                self.stdout.buffer += payload
+            else:
+                self.stderr += payload
+                del self.stderr[:-65536]
+
+
+class DockerWorkerChannel(WorkerChannel):
+    def __init__(self, sandbox: DockerSandbox):
+        self.client = sandbox.client
+        api = self.client.api
+        host_config = api.create_host_config(
+            auto_remove=True,
+            network_mode="none",
+            read_only=True,
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={sandbox.tmpfs_mb}m,mode=1777"},
+            mem_limit=f"{sandbox.container_memory_mb}m",
+            memswap_limit=f"{sandbox.container_memory_mb}m",
+            pids_limit=sandbox.pids_limit,
+            nano_cpus=int(sandbox.cpus * 1e9),
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+        )
+        # The low-level API with detach=False sets StdinOnce (the model API cannot): when our attach
+        # socket closes, for whatever reason, the runner sees end of input, exits, and --rm removes it.
+        created = api.create_container(
+            sandbox.image,
+            command=["python3", "-s", "-B", "-c", RUNNER_SOURCE, runner_config("container")],
+            stdin_open=True,
+            detach=False,
+            tty=False,
+            user="65534:65534",
+            working_dir="/tmp",
+            environment={"PYTHONHASHSEED": "0", "LANG": "C.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin"},
+            labels={LABEL: "1", OWNER_LABEL: _owner_id()},
+            host_config=host_config,
+        )
+        self.container = self.client.containers.get(created["Id"])
+        try:
+            socket_io = self.client.api.attach_socket(
+                self.container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            )
+            # docker-py returns a SocketIO wrapper; the multiplexed protocol needs the raw socket.
+            self.sock: socket.socket = getattr(socket_io, "_sock", socket_io)
+            self._socket_io = socket_io
+            self._demux = _AttachDemux(self.sock)
+            self.container.start()
+            self.handshake(time.monotonic() + STARTUP_TIMEOUT_S)
+        except BaseException:
+            self.close()
+            raise
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise WorkerGone(f"could not send to the container: {exc}") from None
+
+    def read_line(self, deadline: float) -> bytes:
+        demux = self._demux
+        while True:
+            line = demux.stdout.take_line()
+            if line is not None:
+                return line
+            if demux.stdout.eof:
+                tail = demux.stderr.decode("utf-8", errors="replace")[-500:]
+                raise WorkerGone(f"the container's runner exited{': ' + tail if tail else ''}")
+            try:
+                demux.pump(deadline)
+            except TimeoutError:
+                raise WorkerGone("the container did not answer in time") from None
+            except OSError as exc:
+                raise WorkerGone(f"lost the container's stream: {exc}") from None
+
+    def death_status(self) -> TestStatus:
+        try:
+            state = self.client.api.inspect_container(self.container.id)["State"]
+        except Exception:  # already removed (--rm): nothing more to learn
+            return TestStatus.CRASHED
+        return TestStatus.MEMORY if state.get("OOMKilled") else TestStatus.CRASHED
+
+    def close(self) -> None:
+        import docker.errors
+
+        for closable in (getattr(self, "_socket_io", None), getattr(self, "sock", None)):
+            try:
+                if closable is not None:
+                    closable.close()
+            except OSError:
+                pass
+        try:
+            self.container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):  # --rm got there first
+                raise
+
+
+class DockerSandbox(Sandbox):
+    """A pool of warm, locked-down containers.
+
+    Args:
+        workers: how many containers, and so how many jobs at once (default: the number of CPU cores).
+        image: the sandbox image; build it with ``codegym sandbox build-image`` (``--offline`` without a
+            registry).
+        container_memory_mb: memory and memory+swap limit of each container.
+        cpus: CPU quota of each container.
+        pids_limit: processes per container.
+        tmpfs_mb: size of each container's /tmp.
+        report_bytes, max_output_bytes: as for :class:`~codegym.sandbox.local_sandbox.LocalSandbox`.
+
+    Raises:
+        SandboxUnavailable: the daemon cannot be reached or the image is missing (the message says how
+            to fix it).
+    """
+
+    name = "docker"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        image: str = DEFAULT_IMAGE,
+        container_memory_mb: int = 1024,
+        cpus: float = 1.0,
+        pids_limit: int = 256,
+        tmpfs_mb: int = 256,
+        **kwargs,
+    ):
+        self.client = connect()
+        try:
+            self.client.images.get(image)
+        except Exception as exc:
+            raise SandboxUnavailable(
+                f"the sandbox image {image!r} is not there ({type(exc).__name__}). {build_instructions(image)}"
+            ) from None
+        self.image = image
+        self.container_memory_mb = container_memory_mb
+        self.cpus = cpus
+        self.pids_limit = pids_limit
+        self.tmpfs_mb = tmpfs_mb
+        remove_orphans(self.client)
+        super().__init__(workers or os.cpu_count() or 1, **kwargs)
+        _live_sandboxes.add(self)
+
+    def _start_worker(self) -> WorkerChannel:
+        try:
+            return DockerWorkerChannel(self)
+        except WorkerGone as exc:
+            raise SandboxError(f"a sandbox container failed to start: {exc}") from None
+
+
+def connect():
+    """A docker-py client for the local daemon, or SandboxUnavailable saying how to start one."""
+    try:
+        import docker
+    except ImportError:
+        raise SandboxUnavailable("the docker SDK is not installed: pip install docker") from None
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as exc:
+        raise SandboxUnavailable(
+            f"cannot reach the Docker daemon ({type(exc).__name__}: {exc}). Start it (as root: dockerd, or "
+            "systemctl start docker; set DOCKER_HOST if it listens elsewhere), or use sandbox='local'."
+        ) from None
+    return client
+
+
+def remove_orphans(client) -> int:
+    """Remove sandbox containers left by processes on this host that no longer exist."""
+    removed = 0
+    host = socket.gethostname()
+    for container in client.containers.list(all=True, filters={"label": LABEL}):
+        owner_host, _, owner_pid = container.labels.get(OWNER_LABEL, ":").partition(":")
+        if owner_host != host or not owner_pid.isdigit() or _pid_alive(int(owner_pid)):
+            continue
+        try:
+            container.remove(force=True)
+            removed += 1
+        except Exception as exc:
+            logger.warning("could not remove orphaned sandbox container %s: %s", container.short_id, exc)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@atexit.register
+def _close_all() -> None:
+    for sandbox in list(_live_sandboxes):
+        sandbox.close()

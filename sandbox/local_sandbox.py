@@ -1,0 +1,93 @@
+"""The local backend: fork-server workers started as plain processes on this machine.
+
+Run as root, each worker puts itself in new mount and network namespaces (host filesystem read-only,
+a private tmpfs /tmp, no network) and runs candidates under a uid of its own. Run as a normal user it
+tries a user namespace for the same, and otherwise falls back to rlimits alone, with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from codegym.sandbox.base import RUNNER_SOURCE, Sandbox, WorkerChannel, WorkerGone, runner_config
+from codegym.sandbox.runner import SAFE_ENV, LineReader
+
+STARTUP_TIMEOUT_S = 30.0
+
+
+class LocalWorkerChannel(WorkerChannel):
+    def __init__(self, python: str):
+        # The worker's environment is the allow-list alone: nothing the host holds (tokens, keys) can
+        # be read back from /proc/<pid>/environ by a candidate. A fixed hash seed keeps set order, and
+        # so printed output, the same from run to run.
+        env = dict(SAFE_ENV, PYTHONHASHSEED="0")
+        self.process = subprocess.Popen(
+            [python, "-s", "-B", "-c", RUNNER_SOURCE, runner_config("local")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd="/",
+            close_fds=True,
+            start_new_session=True,
+        )
+        self._reader = LineReader(self.process.stdout.fileno())
+        try:
+            self.handshake(time.monotonic() + STARTUP_TIMEOUT_S)
+        except BaseException:
+            self.close()
+            raise
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.process.stdin.write(data)
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise WorkerGone(f"could not send to the worker: {exc}") from None
+
+    def read_line(self, deadline: float) -> bytes:
+        try:
+            line = self._reader.read_line(deadline)
+        except TimeoutError:
+            raise WorkerGone("the worker did not answer in time") from None
+        if line is None:
+            raise WorkerGone(f"the worker exited (status {self.process.poll()})")
+        return line
+
+    def close(self) -> None:
+        # The worker leads its own process group; its children run in sessions of their own and die with
+        # it through PR_SET_PDEATHSIG, so killing the group and the worker leaves nothing behind.
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+class LocalSandbox(Sandbox):
+    """Fork-server workers on this machine.
+
+    Args:
+        workers: how many jobs run at once (default: the number of CPU cores).
+        python: the interpreter that runs candidates (default: this one, so installed packages import).
+        report_bytes: how much stdout/stderr each report keeps.
+        max_output_bytes: output past this is an error for the test that printed it.
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, *, python: str | None = None, **kwargs):
+        self.python = python or sys.executable
+        super().__init__(workers or os.cpu_count() or 1, **kwargs)
+
+    def _start_worker(self) -> WorkerChannel:
+        return LocalWorkerChannel(self.python)
