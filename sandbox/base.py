@@ -23,7 +23,33 @@ from codegym.sandbox.runner import PROTOCOL_VERSION, dumps_line
 
 logger = logging.getLogger("codegym.sandbox")
 
-RUNNER_SOURCE = (Path(__file__).with_name("runner.py")).read_text()
+# The modules a worker needs, in dependency order; all standard-library only.
+_SHIPPED_MODULES = ("plain", "isolation", "runner")
+_BOOTSTRAP = """
+import sys, types
+for name in ("codegym", "codegym.sandbox"):
+    package = types.ModuleType(name)
+    package.__path__ = []
+    sys.modules[name] = package
+for name, source in MODULES:
+    module = types.ModuleType(name)
+    module.__file__ = name.replace(".", "/") + ".py"
+    sys.modules[name] = module
+    exec(compile(source, module.__file__, "exec"), module.__dict__)
+sys.modules["codegym.sandbox.runner"].serve(CONFIG)
+"""
+
+
+def worker_command(python: str, isolation: str) -> list[str]:
+    """The argv that starts a worker: the interpreter with the runner's own modules sent inline.
+
+    Shipping the source (rather than importing an installed copy) means a Docker image needs nothing
+    but python3, and a worker always runs exactly the code of the library that started it.
+    """
+    folder = Path(__file__).parent
+    modules = [(f"codegym.sandbox.{name}", (folder / f"{name}.py").read_text()) for name in _SHIPPED_MODULES]
+    source = _BOOTSTRAP.replace("MODULES", repr(modules)).replace("CONFIG", repr({"isolation": isolation}))
+    return [python, "-s", "-B", "-c", source]
 
 
 class SandboxError(RuntimeError):
@@ -66,10 +92,6 @@ class WorkerChannel(ABC):
             )
         self.hello = hello
         return hello
-
-
-def runner_config(isolation: str) -> str:
-    return json.dumps({"isolation": isolation})
 
 
 class Sandbox(ABC):

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from codegym.sandbox.plain import NotPlainDataError, decode_plain, encode_plain
 from codegym.sandbox.report import TestResult, TestStatus
-from codegym.sandbox.runner import NotPlainDataError, decode_plain, encode_plain
 
 
 @dataclass(frozen=True)

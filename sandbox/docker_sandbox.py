@@ -20,13 +20,12 @@ import time
 import weakref
 
 from codegym.sandbox.base import (
-    RUNNER_SOURCE,
     Sandbox,
     SandboxError,
     SandboxUnavailable,
     WorkerChannel,
     WorkerGone,
-    runner_config,
+    worker_command,
 )
 from codegym.sandbox.image import DEFAULT_IMAGE, build_instructions
 from codegym.sandbox.report import TestStatus
@@ -95,7 +94,7 @@ class DockerWorkerChannel(WorkerChannel):
         # socket closes, for whatever reason, the runner sees end of input, exits, and --rm removes it.
         created = api.create_container(
             sandbox.image,
-            command=["python3", "-s", "-B", "-c", RUNNER_SOURCE, runner_config("container")],
+            command=worker_command("python3", "container"),
             stdin_open=True,
             detach=False,
             tty=False,

@@ -7,13 +7,14 @@ tries a user namespace for the same, and otherwise falls back to rlimits alone, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 
-from codegym.sandbox.base import RUNNER_SOURCE, Sandbox, WorkerChannel, WorkerGone, runner_config
+from codegym.sandbox.base import Sandbox, WorkerChannel, WorkerGone, worker_command
 from codegym.sandbox.runner import SAFE_ENV, LineReader
 
 STARTUP_TIMEOUT_S = 30.0
@@ -26,7 +27,7 @@ class LocalWorkerChannel(WorkerChannel):
         # so printed output, the same from run to run.
         env = dict(SAFE_ENV, PYTHONHASHSEED="0")
         self.process = subprocess.Popen(
-            [python, "-s", "-B", "-c", RUNNER_SOURCE, runner_config("local")],
+            worker_command(python, "local"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -61,16 +62,12 @@ class LocalWorkerChannel(WorkerChannel):
         # The worker leads its own process group; its children run in sessions of their own and die with
         # it through PR_SET_PDEATHSIG, so killing the group and the worker leaves nothing behind.
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.process.wait()
         for stream in (self.process.stdin, self.process.stdout):
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
 
 
 class LocalSandbox(Sandbox):

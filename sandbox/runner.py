@@ -1,8 +1,8 @@
 """The fork server that runs inside every sandbox worker, local or in a Docker container.
 
-This file is the whole in-sandbox program. It uses only the standard library, because the host ships
-its source to the worker as ``python3 -c <source>`` (a Docker image then needs nothing but python3,
-and the runner can never drift from the host library's version).
+This module, with ``plain`` and ``isolation``, is the whole in-sandbox program. The three use only the
+standard library, because the host ships their source to the worker (see ``base.worker_command``): a
+Docker image then needs nothing but python3, and the runner never drifts from the host library.
 
 A worker is a warm interpreter. For each job it forks a child, and the child applies the per-job
 limits, loads the candidate program and runs the tests, reporting each result over a private pipe
@@ -17,9 +17,8 @@ which compares them with expected values that never enter the sandbox.
 
 from __future__ import annotations
 
-import base64
 import builtins
-import ctypes
+import contextlib
 import json
 import math
 import os
@@ -29,90 +28,56 @@ import select
 import shutil
 import signal
 import sys
-import tempfile
 import time
+
+from codegym.sandbox.isolation import (
+    PR_SET_PDEATHSIG,
+    Isolation,
+    libc_call,
+    oom_kills,
+    reap_leftovers,
+    setup_isolation,
+)
+from codegym.sandbox.plain import decode_plain, encode_plain
 
 PROTOCOL_VERSION = 1
 
-# ---------------------------------------------------------------------------------------------------
-# Plain data: the only values that cross a process boundary. Exact types only, so an object with a
-# lying __eq__ (or an int subclass) cannot travel and be compared as if it were a real answer.
-# ---------------------------------------------------------------------------------------------------
+# Modules most solutions import, loaded before any fork so that children start warm, and so that a
+# sandbox user who cannot read the interpreter's own directories still has them.
+PRELOAD = [
+    "array",
+    "bisect",
+    "calendar",
+    "cmath",
+    "collections",
+    "collections.abc",
+    "copy",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "enum",
+    "fractions",
+    "functools",
+    "hashlib",
+    "heapq",
+    "io",
+    "itertools",
+    "json",
+    "math",
+    "numbers",
+    "operator",
+    "random",
+    "re",
+    "statistics",
+    "string",
+    "struct",
+    "textwrap",
+    "typing",
+    "unicodedata",
+]
+SAFE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 
 
-class NotPlainDataError(TypeError):
-    """Raised when a value is not plain data (None, bool, int, float, complex, str, bytes, and
-    list, tuple, dict, set, frozenset of those)."""
-
-
-_SCALARS = (type(None), bool, int, str)
-
-
-def encode_plain(value, *, max_depth: int = 100, max_items: int = 1_000_000):
-    """Encode plain data as a JSON-able tree that keeps tuples, sets, bytes and non-finite floats."""
-    budget = [max_items]
-
-    def enc(obj, depth):
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise NotPlainDataError(f"value has more than {max_items} elements")
-        if depth > max_depth:
-            raise NotPlainDataError(f"value is nested deeper than {max_depth} levels")
-        kind = type(obj)
-        if kind in _SCALARS:
-            return obj
-        if kind is float:
-            return obj if math.isfinite(obj) else {"f": repr(obj)}
-        if kind is list:
-            return [enc(item, depth + 1) for item in obj]
-        if kind is tuple:
-            return {"t": [enc(item, depth + 1) for item in obj]}
-        if kind is dict:
-            return {"d": [[enc(k, depth + 1), enc(v, depth + 1)] for k, v in obj.items()]}
-        if kind is set:
-            return {"s": [enc(item, depth + 1) for item in obj]}
-        if kind is frozenset:
-            return {"fs": [enc(item, depth + 1) for item in obj]}
-        if kind is bytes:
-            return {"b": base64.b64encode(obj).decode("ascii")}
-        if kind is complex:
-            return {"c": [enc(obj.real, depth + 1), enc(obj.imag, depth + 1)]}
-        raise NotPlainDataError(
-            f"value of type {kind.__qualname__} is not plain data (expected None, bool, int, float, "
-            "complex, str, bytes or a list/tuple/dict/set of those)"
-        )
-
-    return enc(value, 0)
-
-
-def decode_plain(tree):
-    """Inverse of :func:`encode_plain`."""
-    if isinstance(tree, list):
-        return [decode_plain(item) for item in tree]
-    if not isinstance(tree, dict):
-        return tree
-    if len(tree) != 1:
-        raise ValueError(f"malformed plain-data node: {tree!r:.200}")
-    ((tag, body),) = tree.items()
-    if tag == "t":
-        return tuple(decode_plain(item) for item in body)
-    if tag == "d":
-        return {decode_plain(k): decode_plain(v) for k, v in body}
-    if tag == "s":
-        return {decode_plain(item) for item in body}
-    if tag == "fs":
-        return frozenset(decode_plain(item) for item in body)
-    if tag == "b":
-        return base64.b64decode(body)
-    if tag == "c":
-        return complex(decode_plain(body[0]), decode_plain(body[1]))
-    if tag == "f":
-        return float(body)
-    raise ValueError(f"unknown plain-data tag {tag!r}")
-
-
-# ---------------------------------------------------------------------------------------------------
-# Framing: one JSON object per line, both host <-> worker and child -> worker.
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -176,203 +141,6 @@ class LineReader:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Worker isolation, set up once per worker so that each job only pays for a fork.
-# ---------------------------------------------------------------------------------------------------
-
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_REMOUNT = 0x20
-MS_NOATIME = 0x400
-MS_NODIRATIME = 0x800
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
-MS_RELATIME = 1 << 21
-PR_SET_PDEATHSIG = 1
-PR_SET_DUMPABLE = 4
-PR_SET_CHILD_SUBREAPER = 36
-_MOUNT_FLAGS = {
-    "nosuid": MS_NOSUID,
-    "nodev": MS_NODEV,
-    "noexec": MS_NOEXEC,
-    "noatime": MS_NOATIME,
-    "nodiratime": MS_NODIRATIME,
-    "relatime": MS_RELATIME,
-}
-# Modules most solutions import, loaded before any fork so that children start warm, and so that a
-# sandbox user who cannot read the interpreter's own directories still has them.
-PRELOAD = [
-    "array",
-    "bisect",
-    "calendar",
-    "cmath",
-    "collections",
-    "collections.abc",
-    "copy",
-    "dataclasses",
-    "datetime",
-    "decimal",
-    "enum",
-    "fractions",
-    "functools",
-    "hashlib",
-    "heapq",
-    "io",
-    "itertools",
-    "json",
-    "math",
-    "numbers",
-    "operator",
-    "random",
-    "re",
-    "statistics",
-    "string",
-    "struct",
-    "textwrap",
-    "typing",
-    "unicodedata",
-]
-SAFE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _libc_call(name: str, *args) -> None:
-    if getattr(_libc, name)(*args) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{name}: {os.strerror(err)}")
-
-
-def _mount(source, target, fstype, flags, data=None) -> None:
-    enc = lambda s: None if s is None else s.encode()
-    _libc_call("mount", enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data))
-
-
-def _reachable_by_others(path: str) -> bool:
-    """True when a user that owns nothing and is in no group can list and read ``path``."""
-    path = os.path.realpath(path)
-    parts = path.split("/")
-    for depth in range(1, len(parts) + 1):
-        ancestor = "/".join(parts[:depth]) or "/"
-        try:
-            mode = os.stat(ancestor).st_mode
-        except OSError:
-            return False
-        if not mode & 0o001:
-            return False
-    return bool(os.stat(path).st_mode & 0o004)
-
-
-class Isolation:
-    """What this worker managed to set up, and the uid its children will run as."""
-
-    def __init__(self) -> None:
-        self.applied: list[str] = []
-        self.warnings: list[str] = []
-        self.child_uid: int | None = None
-        self.child_sys_path: list[str] = list(sys.path)
-        self.workroot = tempfile.gettempdir()
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
-
-
-def _remount_everything_read_only(iso: Isolation) -> None:
-    failed = []
-    with open("/proc/self/mountinfo") as mountinfo:
-        entries = [line.split() for line in mountinfo]
-    for fields in entries:
-        target = fields[4].encode().decode("unicode_escape")
-        flags = MS_BIND | MS_REMOUNT | MS_RDONLY
-        for option in fields[5].split(","):
-            flags |= _MOUNT_FLAGS.get(option, 0)
-        try:
-            _mount(None, target, None, flags)
-        except OSError:
-            failed.append(target)
-    if "/" in failed:
-        raise OSError("could not remount / read-only")
-    if failed:
-        iso.warn(f"left writable (remount refused): {', '.join(failed[:5])}")
-
-
-def _setup_private_filesystem(iso: Isolation) -> None:
-    # Private first: nothing below may propagate back to the host's mounts.
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    _remount_everything_read_only(iso)
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=512m,mode=1777")
-    iso.workroot = "/tmp"
-    iso.applied.append("read-only host filesystem (mount namespace), private tmpfs /tmp")
-
-
-def _expose_sys_path(iso: Isolation) -> None:
-    """Bind interpreter directories that the sandbox user could not reach (say under a 0700 /root)
-    into the private /tmp, read-only, and point the children's sys.path there."""
-    libroot = "/tmp/.codegym-lib"
-    os.mkdir(libroot, 0o755)
-    new_path = []
-    for index, entry in enumerate(sys.path):
-        if not entry or not os.path.isdir(entry) or _reachable_by_others(entry):
-            new_path.append(entry)
-            continue
-        target = f"{libroot}/{index}"
-        os.mkdir(target, 0o755)
-        _mount(entry, target, None, MS_BIND | MS_REC)
-        _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
-        new_path.append(target)
-    iso.child_sys_path = new_path
-
-
-def setup_isolation(mode: str) -> Isolation:
-    """Isolate this worker once; ``mode`` is "local" (namespaces, uid drop) or "container"."""
-    iso = Isolation()
-    # Non-dumpable: a same-uid child cannot open /proc/<worker>/fd or mem to reach the host channel.
-    _libc_call("prctl", PR_SET_DUMPABLE, 0, 0, 0, 0)
-    # Orphans of a job are re-parented to us, so we can find and kill every one of them.
-    _libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    iso.applied.append("subreaper (no process outlives its job)")
-    if mode == "container":
-        iso.applied.append("container (network none, read-only root, limits set by the host)")
-        return iso
-    if os.geteuid() == 0:
-        try:
-            _libc_call("unshare", CLONE_NEWNS | CLONE_NEWNET)
-            iso.applied.append("network namespace (no network)")
-            _setup_private_filesystem(iso)
-            _expose_sys_path(iso)
-        except OSError as exc:
-            iso.warn(f"namespaces unavailable ({exc}); the host filesystem and network stay reachable")
-        # A uid of our own per worker: candidates cannot signal the worker, the host or each other.
-        iso.child_uid = (1 << 20) + os.getpid()
-        iso.applied.append("unprivileged uid per worker")
-        return iso
-    uid, gid = os.getuid(), os.getgid()
-    try:
-        _libc_call("unshare", CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET)
-        with open("/proc/self/setgroups", "w") as f:
-            f.write("deny")
-        with open("/proc/self/uid_map", "w") as f:
-            f.write(f"{uid} {uid} 1")
-        with open("/proc/self/gid_map", "w") as f:
-            f.write(f"{gid} {gid} 1")
-        iso.applied.append("user and network namespace (no network)")
-        _setup_private_filesystem(iso)
-    except OSError as exc:
-        iso.warn(
-            f"user namespaces unavailable ({exc}); candidates run as your user with rlimits only: "
-            "use the docker sandbox for untrusted code"
-        )
-    iso.warn("not root: candidates keep your uid and can signal your processes")
-    return iso
-
-
-# ---------------------------------------------------------------------------------------------------
-# The child: limits, then the candidate.
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -463,7 +231,7 @@ def _child_main(ctx: dict) -> None:
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
-        _libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         os.environ.clear()
         os.environ.update(SAFE_ENV, HOME=ctx["workdir"], TMPDIR=ctx["workdir"])
         sys.path[:] = ctx["sys_path"]
@@ -477,10 +245,8 @@ def _child_main(ctx: dict) -> None:
 
     def flush() -> None:
         for stream in {id(s): s for s in (sys.stdout, sys.stderr, stdout, stderr)}.values():
-            try:
+            with contextlib.suppress(BaseException):
                 stream.flush()
-            except BaseException:
-                pass
 
     tests = ctx["tests"]
     started = monotonic()
@@ -490,23 +256,22 @@ def _child_main(ctx: dict) -> None:
         ctx = None  # drop the job description before any candidate code runs
         exec(code, namespace)
     except BaseException as exc:
-        if tests is None:  # stdio: a clean exit() is how such programs may end
-            if isinstance(exc, SystemExit):
-                exit_code, message = _describe_exit(exc.code)
-                if message:
-                    stderr.write(message + "\n")
-                flush()
-                send(
-                    {
-                        "i": -1,
-                        "r": {
-                            "status": "exited",
-                            "exit_code": exit_code,
-                            "duration_s": monotonic() - started,
-                        },
-                    }
-                )
-                exit_(0)
+        if tests is None and isinstance(exc, SystemExit):  # how a stdio program may end cleanly
+            exit_code, message = _describe_exit(exc.code)
+            if message:
+                stderr.write(message + "\n")
+            flush()
+            send(
+                {
+                    "i": -1,
+                    "r": {
+                        "status": "exited",
+                        "exit_code": exit_code,
+                        "duration_s": monotonic() - started,
+                    },
+                }
+            )
+            exit_(0)
         flush()
         send({"load": _error_result(exc, started)})
         exit_(0)
@@ -545,64 +310,6 @@ def _child_main(ctx: dict) -> None:
 # The worker side of one child: deadlines, output caps, verdict checking, clean-up.
 # ---------------------------------------------------------------------------------------------------
 
-_CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE}
-
-
-def _oom_kills() -> int | None:
-    """The container's OOM-kill counter (cgroup v2 or v1), or None outside a memory cgroup."""
-    for path, key in (
-        ("/sys/fs/cgroup/memory.events", "oom_kill"),
-        ("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill"),
-    ):
-        try:
-            with open(path) as f:
-                for line in f:
-                    name, _, value = line.partition(" ")
-                    if name == key:
-                        return int(value)
-        except OSError:
-            continue
-    return None
-
-
-def _children_of(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses: fields resume after the last ')'.
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if int(fields[1]) == pid:
-            found.append(int(entry))
-    return found
-
-
-def reap_leftovers(max_rounds: int = 500) -> int:
-    """Kill and reap every process left by a job (they were re-parented to this subreaper)."""
-    killed = 0
-    for _ in range(max_rounds):
-        try:
-            while True:
-                pid, _status = os.waitpid(-1, os.WNOHANG)
-                if pid == 0:
-                    break
-        except ChildProcessError:
-            return killed
-        for pid in _children_of(os.getpid()):
-            for kill in (os.killpg, os.kill):
-                try:
-                    kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            killed += 1
-        time.sleep(0.001)
-    raise RuntimeError("could not reap the processes a job left behind")
-
 
 class Worker:
     def __init__(self, iso: Isolation):
@@ -636,7 +343,7 @@ class Worker:
             write_all(stdin_fd, stdin_data.encode("utf-8"))
             os.lseek(stdin_fd, 0, os.SEEK_SET)
         workdir = self._workdir()
-        oom_before = _oom_kills()
+        oom_before = oom_kills()
         ctx = {
             "token": token,
             "verdict_fd": verdict_w,
@@ -731,10 +438,8 @@ class Worker:
                 if killed_by_us:
                     break
             if killed_by_us or expected:
-                try:
+                with contextlib.suppress(OSError):
                     os.killpg(pid, signal.SIGKILL)
-                except OSError:
-                    pass
             _, wait_status = os.waitpid(pid, 0)
             # Drain what the child wrote just before it died (bounded by the cap).
             for fd in (out_r, err_r):
@@ -768,7 +473,7 @@ class Worker:
 
     @staticmethod
     def _death(wait_status: int, oom_before: int | None) -> dict:
-        oom_after = _oom_kills()
+        oom_after = oom_kills()
         if oom_before is not None and oom_after is not None and oom_after > oom_before:
             return {
                 "status": "memory",
@@ -859,7 +564,3 @@ def serve(config: dict) -> None:
             write_all(1, dumps_line({"id": job.get("id"), "fatal": f"{type(exc).__name__}: {exc}"}))
             return
         write_all(1, dumps_line(reply))
-
-
-if __name__ == "__main__":
-    serve(json.loads(sys.argv[1]))
