@@ -29,6 +29,7 @@ MS_REMOUNT = 0x20
 MS_NOATIME = 0x400
 MS_NODIRATIME = 0x800
 MS_BIND = 0x1000
+MNT_DETACH = 2
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 MS_RELATIME = 1 << 21
@@ -81,7 +82,6 @@ class Isolation:
         self.applied: list[str] = []
         self.warnings: list[str] = []
         self.child_uid: int | None = None
-        self.child_sys_path: list[str] = list(sys.path)
         self.workroot = tempfile.gettempdir()
 
     def warn(self, message: str) -> None:
@@ -116,22 +116,62 @@ def _setup_private_filesystem(iso: Isolation) -> None:
     iso.applied.append("read-only host filesystem (mount namespace), private tmpfs /tmp")
 
 
-def _expose_sys_path(iso: Isolation) -> None:
-    """Bind interpreter directories that the sandbox user could not reach (say under a 0700 /root)
-    into the private /tmp, read-only, and point the children's sys.path there."""
-    libroot = "/tmp/.codegym-lib"
-    os.mkdir(libroot, 0o755)
-    new_path = []
-    for index, entry in enumerate(sys.path):
-        if not entry or not os.path.isdir(entry) or _reachable_by_others(entry):
-            new_path.append(entry)
-            continue
-        target = f"{libroot}/{index}"
-        os.mkdir(target, 0o755)
-        _mount(entry, target, None, MS_BIND | MS_REC)
-        _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
-        new_path.append(target)
-    iso.child_sys_path = new_path
+def _first_closed_directory(path: str) -> str:
+    """The outermost directory on ``path`` that a user in no group cannot enter or list."""
+    parts = path.split("/")
+    for depth in range(2, len(parts) + 1):
+        ancestor = "/".join(parts[:depth])
+        mode = os.stat(ancestor).st_mode
+        if not mode & 0o001 or (ancestor == path and not mode & 0o004):
+            return ancestor
+    return path
+
+
+def _expose_interpreter(iso: Isolation) -> None:
+    """Make the interpreter's own directories readable to the sandbox user, without chmod on the host.
+
+    Say Python lives under /root/.pyenv and /root is 0700: in this private mount namespace, /root
+    becomes an empty read-only tmpfs holding only a bind of /root/.pyenv. The paths stay the same (so
+    packages already imported keep working), and nothing else of /root is visible to candidates.
+    """
+    wanted = {
+        os.path.realpath(entry)
+        for entry in [*sys.path, sys.prefix, sys.base_prefix, sys.exec_prefix]
+        if entry and os.path.isdir(entry)
+    }
+    stash_root = "/tmp/.codegym-stash"
+    for round_ in range(8):
+        blocked = sorted(path for path in wanted if not _reachable_by_others(path))
+        if not blocked:
+            return
+        closed = _first_closed_directory(blocked[0])
+        if closed in blocked:
+            keep = sorted(os.listdir(closed))
+        else:
+            keep = sorted({p[len(closed) + 1 :].split("/")[0] for p in blocked if p.startswith(closed + "/")})
+        stash = f"{stash_root}/{round_}"
+        os.makedirs(stash, 0o755)
+        for name in keep:
+            _bind_point(os.path.join(closed, name), os.path.join(stash, name))
+            _mount(os.path.join(closed, name), os.path.join(stash, name), None, MS_BIND | MS_REC)
+        _mount("tmpfs", closed, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+        for name in keep:
+            _bind_point(os.path.join(stash, name), os.path.join(closed, name))
+            _mount(os.path.join(stash, name), os.path.join(closed, name), None, MS_BIND | MS_REC)
+            _mount(None, os.path.join(closed, name), None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+            libc_call("umount2", os.path.join(stash, name).encode(), MNT_DETACH)
+        _mount(None, closed, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        iso.applied.append(f"interpreter directories under {closed} exposed read-only, the rest hidden")
+    iso.warn("some interpreter directories stay unreadable to the sandbox user: imports may fail")
+
+
+def _bind_point(source: str, target: str) -> None:
+    """Create an empty file or directory at ``target`` to bind ``source`` onto."""
+    if os.path.isdir(source):
+        os.makedirs(target, 0o755, exist_ok=True)
+    else:
+        with open(target, "a"):
+            pass
 
 
 def setup_isolation(mode: str) -> Isolation:
@@ -150,7 +190,7 @@ def setup_isolation(mode: str) -> Isolation:
             libc_call("unshare", CLONE_NEWNS | CLONE_NEWNET)
             iso.applied.append("network namespace (no network)")
             _setup_private_filesystem(iso)
-            _expose_sys_path(iso)
+            _expose_interpreter(iso)
         except OSError as exc:
             iso.warn(f"namespaces unavailable ({exc}); the host filesystem and network stay reachable")
         # A uid of our own per worker: candidates cannot signal the worker, the host or each other.

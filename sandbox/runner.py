@@ -234,7 +234,6 @@ def _child_main(ctx: dict) -> None:
         libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         os.environ.clear()
         os.environ.update(SAFE_ENV, HOME=ctx["workdir"], TMPDIR=ctx["workdir"])
-        sys.path[:] = ctx["sys_path"]
         sys.argv[:] = ["solution.py"]
         sys.setrecursionlimit(ctx["recursion_limit"])
     except BaseException as exc:
@@ -352,7 +351,6 @@ class Worker:
             "stderr_fd": err_w,
             "workdir": workdir,
             "uid": self.iso.child_uid,
-            "sys_path": self.iso.child_sys_path,
             "program": job["program"],
             "tests": tests,
             "stdio": tests is None,

