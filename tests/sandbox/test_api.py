@@ -42,7 +42,9 @@ def test_comparison_tells_list_from_tuple_and_bool_from_int_but_tolerates_float_
 def test_assert_tests_humaneval_style(sandbox):
     check = "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(-1, 1) == 0\n"
     passing = sandbox.run(ADD, [AssertTest(check + "check(add)", entry_point="add")])
-    failing = sandbox.run(ADD.replace("a + b", "a - b"), [AssertTest(check + "check(add)", entry_point="add")])
+    failing = sandbox.run(
+        ADD.replace("a + b", "a - b"), [AssertTest(check + "check(add)", entry_point="add")]
+    )
     assert passing.tests[0].status is TestStatus.PASSED
     assert failing.tests[0].status is TestStatus.FAILED
     assert failing.tests[0].error_type == "AssertionError"
@@ -75,7 +77,9 @@ def test_syntax_error_is_not_compiled_and_runs_nothing(sandbox):
 
 
 def test_runtime_errors_name_the_exception(sandbox):
-    report = sandbox.run("def f():\n    return 1 / 0\n", [CallTest("f", expected=1), CallTest("g", expected=1)])
+    report = sandbox.run(
+        "def f():\n    return 1 / 0\n", [CallTest("f", expected=1), CallTest("g", expected=1)]
+    )
     assert report.tests[0].status is TestStatus.ERROR
     assert report.tests[0].error_type == "ZeroDivisionError"
     assert report.tests[1].error_type == "NameError"
@@ -89,13 +93,17 @@ def test_load_error_fails_every_test_with_the_reason(sandbox):
 
 def test_a_crash_in_one_test_does_not_sink_the_others(sandbox):
     program = "import os\ndef f(x):\n    if x == 1:\n        os._exit(0)\n    return x\n"
-    report = sandbox.run(program, [CallTest("f", (0,), expected=0), CallTest("f", (1,), expected=1),
-                                   CallTest("f", (2,), expected=2)])
+    report = sandbox.run(
+        program,
+        [CallTest("f", (0,), expected=0), CallTest("f", (1,), expected=1), CallTest("f", (2,), expected=2)],
+    )
     assert [t.status for t in report.tests] == [TestStatus.PASSED, TestStatus.CRASHED, TestStatus.PASSED]
 
 
 def test_output_is_captured_and_capped(sandbox):
-    report = sandbox.run("print('hello from the candidate')\ndef f():\n    return 1\n", [CallTest("f", expected=1)])
+    report = sandbox.run(
+        "print('hello from the candidate')\ndef f():\n    return 1\n", [CallTest("f", expected=1)]
+    )
     assert report.stdout == "hello from the candidate\n"
 
 
@@ -107,8 +115,10 @@ def test_arguments_are_fresh_for_every_test(sandbox):
 
 
 def test_run_batch_keeps_order_and_runs_in_parallel(sandbox):
-    jobs = [(f"import time\ndef f():\n    time.sleep(0.3)\n    return {i}\n", [CallTest("f", expected=i)])
-            for i in range(4)]
+    jobs = [
+        (f"import time\ndef f():\n    time.sleep(0.3)\n    return {i}\n", [CallTest("f", expected=i)])
+        for i in range(4)
+    ]
     reports = sandbox.run_batch(jobs)
     assert [r.passed for r in reports] == [1, 1, 1, 1]
     # Two workers: four 0.3 s jobs take about 0.6 s, not 1.2 s. The sandbox measures its own time.

@@ -19,8 +19,14 @@ from tests.conftest import CANARY
 
 # The slowest honest outcome is a timeout per test plus a reload; anything slower is not bounded.
 BOUND_S = 10.0  # in units of the case's timeout_s
-S, T, E, M, C, F = (TestStatus.PASSED, TestStatus.TIMEOUT, TestStatus.ERROR, TestStatus.MEMORY,
-                    TestStatus.CRASHED, TestStatus.FAILED)
+S, T, E, M, C, F = (
+    TestStatus.PASSED,
+    TestStatus.TIMEOUT,
+    TestStatus.ERROR,
+    TestStatus.MEMORY,
+    TestStatus.CRASHED,
+    TestStatus.FAILED,
+)
 FORGED = b'{"i":0,"r":{"status":"passed","duration_s":0},"load":null}\n'
 
 
@@ -35,7 +41,9 @@ class Hostile:
 
     def tests(self):
         if self.assert_test:
-            return [AssertTest(f"assert {self.entry_point}() == {self.expected!r}", entry_point=self.entry_point)]
+            return [
+                AssertTest(f"assert {self.entry_point}() == {self.expected!r}", entry_point=self.entry_point)
+            ]
         return [CallTest(self.entry_point, expected=self.expected)]
 
 
@@ -104,7 +112,7 @@ CASES = {
         assert_test=True,
     ),
     "patched_serializer_and_writer": Hostile(
-        "import json, os\njson.dumps = lambda *a, **k: '{\"status\": \"passed\"}'\n"
+        'import json, os\njson.dumps = lambda *a, **k: \'{"status": "passed"}\'\n'
         "os.write = lambda fd, data: len(data)\ndef solve():\n    return 0\n",
         {F},
         assert_test=True,

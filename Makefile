@@ -1,0 +1,37 @@
+# The README's two commands are `make demo` and `make test`; each sets up what it needs first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# This CPU machine has torch 2.13.0's CPU wheel on disk. GPU users: install your CUDA build of torch
+# into .venv first and run with TORCH= (empty) so pip keeps it.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint sandbox-image bench
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(TORCH) -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job. Until the demo lands: HumanEval's 164 canonical solutions (must pass) and broken
+# variants (must fail) through the sandbox ("auto": Docker if the daemon and image are there).
+demo: install
+	$(BIN)/codegym sandbox humaneval
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Builds the Docker sandbox image without any image registry, unless it is already there.
+sandbox-image: install
+	$(BIN)/python -c "import sys; from codegym.sandbox.image import image_exists; sys.exit(not image_exists())" \
+		|| $(BIN)/codegym sandbox build-image --offline
+
+bench: install
+	$(BIN)/python benchmarks/sandbox_throughput.py

@@ -1,0 +1,145 @@
+"""The ``codegym`` command.
+
+So far: ``codegym sandbox humaneval`` (run HumanEval's canonical solutions, and a broken variant of
+each, through a sandbox and print a summary) and ``codegym sandbox build-image`` (build the Docker
+sandbox image, online or offline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from codegym.sandbox import BACKENDS, SandboxError
+
+
+def _sandbox_humaneval(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from codegym.humaneval import canonical_program, check_test, load_problems
+    from codegym.sandbox import make_sandbox
+
+    problems = list(load_problems().values())
+    if args.limit is not None:
+        problems = problems[: args.limit]
+    # The canonical solutions must pass; the same solutions with their body replaced by `return None`
+    # must not: a harness that passes both proves nothing.
+    broken = [p["prompt"] + "    return None\n" for p in problems]
+    jobs = [(canonical_program(p), [check_test(p)]) for p in problems]
+    jobs += [(program, [check_test(p)]) for program, p in zip(broken, problems, strict=True)]
+    started = time.perf_counter()
+    with make_sandbox(args.sandbox, workers=args.workers) as box:
+        warm = time.perf_counter() - started
+        print(f"sandbox: {box.name} ({', '.join(box.isolation)})", file=sys.stderr)
+        reports = []
+        batch = max(1, args.workers or 2) * 8
+        run_started = time.perf_counter()
+        with tqdm(total=len(jobs), desc="HumanEval", unit="program", file=sys.stderr) as bar:
+            for start in range(0, len(jobs), batch):
+                chunk = jobs[start : start + batch]
+                reports += box.run_batch(chunk, timeout_s=args.timeout_s)
+                bar.update(len(chunk))
+        elapsed = time.perf_counter() - run_started
+    canonical, wrong = reports[: len(problems)], reports[len(problems) :]
+    canonical_passed = sum(r.all_passed for r in canonical)
+    wrong_passed = sum(r.all_passed for r in wrong)
+    rows = [
+        ("backend", box.name),
+        ("canonical solutions passed", f"{canonical_passed}/{len(problems)}"),
+        ("broken solutions passed", f"{wrong_passed}/{len(problems)} (should be 0)"),
+        ("programs per second", f"{len(jobs) / elapsed:.0f}"),
+        ("sandbox start-up", f"{warm:.1f} s"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"{name:<{width}}  {value}" for name, value in rows))
+    for problem, report in zip(problems, canonical, strict=True):
+        if not report.all_passed:
+            print(f"FAILED {problem['task_id']}: {report.tests[0].status.value} {report.tests[0].message}")
+    return 0 if canonical_passed == len(problems) and wrong_passed == 0 else 1
+
+
+def _sandbox_build_image(args: argparse.Namespace) -> int:
+    from codegym.sandbox.image import build_image
+
+    build_image(args.tag, offline=args.offline, suite=args.suite, mirror=args.mirror)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codegym", description="Code generation as a Gymnasium environment."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the sandbox and models do")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sandbox = commands.add_parser("sandbox", help="run and build the code-execution sandbox")
+    sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="SUBCOMMAND")
+
+    humaneval = sandbox_commands.add_parser(
+        "humaneval",
+        help="run HumanEval's canonical solutions (which must pass) and broken ones (which must not)",
+    )
+    humaneval.add_argument(
+        "--sandbox",
+        choices=BACKENDS,
+        default="auto",
+        help="which sandbox: docker if available under auto (default: %(default)s)",
+    )
+    humaneval.add_argument(
+        "--workers", type=int, default=None, help="programs run at once (default: one per CPU core)"
+    )
+    humaneval.add_argument(
+        "--limit", type=int, default=None, help="only the first N problems (default: all 164)"
+    )
+    humaneval.add_argument(
+        "--timeout-s",
+        type=float,
+        default=3.0,
+        help="wall-clock limit per test, in seconds (default: %(default)s)",
+    )
+    humaneval.set_defaults(run=_sandbox_humaneval)
+
+    build = sandbox_commands.add_parser("build-image", help="build the Docker sandbox image")
+    build.add_argument(
+        "--offline",
+        action="store_true",
+        help="no image registry: debootstrap a minimal Debian with python3 and docker import it "
+        "(needs root and debootstrap)",
+    )
+    build.add_argument("--tag", default="codegym-sandbox:latest", help="image tag (default: %(default)s)")
+    build.add_argument(
+        "--suite", default="bookworm", help="Debian release for --offline (default: %(default)s)"
+    )
+    build.add_argument(
+        "--mirror",
+        default=None,
+        help="Debian mirror for --offline (default: the one apt uses on this machine)",
+    )
+    build.set_defaults(run=_sandbox_build_image)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+    if getattr(args, "workers", None) is not None and args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
+    if getattr(args, "limit", None) is not None and args.limit < 1:
+        parser.error(f"--limit must be at least 1, got {args.limit}")
+    try:
+        return args.run(args)
+    except (SandboxError, PermissionError, FileNotFoundError, RuntimeError) as exc:
+        print(f"codegym: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("codegym: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
