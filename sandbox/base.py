@@ -52,6 +52,10 @@ def worker_command(python: str, isolation: str) -> list[str]:
     return [python, "-s", "-B", "-c", source]
 
 
+# Extra seconds the host waits past the worker's own worst case before it declares the worker hung.
+HOST_SLACK_S = 30.0
+
+
 class SandboxError(RuntimeError):
     """The sandbox itself failed (not the candidate): a worker could not start or broke the protocol."""
 
@@ -264,7 +268,8 @@ class Sandbox(ABC):
             "max_output_bytes": self.max_output_bytes,
             "report_bytes": self.report_bytes,
         }
-        reply = self._exchange(job, timeout_s * (2 * len(tests) + 2) + 30.0)
+        # The worker enforces the real limits; this watchdog only catches a worker that stopped answering.
+        reply = self._exchange(job, timeout_s * (2 * len(tests) + 2) + HOST_SLACK_S)
         if "dead" in reply:
             raw = {"status": reply["dead"], "error_type": "WorkerDied", "message": reply["why"]}
             results = tuple(judge(test, raw) for test in tests)

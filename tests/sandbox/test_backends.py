@@ -1,0 +1,83 @@
+"""Choosing a backend, failing clearly, replacing dead workers, and leaving no containers behind."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import pytest
+
+from codegym.sandbox import CallTest, SandboxUnavailable, TestStatus, make_sandbox
+from codegym.sandbox.local_sandbox import LocalSandbox
+
+OK = ("def ok():\n    return 1\n", [CallTest("ok", expected=1)])
+SLOW = ("import time\ndef ok():\n    time.sleep(30)\n    return 1\n", [CallTest("ok", expected=1)])
+
+
+def test_auto_falls_back_to_local_and_says_so(caplog):
+    with caplog.at_level(logging.WARNING, logger="codegym.sandbox"):
+        box = make_sandbox("auto", workers=1, image="codegym-no-such-image:never")
+    with box:
+        assert isinstance(box, LocalSandbox)
+        assert box.run(*OK).passed == 1
+    assert "chose local" in caplog.text
+
+
+@pytest.mark.docker
+def test_auto_chooses_docker_when_it_can(sandbox_factory):
+    sandbox_factory("docker")  # skips (or fails under CODEGYM_REQUIRE_DOCKER=1) without Docker
+    with make_sandbox("auto", workers=1) as box:
+        assert box.name == "docker"
+
+
+@pytest.mark.docker
+def test_missing_image_says_how_to_build_it(sandbox_factory):
+    sandbox_factory("docker")
+    with pytest.raises(SandboxUnavailable, match="build-image --offline"):
+        make_sandbox("docker", image="codegym-no-such-image:never")
+
+
+def test_unreachable_daemon_says_how_to_start_it(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(SandboxUnavailable, match="Start it"):
+        make_sandbox("docker")
+
+
+def test_a_killed_local_worker_is_replaced():
+    with make_sandbox("local", workers=1) as box:
+        worker = box._all[0]
+        os.kill(worker.process.pid, signal.SIGKILL)
+        report = box.run(*OK)
+        assert report.tests[0].status is TestStatus.CRASHED
+        assert "died" in report.tests[0].message
+        assert box.run(*OK).passed == 1
+        assert box._all[0] is not worker
+
+
+@pytest.mark.docker
+def test_a_killed_container_is_replaced_and_none_are_left(sandbox_factory):
+    sandbox_factory("docker")
+    import docker
+
+    client = docker.from_env()
+    label = {"label": "codegym.sandbox"}
+    before = {c.id for c in client.containers.list(all=True, filters=label)}
+    with make_sandbox("docker", workers=1) as box:
+        first = box._all[0].container
+        first.kill()
+        assert box.run(*OK).tests[0].status is TestStatus.CRASHED
+        assert box.run(*OK).passed == 1
+        assert box._all[0].container.id != first.id
+    after = {c.id for c in client.containers.list(all=True, filters=label)}
+    assert after <= before  # everything this sandbox started is gone
+
+
+def test_a_hung_worker_is_replaced(monkeypatch):
+    with make_sandbox("local", workers=1) as box:
+        worker = box._all[0]
+        os.kill(worker.process.pid, signal.SIGSTOP)  # alive but silent: only the host's watchdog can tell
+        monkeypatch.setattr("codegym.sandbox.base.HOST_SLACK_S", 1.0)
+        report = box.run(*OK, timeout_s=0.5)
+        assert report.tests[0].status is TestStatus.CRASHED
+        assert box.run(*OK).passed == 1
