@@ -7,6 +7,7 @@ parallel, replaces a worker that dies or hangs, and turns raw worker replies int
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
@@ -46,10 +47,18 @@ def worker_command(python: str, isolation: str) -> list[str]:
     Shipping the source (rather than importing an installed copy) means a Docker image needs nothing
     but python3, and a worker always runs exactly the code of the library that started it.
     """
-    folder = Path(__file__).parent
-    modules = [(f"codegym.sandbox.{name}", (folder / f"{name}.py").read_text()) for name in _SHIPPED_MODULES]
-    source = _BOOTSTRAP.replace("MODULES", repr(modules)).replace("CONFIG", repr({"isolation": isolation}))
+    source = _BOOTSTRAP.replace("MODULES", _shipped_sources()).replace(
+        "CONFIG", repr({"isolation": isolation})
+    )
     return [python, "-s", "-B", "-c", source]
+
+
+@functools.cache
+def _shipped_sources() -> str:
+    folder = Path(__file__).parent
+    return repr(
+        [(f"codegym.sandbox.{name}", (folder / f"{name}.py").read_text()) for name in _SHIPPED_MODULES]
+    )
 
 
 # Extra seconds the host waits past the worker's own worst case before it declares the worker hung.
