@@ -221,9 +221,6 @@ def setup_isolation(mode: str) -> Isolation:
 # The child: limits, then the candidate.
 
 
-_CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE}
-
-
 def oom_kills() -> int | None:
     """The container's OOM-kill counter (cgroup v2 or v1), or None outside a memory cgroup."""
     for path, key in (

@@ -480,7 +480,7 @@ class Worker:
             }
         if os.WIFSIGNALED(wait_status):
             number = os.WTERMSIG(wait_status)
-            name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
+            name = _signal_name(number)
             if number == signal.SIGXCPU:
                 return {"status": "timeout", "error_type": "CPULimit", "message": "CPU time limit exceeded"}
             return {"status": "crashed", "error_type": name, "message": f"the process was killed by {name}"}
@@ -533,6 +533,13 @@ class Worker:
             "stderr": output["stderr"][:cap].decode("utf-8", errors="replace"),
             "duration_s": time.monotonic() - started,
         }
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def serve(config: dict) -> None:
