@@ -42,13 +42,19 @@ class AssertTest:
         return {"kind": "assert", "code": self.code, "entry_point": self.entry_point}
 
 
+EQUALITIES = ("strict", "python")
+
+
 @dataclass(frozen=True)
 class CallTest:
     """Call ``entry_point(*args, **kwargs)`` and compare the result with ``expected`` on the host.
 
     The result must be plain data (None, bool, int, float, complex, str, bytes and lists, tuples, dicts,
-    sets of those); anything else is an error. Floats compare with ``math.isclose(rel_tol, abs_tol)``;
-    bool and int are told apart; list and tuple are told apart.
+    sets of those); anything else is an error. With ``equality="strict"`` (the default) floats compare
+    with ``math.isclose(rel_tol, abs_tol)``, bool and int are told apart, and list and tuple are told
+    apart. With ``equality="python"`` the host applies Python's ``==`` to the decoded plain data, which
+    is what a dataset's own ``assert f(x) == y`` meant (``1 == True``, ``2 == 2.0``, exact floats); it
+    is still safe, because only plain data reaches the comparison.
 
     Example:
         >>> CallTest("add", args=(2, 3), expected=5).args
@@ -63,11 +69,14 @@ class CallTest:
     expected: Any = None
     rel_tol: float = 1e-6
     abs_tol: float = 1e-9
+    equality: str = "strict"
     _wire: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.entry_point, str) or not self.entry_point.isidentifier():
             raise ValueError(f"CallTest.entry_point must be a function name, got {self.entry_point!r}")
+        if self.equality not in EQUALITIES:
+            raise ValueError(f"CallTest.equality must be one of {EQUALITIES}, got {self.equality!r}")
         object.__setattr__(self, "args", tuple(self.args))
         try:
             wire = {
@@ -136,6 +145,13 @@ def plain_equal(actual: Any, expected: Any, rel_tol: float, abs_tol: float) -> b
     return actual == expected
 
 
+def _python_equal(actual: Any, expected: Any) -> bool:
+    try:
+        return bool(actual == expected)
+    except Exception:  # e.g. a set holding an unorderable mix; plain data cannot lie, it can only differ
+        return False
+
+
 def _token_equal(actual: str, expected: str, rel_tol: float, abs_tol: float) -> bool:
     if actual == expected:
         return True
@@ -166,7 +182,11 @@ def judge(test: Test, raw: dict) -> TestResult:
     duration = float(raw.get("duration_s", 0.0))
     if status == "returned" and isinstance(test, CallTest):
         actual = decode_plain(raw["value"])
-        if plain_equal(actual, test.expected, test.rel_tol, test.abs_tol):
+        if test.equality == "python":
+            equal = _python_equal(actual, test.expected)
+        else:
+            equal = plain_equal(actual, test.expected, test.rel_tol, test.abs_tol)
+        if equal:
             return TestResult(TestStatus.PASSED, duration_s=duration)
         return TestResult(
             TestStatus.FAILED,
