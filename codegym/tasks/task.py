@@ -6,7 +6,6 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,7 @@ class Task:
             code action (a step holding a fenced ```python block with the reference solution).
         starter_code: code a solution may build on; when the code action does not define the entry point,
             the env runs ``starter_code`` followed by the code (HumanEval-style completions).
-        metadata: anything else the source knows (difficulty, dataset row, ...), read-only.
+        metadata: anything else the source knows (difficulty, dataset row, ...); treat it as read-only.
     """
 
     task_id: str
@@ -67,7 +66,7 @@ class Task:
                 raise TypeError(f"Task {self.task_id!r}: {name} must hold sandbox tests, got {bad[0]}")
             object.__setattr__(self, name, tests)
         object.__setattr__(self, "reference_steps", tuple(self.reference_steps))
-        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+        object.__setattr__(self, "metadata", dict(self.metadata))  # a copy; plain so tasks pickle
 
     @property
     def tests_that_pay(self) -> tuple[Test, ...]:

@@ -1,0 +1,117 @@
+"""The one text format that the policy, the PRM and the env share: a problem and its reasoning steps.
+
+An observation is the problem, then each step under a numbered header::
+
+    ### Problem
+    Write a function `solve(xs: list[int]) -> int` that ...
+
+    ### Step 1
+    Outline: 1. sort the list 2. ...
+
+    ### Step 2
+    ```python
+    def solve(xs): ...
+    ```
+
+A policy continues an observation with :func:`next_step_header` and stops at :data:`STEP_STOP` (the start
+of the next header). A chat template, if a model has one, is the policy's business; this format is what
+the env emits and what a PRM scores.
+
+Step kinds follow O1-Coder: an *outline* (first line starts with ``Outline:``), a *refine* step
+(``Refine:``), and the *code* action (any step holding a fenced ``python`` block). Any other text is a
+*free* step, still allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from enum import StrEnum
+
+PROBLEM_HEADER = "### Problem"
+STEP_STOP = "\n### Step"  # where a policy's generated step ends
+
+# ```python or ```py opens a code block; the closing fence is optional (a generation cut at its token
+# limit still counts as a code action, and info says the fence was not closed).
+_CODE_BLOCK = re.compile(r"```(?:python|py)[ \t]*\r?\n(.*?)(?:\r?\n[ \t]*```|\Z)", re.DOTALL)
+_STEP_HEADER = re.compile(r"^### Step (\d+)\n", re.MULTILINE)
+
+
+class StepKind(StrEnum):
+    """O1-Coder's step kinds, plus free text."""
+
+    OUTLINE = "outline"
+    REFINE = "refine"
+    CODE = "code"
+    FREE = "free"
+
+
+def step_header(index: int) -> str:
+    """The header line of step ``index`` (1-based)."""
+    return f"### Step {index}"
+
+
+def render_state(problem: str, steps: Sequence[str]) -> str:
+    """The observation text for ``problem`` after ``steps``.
+
+    Example:
+        >>> print(render_state("Add two numbers.", ["Outline: return a + b"]))
+        ### Problem
+        Add two numbers.
+        <BLANKLINE>
+        ### Step 1
+        Outline: return a + b
+    """
+    parts = [f"{PROBLEM_HEADER}\n{problem.strip()}"]
+    parts += [f"{step_header(index)}\n{step.strip()}" for index, step in enumerate(steps, start=1)]
+    return "\n\n".join(parts)
+
+
+def next_step_header(steps_so_far: int) -> str:
+    """What a policy appends to an observation before generating the next step."""
+    return f"\n\n{step_header(steps_so_far + 1)}\n"
+
+
+def policy_prompt(observation: str, steps_so_far: int) -> str:
+    """The observation followed by the next step's header: the prompt a completion policy continues."""
+    return observation + next_step_header(steps_so_far)
+
+
+def parse_state(observation: str) -> tuple[str, list[str]]:
+    """Split an observation back into its problem and steps (the inverse of :func:`render_state`).
+
+    Raises:
+        ValueError: the text does not start with the problem header.
+    """
+    if not observation.startswith(PROBLEM_HEADER + "\n"):
+        raise ValueError(f"an observation starts with {PROBLEM_HEADER!r}, got {observation[:40]!r}")
+    body = observation[len(PROBLEM_HEADER) + 1 :]
+    pieces = _STEP_HEADER.split(body)
+    problem, steps = pieces[0], pieces[2::2]
+    return problem.strip(), [step.strip() for step in steps]
+
+
+def extract_code(step: str) -> tuple[str, bool] | None:
+    """The first fenced ``python`` block in ``step`` and whether its fence was closed, or None.
+
+    Example:
+        >>> extract_code("Now the code:\\n```python\\nprint(1)\\n```")
+        ('print(1)', True)
+    """
+    match = _CODE_BLOCK.search(step)
+    if match is None:
+        return None
+    closed = match.group(0).rstrip().endswith("```")
+    return match.group(1), closed
+
+
+def classify_step(step: str) -> StepKind:
+    """Which of O1-Coder's step kinds ``step`` is."""
+    if extract_code(step) is not None:
+        return StepKind.CODE
+    first_word = step.lstrip().split(":", 1)[0].strip().lower()
+    if first_word == "outline":
+        return StepKind.OUTLINE
+    if first_word in ("refine", "refinement"):
+        return StepKind.REFINE
+    return StepKind.FREE
