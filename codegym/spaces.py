@@ -9,6 +9,7 @@ vector envs can pass observations through shared memory.
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -60,8 +61,41 @@ def _unflatten_unicode_text(space: UnicodeText, x: np.ndarray) -> str:
     return "".join(map(chr, x[x != _PAD].tolist()))
 
 
+class SharedTextBatch(Sequence[str]):
+    """A live view of N strings in an async vector env's shared memory.
+
+    Gymnasium reads shared memory once, when the vector env is built, and relies on the result being a
+    view that later writes show through (true of numpy arrays). Its ``Text`` reader returns a tuple of
+    strings decoded at that moment, which never changes; this view decodes on every access instead. A
+    deep copy (what ``AsyncVectorEnv(copy=True)``, the default, hands out) is a plain tuple.
+    """
+
+    def __init__(self, space: UnicodeText, rows: np.ndarray) -> None:
+        self._space = space
+        self._rows = rows  # (N, max_length) int32, backed by the shared buffer
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, index):  # noqa: ANN001 (int or slice, as for a tuple)
+        if isinstance(index, slice):
+            return tuple(_unflatten_unicode_text(self._space, row) for row in self._rows[index])
+        return _unflatten_unicode_text(self._space, self._rows[index])
+
+    def __deepcopy__(self, memo: dict) -> tuple[str, ...]:
+        return tuple(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"SharedTextBatch({tuple(self)!r})"
+
+
 @read_from_shared_memory.register(UnicodeText)
-def _read_unicode_text(space: UnicodeText, shared_memory: Any, n: int = 1) -> tuple[str, ...]:
+def _read_unicode_text(space: UnicodeText, shared_memory: Any, n: int = 1) -> SharedTextBatch:
     # Writing needs no override: Gymnasium writes ``flatten(space, value)``, which is registered above.
     rows = np.frombuffer(shared_memory.get_obj(), dtype=np.int32).reshape((n, space.max_length))
-    return tuple(_unflatten_unicode_text(space, row) for row in rows)
+    return SharedTextBatch(space, rows)

@@ -228,6 +228,17 @@ class Sandbox(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(workers={self.workers}, isolation={self.isolation})"
 
+    def __deepcopy__(self, memo: dict) -> Sandbox:
+        # A sandbox is a running pool of workers, shared by whoever holds it: a copy is the same pool.
+        # (Gymnasium deep-copies an env's keyword arguments, e.g. when check_env remakes the env.)
+        return self
+
+    def __reduce__(self):
+        raise TypeError(
+            f"a running {type(self).__name__} cannot be sent to another process; pass the sandbox by name "
+            "(sandbox='local', 'docker' or 'auto') so that each process starts its own"
+        )
+
     # -- internals -----------------------------------------------------------------------------------
 
     @staticmethod
