@@ -77,7 +77,7 @@ class SharedTextBatch(Sequence[str]):
     def __len__(self) -> int:
         return len(self._rows)
 
-    def __getitem__(self, index):  # noqa: ANN001 (int or slice, as for a tuple)
+    def __getitem__(self, index):
         if isinstance(index, slice):
             return tuple(_unflatten_unicode_text(self._space, row) for row in self._rows[index])
         return _unflatten_unicode_text(self._space, self._rows[index])
