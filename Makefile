@@ -35,3 +35,4 @@ sandbox-image: install
 
 bench: install
 	$(BIN)/python benchmarks/sandbox_throughput.py
+	$(BIN)/python benchmarks/env_overhead.py
