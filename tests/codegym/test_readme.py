@@ -20,4 +20,6 @@ def test_readme_example_runs(index, capsys):
     exec(compile(EXAMPLES[index], f"README example {index}", "exec"), {"__name__": "readme_example"})
     printed = capsys.readouterr().out
     for expected in re.findall(r"print\(.*\)\s+# (.+)$", EXAMPLES[index], flags=re.MULTILINE):
-        assert expected.strip() in printed, f"README example {index} promised {expected!r}, printed {printed!r}"
+        assert expected.strip() in printed, (
+            f"README example {index} promised {expected!r}, printed {printed!r}"
+        )
