@@ -10,9 +10,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import gymnasium as gym
+
+from codegym.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -26,20 +26,11 @@ if "CodeReason-v0" not in gym.registry:
         vector_entry_point="codegym.vector:CodeReasonVectorEnv",
     )
 
-_LAZY = {
-    "CodeReasonEnv": "codegym.env",
-    "EpisodeState": "codegym.env",
-    "CodeReasonVectorEnv": "codegym.vector",
-}
-
-
-def __getattr__(name: str) -> Any:
-    # The env pulls in the sandbox and reward modules; load them on first use so `import codegym` is quick.
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'codegym' has no attribute {name!r}")
+# The env pulls in the sandbox and reward modules; they load on first use so `import codegym` is quick.
+__getattr__ = lazy_exports(
+    "codegym",
+    {"CodeReasonEnv": "codegym.env", "EpisodeState": "codegym.env", "CodeReasonVectorEnv": "codegym.vector"},
+)
 
 
 __all__ = [

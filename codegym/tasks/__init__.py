@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from codegym.lazy import lazy_exports
 from codegym.tasks.task import Task, TaskList, TaskSource, tests_fingerprint
 
 SPECS = ("synthetic", "humaneval", "jsonl:PATH", "dataset:NAME_OR_PATH")
@@ -71,19 +72,16 @@ def load_tasks(
     )
 
 
-def __getattr__(name: str) -> Any:
-    # The sources load on first use: HumanEval pulls in ``datasets``, which ``import codegym`` should not.
-    lazy = {
+# The sources load on first use: HumanEval pulls in ``datasets``, which ``import codegym`` should not.
+__getattr__ = lazy_exports(
+    "codegym.tasks",
+    {
         "SyntheticTasks": "codegym.tasks.synthetic",
         "load_humaneval": "codegym.tasks.humaneval",
         "load_jsonl": "codegym.tasks.files",
         "load_dataset_tasks": "codegym.tasks.files",
-    }
-    if name in lazy:
-        import importlib
-
-        return getattr(importlib.import_module(lazy[name]), name)
-    raise AttributeError(f"module 'codegym.tasks' has no attribute {name!r}")
+    },
+)
 
 
 __all__ = [
