@@ -1,0 +1,59 @@
+"""Models behind small protocols: the policy that writes steps (process reward models and test case
+generators join in later changes).
+
+``load_policy(spec)`` gives a :class:`Policy`:
+
+- ``"openai:<http(s)://host:port>/v1/<model>"``: an OpenAI-compatible completions server (vLLM, SGLang,
+  Ollama, llama.cpp server).
+- anything else: a Hugging Face hub id or a local directory, loaded with transformers'
+  ``AutoModelForCausalLM`` (needs the network for a hub id that is not cached).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codegym.lazy import lazy_exports
+from codegym.models.policy import DEFAULT_STOP, Policy, Sample, cut_at_stop
+
+OPENAI_PREFIX = "openai:"
+
+
+def load_policy(spec: str, **options: Any) -> Policy:
+    """A policy from a spec (see the module docstring); ``options`` go to the backend's constructor."""
+    if not isinstance(spec, str) or not spec:
+        raise TypeError(
+            f"a policy spec is a non-empty string (a path, a hub id or 'openai:...'), got {spec!r}"
+        )
+    if spec.startswith(OPENAI_PREFIX):
+        from codegym.models.openai_policy import OpenAIPolicy
+
+        return OpenAIPolicy.from_spec(spec, **options)
+    from codegym.models.hf_policy import HFPolicy
+
+    return HFPolicy(spec, **options)
+
+
+# transformers and torch load only when a transformers policy is asked for.
+__getattr__ = lazy_exports(
+    "codegym.models",
+    {
+        "HFPolicy": "codegym.models.hf_policy",
+        "OpenAIPolicy": "codegym.models.openai_policy",
+        "PolicyServerError": "codegym.models.openai_policy",
+    },
+)
+
+__all__ = [
+    # the policy protocol
+    "DEFAULT_STOP",
+    "Policy",
+    "Sample",
+    "cut_at_stop",
+    "load_policy",
+    # backends
+    "OPENAI_PREFIX",
+    "HFPolicy",
+    "OpenAIPolicy",
+    "PolicyServerError",
+]
