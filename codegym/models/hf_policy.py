@@ -1,0 +1,277 @@
+"""``HFPolicy``: a :class:`~codegym.models.policy.Policy` backed by a Hugging Face transformers causal LM."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from os import PathLike
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from codegym.models.policy import DEFAULT_STOP, Sample, check_sample_args, cut_at_stop
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+
+class HFPolicy:
+    """A causal LM from the hub or a local folder that continues prompts in batches.
+
+    The model and tokenizer load with ``AutoModelForCausalLM`` / ``AutoTokenizer`` (pass already-loaded
+    objects instead with ``tokenizer=``). Prompts are left-padded and generated ``batch_size`` rows at a
+    time (a row is one sample of one prompt).
+
+    Sampling is at ``temperature`` from the model's raw distribution: the model's own
+    ``generation_config`` (top-k, top-p, repetition penalty, ...) is not applied, so
+    :attr:`Sample.logprob` is the temperature-1 log-probability of exactly what was sampled. With a
+    ``seed``, sample ``j`` of prompt ``i`` draws from its own generator seeded by ``(seed, i, j)``, so
+    the results do not depend on ``batch_size`` or on the other prompts (up to the float noise padding
+    can add). ``temperature=0`` is greedy: one generation per prompt, repeated ``n`` times.
+
+    A sample ends at the first stop string, at the end-of-sequence token, or after ``max_new_tokens``.
+    Its text is cut before the stop string; ``num_tokens`` and ``logprob`` count the tokens needed to
+    produce that text (a token the stop string starts inside counts; the EOS token does not).
+
+    Args:
+        model: a hub id, a local path, or a loaded ``PreTrainedModel`` (then pass ``tokenizer``).
+        tokenizer: the tokenizer, when ``model`` is a loaded model; loaded from ``model`` otherwise.
+        device: where the model runs; default ``"cuda"`` when available, else ``"cpu"``.
+        dtype: the weights' dtype when loading (a ``torch.dtype``, ``"auto"`` or a name such as
+            ``"bfloat16"``); default: transformers' default (float32).
+        batch_size: rows (prompt x sample) per ``generate`` call.
+        use_chat_template: wrap each prompt as one user message with the tokenizer's chat template (and
+            the generation prompt), for instruction-tuned models; the env's text is the message.
+        trust_remote_code: passed to ``from_pretrained``; only for models whose code you trust.
+
+    Example:
+        >>> policy = HFPolicy("path/to/model")  # doctest: +SKIP
+        >>> [[sample]] = policy.sample(["### Problem\\nAdd two numbers.\\n\\n### Step 1\\n"], seed=0)  # doctest: +SKIP
+        >>> sample.text, sample.finish_reason  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: str | PathLike[str] | PreTrainedModel,
+        *,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        device: str | None = None,
+        dtype: Any = None,
+        batch_size: int = 16,
+        use_chat_template: bool = False,
+        trust_remote_code: bool = False,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if not (isinstance(batch_size, int) and batch_size >= 1):
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if isinstance(model, str | PathLike):
+            self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(
+                model, trust_remote_code=trust_remote_code
+            )
+            self.model = AutoModelForCausalLM.from_pretrained(
+                model, dtype=dtype, trust_remote_code=trust_remote_code
+            )
+        elif tokenizer is None:
+            raise TypeError("pass tokenizer= with a loaded model (or pass a hub id or path instead)")
+        else:
+            self.model, self.tokenizer = model, tokenizer
+        self.model.to(self.device).eval()
+        self.batch_size = batch_size
+
+        if self.tokenizer.pad_token is None:
+            if self.tokenizer.eos_token is None:
+                raise ValueError("the tokenizer has neither a pad nor an eos token; set tokenizer.pad_token")
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.use_chat_template = use_chat_template
+        if use_chat_template and not getattr(self.tokenizer, "chat_template", None):
+            raise ValueError("use_chat_template=True but the tokenizer has no chat template")
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        self.eos_token_ids: set[int] = set() if eos is None else set(eos if isinstance(eos, list) else [eos])
+
+    def __repr__(self) -> str:
+        return f"HFPolicy({self.model.name_or_path!r}, device={str(self.device)!r})"
+
+    def sample(
+        self,
+        prompts: Sequence[str],
+        n: int = 1,
+        *,
+        stop: Sequence[str] = DEFAULT_STOP,
+        max_new_tokens: int = 256,
+        temperature: float = 1.0,
+        seed: int | None = None,
+    ) -> list[list[Sample]]:
+        """For each prompt, ``n`` continuations in order; see the class docstring for the semantics."""
+        check_sample_args(prompts, n, max_new_tokens, temperature)
+        if isinstance(stop, str):
+            raise TypeError("stop must be a list of strings (wrap a single stop string in a list)")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"seed must be None or an int >= 0, got {seed!r}")
+        if not prompts:
+            return []
+        stop = [s for s in stop if s]
+        base_seed = random.SystemRandom().randrange(2**63) if seed is None else seed
+        texts = [self._format(prompt) for prompt in prompts]
+        # Greedy samples of a prompt are all the same: generate one, repeat it.
+        draws = 1 if temperature == 0 else n
+        rows = [(i, j) for i in range(len(prompts)) for j in range(draws)]
+        # Rows of similar prompt length share a batch, to pad less; seeds are per row, so order is free.
+        lengths = [len(ids) for ids in self._encode(texts)["input_ids"]]
+        rows.sort(key=lambda row: lengths[row[0]])
+        results: dict[tuple[int, int], Sample] = {}
+        for start in range(0, len(rows), self.batch_size):
+            batch = rows[start : start + self.batch_size]
+            logger.debug("generating rows %d-%d of %d", start, start + len(batch), len(rows))
+            samples = self._generate(
+                [texts[i] for i, _ in batch],
+                [_row_seed(base_seed, i, j) for i, j in batch],
+                stop=stop,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+            )
+            results.update(zip(batch, samples, strict=True))
+        return [[results[(i, min(j, draws - 1))] for j in range(n)] for i in range(len(prompts))]
+
+    def _format(self, prompt: str) -> str:
+        if not self.use_chat_template:
+            return prompt
+        messages = [{"role": "user", "content": prompt}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _encode(self, texts: list[str], **kwargs: Any) -> Any:
+        # A chat template already holds the BOS token; plain prompts get the tokenizer's usual specials.
+        return self.tokenizer(texts, add_special_tokens=not self.use_chat_template, **kwargs)
+
+    def _generate(
+        self,
+        texts: list[str],
+        seeds: list[int],
+        *,
+        stop: list[str],
+        max_new_tokens: int,
+        temperature: float,
+    ) -> list[Sample]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+        inputs = self._encode(texts, return_tensors="pt", padding=True, padding_side="left").to(self.device)
+        prompt_length = inputs["input_ids"].shape[1]
+        chooser = _TokenChooser(seeds, temperature, self.device)
+        config = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=False,  # the chooser samples; greedy decoding then takes its choice
+            num_beams=1,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=sorted(self.eos_token_ids) or None,
+            # Neutral values, so that the model's generation_config cannot slip these in.
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+        )
+        stopper = _StopStrings(stop, prompt_length, self.tokenizer.batch_decode) if stop else None
+        with torch.inference_mode():
+            output = self.model.generate(
+                **inputs,
+                generation_config=config,
+                logits_processor=LogitsProcessorList([chooser]),
+                stopping_criteria=StoppingCriteriaList([stopper] if stopper else []),
+            )
+        generated = output[:, prompt_length:].tolist()
+        logprobs = torch.stack(chooser.logprobs, dim=1).tolist()  # (B, T)
+        return [
+            self._to_sample(tokens, row_logprobs, stop)
+            for tokens, row_logprobs in zip(generated, logprobs, strict=True)
+        ]
+
+    def _to_sample(self, tokens: list[int], logprobs: list[float], stop: list[str]) -> Sample:
+        ended_by_eos = False
+        for index, token in enumerate(tokens):
+            if token in self.eos_token_ids:
+                tokens, ended_by_eos = tokens[:index], True
+                break
+
+        def decode(count: int) -> str:
+            return self.tokenizer.decode(tokens[:count], skip_special_tokens=True)
+
+        text, stopped = cut_at_stop(decode(len(tokens)), stop)
+        # The fewest tokens whose text covers the kept text (decoded length grows with the prefix).
+        low, high = 0, len(tokens)
+        while low < high:
+            middle = (low + high) // 2
+            if len(decode(middle)) >= len(text):
+                high = middle
+            else:
+                low = middle + 1
+        return Sample(
+            text=text,
+            logprob=float(sum(logprobs[:low])),
+            num_tokens=low,
+            finish_reason="stop" if stopped or ended_by_eos else "length",
+        )
+
+
+def _row_seed(base_seed: int, prompt_index: int, sample_index: int) -> int:
+    return int(
+        np.random.SeedSequence([base_seed, prompt_index, sample_index]).generate_state(1, np.uint64)[0]
+    )
+
+
+class _TokenChooser:
+    """A logits processor that picks each row's next token itself (from its own generator) and records
+    that token's temperature-1 log-probability; it hands back scores on which argmax is its choice."""
+
+    def __init__(self, seeds: list[int], temperature: float, device: torch.device) -> None:
+        import torch
+
+        self.temperature = temperature
+        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+        self.logprobs: list[torch.Tensor] = []  # one (B,) tensor per step
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        logprobs = torch.log_softmax(scores.float(), dim=-1)  # (B, V), raw logits: temperature 1
+        if self.temperature == 0:
+            chosen = scores.argmax(dim=-1)  # (B,)
+        else:
+            probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+            chosen = torch.cat(
+                [
+                    torch.multinomial(row_probs, 1, generator=generator)
+                    for row_probs, generator in zip(probs, self.generators, strict=True)
+                ]
+            )
+        self.logprobs.append(logprobs.gather(1, chosen[:, None]).squeeze(1))
+        forced = torch.full_like(scores, float("-inf"))
+        forced.scatter_(1, chosen[:, None], 0.0)
+        return forced
+
+
+class _StopStrings:
+    """A stopping criterion: a row is done once its generated text holds a stop string.
+
+    Only the last few tokens are decoded at each step (enough bytes for the longest stop string), so a
+    step costs O(1) decoding; the final cut is made on the whole text afterwards.
+    """
+
+    def __init__(self, stop: list[str], prompt_length: int, batch_decode: Callable[..., list[str]]) -> None:
+        self.stop = stop
+        self.prompt_length = prompt_length
+        self.batch_decode = batch_decode
+        # A token holds at least one byte and a character at most four, plus one token of slack.
+        self.window = 4 * max(len(s) for s in stop) + 1
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        import torch
+
+        start = max(self.prompt_length, input_ids.shape[1] - self.window)
+        tails = self.batch_decode(input_ids[:, start:], skip_special_tokens=True)
+        return torch.tensor([any(s in tail for s in self.stop) for tail in tails], device=input_ids.device)

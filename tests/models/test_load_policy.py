@@ -1,0 +1,27 @@
+"""load_policy picks the backend from the spec."""
+
+from __future__ import annotations
+
+import pytest
+
+from codegym.models import HFPolicy, OpenAIPolicy, Policy, load_policy
+from codegym.models.tiny import create_tiny
+
+
+def test_openai_spec_gives_the_http_client():
+    policy = load_policy("openai:http://127.0.0.1:8000/v1/Qwen/Qwen2.5-0.5B", timeout_s=5.0)
+    assert isinstance(policy, OpenAIPolicy) and isinstance(policy, Policy)
+    assert (policy.base_url, policy.model) == ("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-0.5B")
+
+
+def test_local_directory_gives_a_transformers_policy(tmp_path):
+    path = create_tiny(tmp_path / "tiny", n_tasks=50)
+    policy = load_policy(str(path), batch_size=2)
+    assert isinstance(policy, HFPolicy)
+    [[sample]] = policy.sample(["### Problem\nAdd.\n\n### Step 1\n"], max_new_tokens=4, temperature=0)
+    assert sample.num_tokens <= 4
+
+
+def test_bad_spec_is_named():
+    with pytest.raises(TypeError, match="policy spec"):
+        load_policy("")
