@@ -111,14 +111,9 @@ class HFPolicy:
         seed: int | None = None,
     ) -> list[list[Sample]]:
         """For each prompt, ``n`` continuations in order; see the class docstring for the semantics."""
-        check_sample_args(prompts, n, max_new_tokens, temperature)
-        if isinstance(stop, str):
-            raise TypeError("stop must be a list of strings (wrap a single stop string in a list)")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ValueError(f"seed must be None or an int >= 0, got {seed!r}")
+        stop = check_sample_args(prompts, n, max_new_tokens, temperature, stop, seed)
         if not prompts:
             return []
-        stop = [s for s in stop if s]
         base_seed = random.SystemRandom().randrange(2**63) if seed is None else seed
         texts = [self._format(prompt) for prompt in prompts]
         # Greedy samples of a prompt are all the same: generate one, repeat it.

@@ -154,11 +154,10 @@ class OpenAIPolicy:
         seed: int | None = None,
     ) -> list[list[Sample]]:
         """For each prompt, ``n`` samples in order (see the class docstring for what they hold)."""
-        check_sample_args(prompts, n, max_new_tokens, temperature)
+        stop = check_sample_args(prompts, n, max_new_tokens, temperature, stop, seed)
         prompts = list(prompts)
         if not prompts:
             return []
-        stop = [s for s in stop if s]
         groups = [prompts] if self.batch_prompts else [[prompt] for prompt in prompts]
         results: list[list[Sample]] = []
         for group in groups:

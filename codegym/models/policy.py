@@ -57,8 +57,15 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
-def check_sample_args(prompts: Sequence[str], n: int, max_new_tokens: int, temperature: float) -> None:
-    """The argument checks every backend shares, with messages that name the fix."""
+def check_sample_args(
+    prompts: Sequence[str],
+    n: int,
+    max_new_tokens: int,
+    temperature: float,
+    stop: Sequence[str] = DEFAULT_STOP,
+    seed: int | None = None,
+) -> list[str]:
+    """The argument checks every backend shares, with messages that name the fix; returns the non-empty stops."""
     if isinstance(prompts, str) or not all(isinstance(prompt, str) for prompt in prompts):
         raise TypeError("prompts must be a list of strings (wrap a single prompt in a list)")
     if not (isinstance(n, int) and n >= 1):
@@ -67,3 +74,8 @@ def check_sample_args(prompts: Sequence[str], n: int, max_new_tokens: int, tempe
         raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
     if not (isinstance(temperature, int | float) and temperature >= 0):
         raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature!r}")
+    if isinstance(stop, str) or not all(isinstance(s, str) for s in stop):
+        raise TypeError("stop must be a list of strings (wrap a single stop string in a list)")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be None or an int >= 0, got {seed!r}")
+    return [s for s in stop if s]
