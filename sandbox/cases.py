@@ -187,11 +187,12 @@ def judge(test: Test, raw: dict) -> TestResult:
         else:
             equal = plain_equal(actual, test.expected, test.rel_tol, test.abs_tol)
         if equal:
-            return TestResult(TestStatus.PASSED, duration_s=duration)
+            return TestResult(TestStatus.PASSED, duration_s=duration, returned=actual)
         return TestResult(
             TestStatus.FAILED,
             message=f"{test.entry_point}(...) returned {_preview(actual)}, expected {_preview(test.expected)}",
             duration_s=duration,
+            returned=actual,
         )
     if status == "exited" and isinstance(test, StdioTest):
         if raw["exit_code"] != 0:

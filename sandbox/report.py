@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class TestStatus(StrEnum):
@@ -28,6 +29,9 @@ class TestResult:
         error_type: the exception or signal name behind a non-pass (None on a pass or a plain wrong answer).
         message: a human-readable explanation, truncated.
         duration_s: wall-clock seconds the test took inside the sandbox.
+        returned: for a CallTest whose call returned (status PASSED or FAILED), the plain value it
+            returned, decoded on the host; None otherwise. A test case generator reads the reference
+            solution's outputs from it.
     """
 
     __test__ = False
@@ -36,6 +40,7 @@ class TestResult:
     error_type: str | None = None
     message: str = ""
     duration_s: float = 0.0
+    returned: Any = None
 
     @property
     def passed(self) -> bool:

@@ -17,6 +17,15 @@ def test_call_tests_are_judged_on_the_host(sandbox):
     assert (report.passed, report.total, report.pass_rate) == (1, 2, 0.5)
     assert "returned 4, expected 5" in report.tests[1].message
     assert report.backend == sandbox.name
+    # the value each call returned comes back with the verdict, whatever the verdict
+    assert [t.returned for t in report.tests] == [5, 4]
+
+
+def test_a_call_that_did_not_return_reports_no_value(sandbox):
+    program = "def f(x):\n    raise ValueError(x)\n"
+    report = sandbox.run(program, [CallTest("f", (1,), expected=None)])
+    assert report.tests[0].status is TestStatus.ERROR
+    assert report.tests[0].returned is None
 
 
 def test_plain_data_types_survive_the_round_trip(sandbox):
