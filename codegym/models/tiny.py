@@ -39,6 +39,34 @@ PAD_TOKEN = "<|pad|>"
 UNK_TOKEN = "<|unk|>"
 SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN)  # ids 0..3, in this order
 
+# Trained tiny checkpoints ship inside the package (each a few MB), one folder per role; the command
+# beside each rebuilds it, deterministically, from scratch.
+CHECKPOINTS_DIR = Path(__file__).parent / "checkpoints"
+TINY_ROLES = {
+    "policy": "codegym train policy",
+    "prm": "codegym train prm",
+    "tcg": "codegym train tcg",
+}
+
+
+def tiny_checkpoint(role: str) -> Path:
+    """The folder of the built-in trained tiny model for ``role`` ("policy", "prm" or "tcg").
+
+    Raises:
+        ValueError: an unknown role.
+        FileNotFoundError: the checkpoint is not there; the message gives the command that builds it.
+    """
+    if role not in TINY_ROLES:
+        raise ValueError(f"unknown tiny model role {role!r}; choose one of {sorted(TINY_ROLES)}")
+    path = CHECKPOINTS_DIR / f"tiny-{role}"
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"the built-in tiny {role} checkpoint is missing from {path}; rebuild it with "
+            f"`{TINY_ROLES[role]} --out {path}`"
+        )
+    return path
+
+
 # Llama uses RoPE, so the context length costs no parameters; synthetic episodes are a few hundred
 # tokens, and a prompt plus a 256-token step must fit.
 MAX_POSITIONS = 1024
