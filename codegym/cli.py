@@ -1,8 +1,15 @@
 """The ``codegym`` command.
 
-So far: ``codegym sandbox humaneval`` (run HumanEval's canonical solutions, and a broken variant of
-each, through a sandbox and print a summary) and ``codegym sandbox build-image`` (build the Docker
-sandbox image, online or offline).
+So far:
+
+- ``codegym sandbox humaneval``: run HumanEval's canonical solutions, and a broken variant of each,
+  through a sandbox and print a summary;
+- ``codegym sandbox build-image``: build the Docker sandbox image, online or offline;
+- ``codegym train policy``: supervised fine-tuning of a policy on reasoning episodes (by default the
+  tiny model from scratch on the synthetic tasks' reference episodes).
+
+Training options are made from the training function's own keyword arguments and docstring
+(:mod:`codegym.cli_args`), so ``--help`` and the library cannot drift apart.
 """
 
 from __future__ import annotations
@@ -68,6 +75,50 @@ def _sandbox_build_image(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_table(rows: list[tuple[str, str]]) -> None:
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"{name:<{width}}  {value}" for name, value in rows))
+
+
+def _train_policy(args: argparse.Namespace) -> int:
+    from codegym.cli_args import function_kwargs
+    from codegym.models.train_policy import train_policy
+
+    result = train_policy(args.out, **function_kwargs(args, train_policy))
+    _print_table(
+        [
+            ("saved to", result.out_dir),
+            ("episodes", str(result.examples)),
+            ("optimizer steps", str(result.steps)),
+            ("parameters", f"{result.parameters:,}"),
+            ("final loss", f"{result.final_loss:.4f}"),
+            ("training time", f"{result.seconds:.0f} s"),
+        ]
+    )
+    return 0
+
+
+def _add_train_commands(commands: argparse._SubParsersAction) -> None:
+    from codegym.cli_args import add_function_arguments
+    from codegym.models.train_policy import train_policy
+
+    train = commands.add_parser("train", help="train the policy (and, in later changes, the PRM and TCG)")
+    train_commands = train.add_subparsers(dest="train_command", required=True, metavar="MODEL")
+    policy = train_commands.add_parser(
+        "policy",
+        help="SFT a policy on reasoning episodes (TRL SFTTrainer)",
+        description="Supervised fine-tuning on whole reasoning episodes. With no --base, builds the "
+        "built-in tiny model from scratch and trains it on the synthetic tasks' reference episodes "
+        "(this is how the shipped tiny-policy checkpoint was made: --out "
+        "codegym/models/checkpoints/tiny-policy).",
+    )
+    policy.add_argument(
+        "--out", default="runs/policy", help="where the model is saved (default: %(default)s)"
+    )
+    add_function_arguments(policy, train_policy, skip=("episodes",))
+    policy.set_defaults(run=_train_policy)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codegym", description="Code generation as a Gymnasium environment."
@@ -119,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Debian mirror for --offline (default: the one apt uses on this machine)",
     )
     build.set_defaults(run=_sandbox_build_image)
+    _add_train_commands(commands)
     return parser
 
 
@@ -134,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--limit must be at least 1, got {args.limit}")
     try:
         return args.run(args)
-    except (SandboxError, PermissionError, FileNotFoundError, RuntimeError) as exc:
+    except (SandboxError, PermissionError, FileNotFoundError, RuntimeError, ValueError) as exc:
         print(f"codegym: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -86,3 +86,44 @@ def double_task():
         reference_solution="def double(x):\n    return 2 * x\n",
         reference_steps=("Outline: return x times two", "```python\ndef double(x):\n    return 2 * x\n```"),
     )
+
+
+class ScriptedPolicy:
+    """A scripted :class:`~codegym.models.Policy` for tests: it writes each task's reference steps, in order.
+
+    It finds the task by the problem in the prompt and the step by counting the steps already taken.
+    ``replace`` maps a step index to the text written instead (to script a wrong step), and a problem it
+    does not know gets ``unknown_step``. It records every ``sample`` call's prompts.
+    """
+
+    def __init__(self, tasks, replace=None, unknown_step: str = "Outline: no idea") -> None:
+        self.steps_by_problem = {task.problem.strip(): task.reference_steps for task in tasks}
+        self.replace = dict(replace or {})
+        self.unknown_step = unknown_step
+        self.calls: list[list[str]] = []
+
+    def sample(self, prompts, n=1, *, stop=("\n### Step",), max_new_tokens=256, temperature=1.0, seed=None):
+        from codegym.models import Sample
+        from codegym.steps import parse_state
+
+        self.calls.append(list(prompts))
+        results = []
+        for prompt in prompts:
+            observation, _, _header = prompt.rstrip("\n").rpartition("\n\n### Step ")
+            problem, steps = parse_state(observation)
+            reference = self.steps_by_problem.get(problem.strip())
+            index = len(steps)
+            if reference is None or index >= len(reference):
+                text = self.unknown_step
+            else:
+                text = self.replace.get(index, reference[index])
+            results.append(
+                [Sample(text=text, logprob=-1.0, num_tokens=len(text.split()), finish_reason="stop")] * n
+            )
+        return results
+
+
+@pytest.fixture
+def scripted_policy_factory():
+    """Builds a :class:`ScriptedPolicy` for the given tasks (see its docstring for ``replace``)."""
+    return ScriptedPolicy

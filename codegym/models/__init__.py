@@ -3,6 +3,8 @@ generators join in later changes).
 
 ``load_policy(spec)`` gives a :class:`Policy`:
 
+- ``"tiny"``: the built-in tiny model, trained from scratch on the synthetic tasks and shipped with the
+  package (``codegym train policy`` rebuilds it).
 - ``"openai:<http(s)://host:port>/v1/<model>"``: an OpenAI-compatible completions server (vLLM, SGLang,
   Ollama, llama.cpp server).
 - anything else: a Hugging Face hub id or a local directory, loaded with transformers'
@@ -17,6 +19,7 @@ from codegym.lazy import lazy_exports
 from codegym.models.policy import DEFAULT_STOP, Policy, Sample, cut_at_stop
 
 OPENAI_PREFIX = "openai:"
+TINY = "tiny"
 
 
 def load_policy(spec: str, **options: Any) -> Policy:
@@ -31,6 +34,10 @@ def load_policy(spec: str, **options: Any) -> Policy:
         return OpenAIPolicy.from_spec(spec, **options)
     from codegym.models.hf_policy import HFPolicy
 
+    if spec == TINY:
+        from codegym.models.tiny import tiny_checkpoint
+
+        return HFPolicy(tiny_checkpoint("policy"), **options)
     return HFPolicy(spec, **options)
 
 
@@ -53,6 +60,7 @@ __all__ = [
     "load_policy",
     # backends
     "OPENAI_PREFIX",
+    "TINY",
     "HFPolicy",
     "OpenAIPolicy",
     "PolicyServerError",

@@ -1,0 +1,86 @@
+"""Command-line options made from a function's keyword arguments and its Google-style docstring.
+
+The library function stays the one source of truth: ``codegym train policy --help`` lists exactly the
+keyword arguments of :func:`~codegym.models.train_policy.train_policy`, with their defaults and the
+text of its docstring's ``Args:`` section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+_ARG_LINE = re.compile(r"^(\s+)([a-z_][a-z0-9_, ]*):\s*(.*)$")
+
+
+def docstring_args(function: Callable) -> dict[str, str]:
+    """The ``Args:`` section of ``function``'s docstring as {name: description}, continuation lines joined.
+
+    A line such as ``hidden_size, layers, heads: the tiny model's shape`` documents each name it lists.
+    """
+    doc = inspect.getdoc(function) or ""
+    lines = doc.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Args:")
+    except StopIteration:
+        return {}
+    described: dict[str, str] = {}
+    names: list[str] = []
+    indent = None
+    for line in lines[start + 1 :]:
+        if line.strip() and not line.startswith(" "):
+            break  # the next section (Returns:, Raises:, ...)
+        match = _ARG_LINE.match(line)
+        if match and (indent is None or len(match.group(1)) == indent):
+            indent = len(match.group(1))
+            names = [name.strip() for name in match.group(2).split(",")]
+            for name in names:
+                described[name] = match.group(3).strip()
+        elif line.strip() and names:
+            for name in names:
+                described[name] += " " + line.strip()
+    return described
+
+
+def add_function_arguments(
+    parser: argparse.ArgumentParser, function: Callable, *, skip: Iterable[str] = ()
+) -> None:
+    """Add ``--name`` for each keyword-only argument of ``function`` with an int, float, str, bool or None default.
+
+    Booleans become ``--name`` / ``--no-name``. A None default takes a string. Arguments in ``skip``, and
+    arguments whose default is of another type, are left out.
+    """
+    docs = docstring_args(function)
+    skipped = set(skip)
+    for name, parameter in inspect.signature(function).parameters.items():
+        if parameter.kind is not inspect.Parameter.KEYWORD_ONLY or name in skipped:
+            continue
+        default = parameter.default
+        flag = "--" + name.replace("_", "-")
+        help_text = docs.get(name, "").replace("%", "%%")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif default is None or isinstance(default, int | float | str):
+            kind = str if default is None else type(default)
+            parser.add_argument(
+                flag,
+                type=kind,
+                default=default,
+                metavar=name.upper(),
+                help=f"{help_text} (default: {default})",
+            )
+
+
+def function_kwargs(
+    args: argparse.Namespace, function: Callable, *, skip: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The parsed values of the options :func:`add_function_arguments` added, as keyword arguments."""
+    skipped = set(skip)
+    return {
+        name: getattr(args, name)
+        for name, parameter in inspect.signature(function).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in skipped and hasattr(args, name)
+    }

@@ -1,0 +1,174 @@
+"""Measuring a policy: episodes through the env in batches, and pass@k on the hidden tests.
+
+:func:`rollout` plays ``samples_per_task`` episodes of every task with a :class:`~codegym.models.Policy`,
+one step at a time: at each depth, every unfinished episode's prompt goes into one ``Policy.sample`` call
+and every code action of that depth into one sandbox batch (the env's ``begin_step`` / ``finish_step``).
+The verdict is the env's own: ``info["hidden_all_passed"]`` on the dataset's hidden tests.
+
+:func:`pass_at_k` is the unbiased estimator of Chen et al. (2021), ``1 - C(n-c, k) / C(n, k)``.
+
+Example:
+    >>> from codegym.evaluation import pass_at_k
+    >>> round(pass_at_k(n=10, c=3, k=1), 3)
+    0.3
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from codegym.models.policy import Policy
+from codegym.sandbox import Sandbox, make_sandbox
+from codegym.steps import policy_prompt
+from codegym.tasks.task import Task, TaskList
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The probability that at least one of ``k`` samples drawn from ``n`` (``c`` of them correct) is correct.
+
+    Raises:
+        ValueError: unless ``0 <= c <= n`` and ``1 <= k <= n``.
+    """
+    if not (0 <= c <= n and 1 <= k <= n):
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """One finished episode.
+
+    Attributes:
+        task_id: the task.
+        sample: which of the task's samples this is (0-based).
+        steps: the steps the policy took.
+        code: the code action's code; None if the episode ended without one.
+        hidden_pass_rate: share of hidden tests passed (0.0 without code).
+        hidden_all_passed: every hidden test passed: the episode solved the task.
+        total_reward: the sum of the env's rewards.
+        end: "code", "max_steps" (truncated) or "empty_step" (the policy wrote nothing).
+        tokens: tokens the policy generated in this episode.
+    """
+
+    task_id: str
+    sample: int
+    steps: tuple[str, ...]
+    code: str | None
+    hidden_pass_rate: float
+    hidden_all_passed: bool
+    total_reward: float
+    end: str
+    tokens: int
+
+
+def rollout(
+    policy: Policy,
+    tasks: Sequence[Task],
+    *,
+    samples_per_task: int = 1,
+    temperature: float = 0.0,
+    seed: int = 0,
+    max_steps: int = 8,
+    max_new_tokens: int = 256,
+    sandbox: str | Sandbox = "auto",
+    timeout_s: float = 3.0,
+    progress: bool = False,
+) -> list[EpisodeResult]:
+    """Play ``samples_per_task`` episodes per task; results come task by task, samples in order.
+
+    With ``temperature=0`` the policy is greedy, and the samples of a task are identical (so use 1).
+    Seeds: depth ``d`` samples with seed ``(seed, d)`` mixed into one int, so a run repeats exactly.
+    ``sandbox`` is a name (started here and closed at the end) or a running sandbox the caller owns.
+    """
+    from codegym.env import CodeReasonEnv
+
+    if not tasks:
+        raise ValueError("rollout needs at least one task")
+    if not (isinstance(samples_per_task, int) and samples_per_task >= 1):
+        raise ValueError(f"samples_per_task must be an int >= 1, got {samples_per_task!r}")
+    owns_sandbox = not isinstance(sandbox, Sandbox)
+    box = make_sandbox(sandbox) if owns_sandbox else sandbox
+    try:
+        source = TaskList(list(tasks))
+        episodes = []
+        for task in tasks:
+            for sample in range(samples_per_task):
+                env = CodeReasonEnv(tasks=source, sandbox=box, max_steps=max_steps, timeout_s=timeout_s)
+                observation, _ = env.reset(seed=seed, options={"task_id": task.task_id})
+                episodes.append(_Episode(env, task.task_id, sample, observation))
+        bar = _progress_bar(len(episodes), progress)
+        for depth in range(max_steps):
+            active = [episode for episode in episodes if episode.end is None]
+            if not active:
+                break
+            prompts = [policy_prompt(e.observation, depth) for e in active]
+            depth_seed = int(np.random.SeedSequence([seed, depth]).generate_state(1)[0])
+            samples = policy.sample(
+                prompts, n=1, max_new_tokens=max_new_tokens, temperature=temperature, seed=depth_seed
+            )
+            pendings = []
+            for episode, [generated] in zip(active, samples, strict=True):
+                episode.tokens += generated.num_tokens
+                if not generated.text.strip():
+                    episode.end = "empty_step"
+                    pendings.append(None)
+                    continue
+                pendings.append(episode.env.begin_step(generated.text))
+            jobs = [job for pending in pendings if pending is not None for job in pending.jobs]
+            reports = iter(box.run_batch(jobs, timeout_s=timeout_s) if jobs else [])
+            for episode, pending in zip(active, pendings, strict=True):
+                if pending is None:
+                    bar.update(1)
+                    continue
+                episode_reports = [next(reports) for _ in pending.jobs]
+                episode.observation, reward, terminated, truncated, info = episode.env.finish_step(
+                    pending, episode_reports
+                )
+                episode.total_reward += reward
+                if terminated or truncated:
+                    episode.end = "code" if terminated else "max_steps"
+                    episode.info = info
+                    bar.update(1)
+        bar.close()
+        return [episode.result() for episode in episodes]
+    finally:
+        if owns_sandbox:
+            box.close()
+
+
+class _Episode:
+    def __init__(self, env, task_id: str, sample: int, observation: str) -> None:
+        self.env = env
+        self.task_id = task_id
+        self.sample = sample
+        self.observation = observation
+        self.end: str | None = None
+        self.total_reward = 0.0
+        self.tokens = 0
+        self.info: dict = {}
+
+    def result(self) -> EpisodeResult:
+        info = self.info
+        return EpisodeResult(
+            task_id=self.task_id,
+            sample=self.sample,
+            steps=tuple(self.env.get_state().steps),
+            code=info.get("code"),
+            hidden_pass_rate=float(info.get("hidden_pass_rate", 0.0)),
+            hidden_all_passed=bool(info.get("hidden_all_passed", False)),
+            total_reward=self.total_reward,
+            end=self.end or "max_steps",
+            tokens=self.tokens,
+        )
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="episodes", unit="episode", disable=not enabled)

@@ -1,0 +1,212 @@
+"""Supervised fine-tuning of a policy on whole reasoning episodes (TRL's SFTTrainer).
+
+An episode is a problem and its steps in the env's text format. Each becomes one prompt/completion pair:
+the prompt is the problem up to the first step header (what the env shows before any step), the
+completion is every step and then the end-of-sequence token, and only the completion is learned. The
+default data is the synthetic tasks' reference episodes (O1-Coder's outline, refine, code); the
+self-improvement loop passes the search paths whose code passed instead.
+
+``train_policy(out_dir)`` with no base model builds the built-in tiny model from scratch (tokenizer and
+Llama, :mod:`codegym.models.tiny`) and trains it: this is what ``codegym train policy`` runs and how the
+shipped ``tiny-policy`` checkpoint was made.
+
+Example:
+    >>> from codegym.models.train_policy import train_policy
+    >>> result = train_policy("/tmp/my-policy", n_tasks=500, epochs=1)  # doctest: +SKIP
+    >>> result.out_dir, result.final_loss  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from codegym.steps import next_step_header, render_state
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+logger = logging.getLogger(__name__)
+
+METRICS_FILE = "training.json"
+
+
+def episode_example(problem: str, steps: Sequence[str], eos_token: str) -> dict[str, str]:
+    """One SFT row: the prompt the env shows before step 1, and the steps (then ``eos_token``) to learn.
+
+    The prompt and completion concatenate to exactly ``render_state(problem, steps) + eos_token``.
+    """
+    if not steps:
+        raise ValueError("an episode to learn from needs at least one step")
+    prompt = render_state(problem, []) + next_step_header(0)
+    whole = render_state(problem, steps)
+    if not whole.startswith(prompt):  # render_state strips each step; an empty first step would break this
+        raise ValueError(f"cannot split the episode into prompt and completion: {whole[:80]!r}")
+    return {"prompt": prompt, "completion": whole[len(prompt) :] + eos_token}
+
+
+def episodes_dataset(episodes: Iterable[tuple[str, Sequence[str]]], eos_token: str) -> Dataset:
+    """A prompt/completion ``datasets.Dataset`` from ``(problem, steps)`` pairs."""
+    from datasets import Dataset
+
+    rows = [episode_example(problem, steps, eos_token) for problem, steps in episodes]
+    if not rows:
+        raise ValueError("no episodes to train on")
+    return Dataset.from_list(rows)
+
+
+def synthetic_episodes(n_tasks: int, seed: int = 0) -> list[tuple[str, tuple[str, ...]]]:
+    """Reference episodes of ``n_tasks`` training-split synthetic tasks (1 to 3 ops, drawn uniformly)."""
+    from codegym.tasks.synthetic import SyntheticTasks
+
+    tasks = SyntheticTasks("train").tasks(n_tasks, seed=seed)
+    return [(task.problem, task.reference_steps) for task in tasks]
+
+
+@dataclass(frozen=True)
+class PolicyTrainingResult:
+    """What :func:`train_policy` did.
+
+    Attributes:
+        out_dir: where the model and tokenizer were saved (``save_pretrained``).
+        examples: training episodes.
+        steps: optimizer steps.
+        final_loss: mean training loss over the last 10% of logged steps.
+        loss_curve: (step, loss) pairs as logged.
+        seconds: wall-clock training time.
+        parameters: the model's parameter count.
+    """
+
+    out_dir: str
+    examples: int
+    steps: int
+    final_loss: float
+    loss_curve: tuple[tuple[int, float], ...]
+    seconds: float
+    parameters: int
+
+
+def train_policy(
+    out_dir: str | PathLike[str],
+    *,
+    base: str | PathLike[str] | None = None,
+    episodes: Iterable[tuple[str, Sequence[str]]] | None = None,
+    n_tasks: int = 2000,
+    epochs: float = 3.0,
+    learning_rate: float = 3e-3,
+    batch_size: int = 16,
+    warmup_ratio: float = 0.05,
+    max_length: int = 512,
+    seed: int = 0,
+    hidden_size: int = 128,
+    layers: int = 4,
+    heads: int = 4,
+    logging_steps: int = 10,
+    progress: bool = True,
+) -> PolicyTrainingResult:
+    """Fine-tune a causal LM on reasoning episodes and save it to ``out_dir``.
+
+    Args:
+        out_dir: where the trained model, its tokenizer and ``training.json`` go.
+        base: a hub id or local path to start from; None builds the tiny model from scratch (its
+            tokenizer is trained on the synthetic corpus, then ``hidden_size``, ``layers`` and ``heads``
+            shape it).
+        episodes: ``(problem, steps)`` pairs to learn; None uses the reference episodes of ``n_tasks``
+            training-split synthetic tasks.
+        n_tasks: how many synthetic tasks, when ``episodes`` is None.
+        epochs: passes over the data.
+        learning_rate: peak learning rate (linear warm-up, then cosine decay).
+        batch_size: episodes per optimizer step.
+        warmup_ratio: share of the steps spent warming up.
+        max_length: longer episodes are truncated to this many tokens.
+        seed: seeds data order, initialisation and dropout; the same seed on the same machine
+            reproduces the same weights.
+        hidden_size, layers, heads: the tiny model's shape (only when ``base`` is None).
+        logging_steps: how often the loss is logged.
+        progress: show the trainer's progress bar.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from trl import SFTConfig, SFTTrainer
+
+    from codegym.models.tiny import build_tiny_model, synthetic_corpus, train_tokenizer
+
+    for name, value in (("epochs", epochs), ("learning_rate", learning_rate)):
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+    for name, value in (("batch_size", batch_size), ("n_tasks", n_tasks), ("max_length", max_length)):
+        if not (isinstance(value, int) and value >= 1):
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    out_path = Path(out_dir)
+    set_seed(seed)
+    if base is None:
+        tokenizer = train_tokenizer(synthetic_corpus(2000, seed=0))
+        model = build_tiny_model(tokenizer, hidden_size=hidden_size, layers=layers, heads=heads, seed=seed)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        model = AutoModelForCausalLM.from_pretrained(base)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    dataset = episodes_dataset(
+        synthetic_episodes(n_tasks, seed=seed) if episodes is None else episodes, tokenizer.eos_token
+    )
+    steps_per_epoch = -(-len(dataset) // batch_size)
+    config = SFTConfig(
+        output_dir=str(out_path / "checkpoints"),
+        num_train_epochs=epochs,
+        learning_rate=learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, round(warmup_ratio * steps_per_epoch * epochs)),
+        per_device_train_batch_size=batch_size,
+        max_length=max_length,
+        completion_only_loss=True,
+        seed=seed,
+        data_seed=seed,
+        logging_steps=logging_steps,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    model = trainer.model.eval()
+    out_path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_path)
+    tokenizer.save_pretrained(out_path)
+    curve = tuple(
+        (int(entry["step"]), float(entry["loss"])) for entry in trainer.state.log_history if "loss" in entry
+    )
+    tail = [loss for _, loss in curve[-max(1, len(curve) // 10) :]]
+    result = PolicyTrainingResult(
+        out_dir=str(out_path),
+        examples=len(dataset),
+        steps=trainer.state.global_step,
+        final_loss=sum(tail) / len(tail) if tail else float("nan"),
+        loss_curve=curve,
+        seconds=seconds,
+        parameters=model.num_parameters(),
+    )
+    settings = {
+        "base": None if base is None else str(base),
+        "n_tasks": n_tasks if episodes is None else None,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "warmup_ratio": warmup_ratio,
+        "max_length": max_length,
+        "seed": seed,
+        "shape": None if base is not None else {"hidden_size": hidden_size, "layers": layers, "heads": heads},
+    }
+    (out_path / METRICS_FILE).write_text(json.dumps({"settings": settings, **asdict(result)}, indent=2))
+    logger.info("trained policy saved to %s (%.0f s, final loss %.3f)", out_path, seconds, result.final_loss)
+    return result
