@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -157,8 +158,11 @@ def train_policy(
         synthetic_episodes(n_tasks, seed=seed) if episodes is None else episodes, tokenizer.eos_token
     )
     steps_per_epoch = -(-len(dataset) // batch_size)
+    scratch = tempfile.TemporaryDirectory(
+        prefix="codegym-sft-"
+    )  # the trainer wants a folder; nothing is kept
     config = SFTConfig(
-        output_dir=str(out_path / "checkpoints"),
+        output_dir=scratch.name,
         num_train_epochs=epochs,
         learning_rate=learning_rate,
         lr_scheduler_type="cosine",
@@ -177,7 +181,10 @@ def train_policy(
     )
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
     started = time.perf_counter()
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        scratch.cleanup()
     seconds = time.perf_counter() - started
     model = trainer.model.eval()
     out_path.mkdir(parents=True, exist_ok=True)

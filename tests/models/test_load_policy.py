@@ -25,3 +25,16 @@ def test_local_directory_gives_a_transformers_policy(tmp_path):
 def test_bad_spec_is_named():
     with pytest.raises(TypeError, match="policy spec"):
         load_policy("")
+
+
+def test_tiny_is_the_shipped_trained_checkpoint():
+    from codegym.steps import policy_prompt, render_state
+    from codegym.tasks.synthetic import SyntheticTasks
+
+    policy = load_policy("tiny")
+    assert isinstance(policy, HFPolicy)
+    task = SyntheticTasks("train", min_ops=1, max_ops=1).tasks(1, seed=11)[0]
+    [[first]] = policy.sample([policy_prompt(render_state(task.problem, []), 0)], temperature=0)
+    # trained, it writes an O1-Coder outline and stops at the end of the step
+    assert first.text.startswith("Outline:\n1. ") and "### Step" not in first.text
+    assert first.finish_reason == "stop"
