@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,11 +24,14 @@ from codegym.sandbox import ExecutionReport, Sandbox, make_sandbox
 from codegym.spaces import UnicodeText
 from codegym.steps import classify_step, extract_code, render_state, step_header
 from codegym.tasks import Task, TaskSource, load_tasks
+from codegym.tcg.base import TestCaseGenerator, UnsupportedTask, with_visible_tests
 from codegym.verdicts import LRUCache, TestFingerprints, VerdictKey, build_program
 
 logger = logging.getLogger("codegym.env")
 
 TEST_SETS = ("visible", "hidden")
+VISIBLE_NOTE = "visible_note"  # Task.metadata key: why a test generator left a task's visible tests alone
+GENERATED_TESTS_CACHE = 65_536  # tasks whose generated visible tests are remembered (a few KB each)
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,9 @@ class CodeReasonEnv(gym.Env[str, str]):
     Every step: ``task_id``, ``entry_point``, ``problem``, ``steps``, ``step_index``, ``step_kind``,
     ``step_kinds``, ``process_reward`` (None without a PRM), ``process_rewards``, ``outcome``,
     ``reward_terms``, ``reward_scheme``. A code action adds ``code``, ``code_fence_closed``, ``program``,
-    ``program_source``, ``paid_by`` (``"visible"`` or ``"hidden"``), ``visible_source`` (``"task"`` or
-    ``"hidden"``: visible tests default to the hidden ones until a test generator supplies others),
+    ``program_source``, ``paid_by`` (``"visible"`` or ``"hidden"``), ``visible_source`` (``"tcg"`` when a
+    test case generator wrote them, ``"task"`` when the task carries its own, ``"hidden"`` when they are
+    the hidden ones), ``visible_note`` (only when the generator could not serve the task, and why),
     ``test_report`` (the :class:`~codegym.sandbox.ExecutionReport` on the tests that paid),
     ``hidden_report``, ``hidden_pass_rate``, ``hidden_all_passed`` and ``verdict_cached``.
 
@@ -112,7 +117,7 @@ class CodeReasonEnv(gym.Env[str, str]):
     ```python
     gym.make("CodeReason-v0", tasks="synthetic", split=None, sandbox="auto", process_reward=None,
              reward="o1coder", reward_options=None, outcome="pass_rate", max_steps=8, timeout_s=3.0,
-             test_set="visible")
+             test_set="visible", visible_tests=None, visible_tests_n=10)
     ```
 
     - ``tasks``: ``"synthetic"``, ``"humaneval"``, ``"jsonl:PATH"``, ``"dataset:NAME_OR_PATH"``, a
@@ -129,6 +134,12 @@ class CodeReasonEnv(gym.Env[str, str]):
     - ``max_steps``: steps before truncation, the code step included.
     - ``timeout_s`` / ``memory_mb``: per-test wall-clock limit and address-space limit of the code.
     - ``test_set``: which tests pay, ``"visible"`` or ``"hidden"``; the hidden ones always judge.
+    - ``visible_tests``: where the visible tests come from: None (the task's own, else its hidden ones),
+      ``"tcg"`` (an :class:`~codegym.tcg.OracleTCG` on the env's sandbox: inputs drawn from the
+      signature and the examples, never a hidden test's input, outputs from the reference solution), or
+      any :class:`~codegym.tcg.TestCaseGenerator`. Tests are generated once per task id, at ``reset``,
+      and cached; a task the generator cannot serve keeps its own tests and says why in
+      ``info["visible_note"]``. ``visible_tests_n``: the most tests generated per task.
     - ``max_step_chars`` / ``max_problem_chars``: bounds of the text spaces.
     - ``verdict_cache_size``: verdicts remembered by (task, program, tests, limits); 0 turns it off.
 
@@ -157,6 +168,8 @@ class CodeReasonEnv(gym.Env[str, str]):
         timeout_s: float = 3.0,
         memory_mb: int = 512,
         test_set: str = "visible",
+        visible_tests: str | TestCaseGenerator | None = None,
+        visible_tests_n: int = 10,
         max_step_chars: int = 4000,
         max_problem_chars: int = 8000,
         verdict_cache_size: int = 4096,
@@ -166,6 +179,19 @@ class CodeReasonEnv(gym.Env[str, str]):
             raise ValueError(f"max_steps must be an int in [1, 1000], got {max_steps!r}")
         if test_set not in TEST_SETS:
             raise ValueError(f"test_set must be 'visible' or 'hidden', got {test_set!r}")
+        if not (
+            visible_tests is None or visible_tests == "tcg" or isinstance(visible_tests, TestCaseGenerator)
+        ):
+            raise ValueError(
+                "visible_tests must be None (the task's own tests), 'tcg' (an OracleTCG on the env's sandbox) "
+                f"or a TestCaseGenerator instance, got {visible_tests!r}"
+            )
+        if not (
+            isinstance(visible_tests_n, int)
+            and not isinstance(visible_tests_n, bool)
+            and visible_tests_n >= 1
+        ):
+            raise ValueError(f"visible_tests_n must be a positive int, got {visible_tests_n!r}")
         if not (isinstance(max_step_chars, int) and max_step_chars >= 1):
             raise ValueError(f"max_step_chars must be a positive int, got {max_step_chars!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -203,6 +229,14 @@ class CodeReasonEnv(gym.Env[str, str]):
         self._owns_sandbox = not isinstance(sandbox, Sandbox)
         self.sandbox: Sandbox | None = None
         self.sandbox = make_sandbox(sandbox, workers=sandbox_workers) if self._owns_sandbox else sandbox
+        self._owns_test_generator = visible_tests == "tcg"
+        if visible_tests == "tcg":
+            from codegym.tcg.oracle import OracleTCG
+
+            visible_tests = OracleTCG(sandbox=self.sandbox, memory_mb=memory_mb)
+        self.test_generator: TestCaseGenerator | None = visible_tests
+        self.visible_tests_n = visible_tests_n
+        self._generated_tasks: LRUCache[Task] = LRUCache(GENERATED_TESTS_CACHE)
         self._verdicts: LRUCache[ExecutionReport] = LRUCache(verdict_cache_size)
         self._process_scores: LRUCache[float] = LRUCache(verdict_cache_size)
         self._fingerprints = TestFingerprints()
@@ -226,6 +260,7 @@ class CodeReasonEnv(gym.Env[str, str]):
             task = self.task_source.get(options["task_id"])
         else:
             task = self.task_source.sample(self.np_random)
+        task = self._with_generated_tests(task)
         if len(task.problem) > self.max_problem_chars:
             raise ValueError(
                 f"task {task.task_id!r} has a {len(task.problem)}-character problem, more than "
@@ -254,6 +289,8 @@ class CodeReasonEnv(gym.Env[str, str]):
         return None
 
     def close(self) -> None:
+        if self._owns_test_generator and self.test_generator is not None:
+            self.test_generator.close()
         if self._owns_sandbox and self.sandbox is not None:
             self.sandbox.close()
         super().close()
@@ -409,6 +446,8 @@ class CodeReasonEnv(gym.Env[str, str]):
                 hidden_all_passed=hidden.all_passed,
                 verdict_cached=all(report is not None for report in pending.cached),
             )
+            if VISIBLE_NOTE in state.task.metadata:
+                info["visible_note"] = state.task.metadata[VISIBLE_NOTE]
         if self.render_mode == "human":
             self.render()
         return self._observation(), reward.value, terminated, truncated, info
@@ -421,6 +460,30 @@ class CodeReasonEnv(gym.Env[str, str]):
 
     def _observation(self) -> str:
         return render_state(self._state.task.problem, self._state.steps)
+
+    def _with_generated_tests(self, task: Task) -> Task:
+        """``task`` with visible tests from the test generator (made once per task id, then cached)."""
+        if self.test_generator is None:
+            return task
+        cached = self._generated_tasks.get(task.task_id)
+        if cached is not None:
+            return cached
+        try:
+            generation = self.test_generator.generate_report(task, self.visible_tests_n)
+            note = generation.skipped or (
+                None if generation.tests else f"it kept none of its {generation.proposed} proposed tests"
+            )
+        except UnsupportedTask as exc:
+            note = str(exc)
+        if note is None:
+            task = with_visible_tests(task, generation.tests, source="tcg")
+        else:
+            name = type(self.test_generator).__name__
+            note = f"{name} wrote no visible tests ({note}); the task's own tests pay"
+            logger.warning("task %s: %s", task.task_id, note)
+            task = dataclasses.replace(task, metadata={**task.metadata, VISIBLE_NOTE: note})
+        self._generated_tasks.put(task.task_id, task)
+        return task
 
     def _test_sets(self, task: Task) -> tuple[tuple, ...]:
         """The tests that pay, then the hidden tests (once, when they are the same tuple)."""

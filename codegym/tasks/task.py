@@ -13,6 +13,7 @@ import numpy as np
 from codegym.sandbox import AssertTest, CallTest, StdioTest, Test
 
 _TEST_TYPES = (AssertTest, CallTest, StdioTest)
+VISIBLE_SOURCE_KEY = "visible_source"  # metadata key: who wrote the visible tests (see Task.visible_source)
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,12 @@ class Task:
 
     @property
     def visible_source(self) -> str:
-        """``"task"`` when the task carries its own visible tests, ``"hidden"`` when they are the hidden ones."""
-        return "task" if self.visible_tests is not None else "hidden"
+        """Where the visible tests come from: ``"hidden"`` (none of their own, so the hidden ones),
+        ``metadata["visible_source"]`` when whoever set them recorded it (``"tcg"`` for a test case
+        generator), else ``"task"`` (the source's own)."""
+        if self.visible_tests is None:
+            return "hidden"
+        return str(self.metadata.get(VISIBLE_SOURCE_KEY, "task"))
 
 
 def tests_fingerprint(tests: Sequence[Test]) -> str:
