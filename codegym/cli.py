@@ -6,7 +6,8 @@ So far:
   through a sandbox and print a summary;
 - ``codegym sandbox build-image``: build the Docker sandbox image, online or offline;
 - ``codegym train policy``: supervised fine-tuning of a policy on reasoning episodes (by default the
-  tiny model from scratch on the synthetic tasks' reference episodes).
+  tiny model from scratch on the synthetic tasks' reference episodes);
+- ``codegym train tcg``: the model-based test case generator, SFT then DPO.
 
 Training options are made from the training function's own keyword arguments and docstring
 (:mod:`codegym.cli_args`), so ``--help`` and the library cannot drift apart.
@@ -98,11 +99,29 @@ def _train_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_tcg(args: argparse.Namespace) -> int:
+    from codegym.cli_args import function_kwargs
+    from codegym.tcg.train_tcg import train_tcg
+
+    result = train_tcg(args.out, **function_kwargs(args, train_tcg))
+    rows = [("saved to", str(result.out_dir)), ("SFT examples", str(result.sft_examples))]
+    rows += [("DPO pairs", str(result.dpo_pairs))]
+    rows += [
+        (f"validity after {stage}", f"{evaluation.validity_rate:.1%}")
+        for stage, evaluation in result.evaluations.items()
+    ]
+    rows += [("training time", f"{result.seconds.get('total', 0.0):.0f} s")]
+    _print_table(rows)
+    return 0
+
+
 def _add_train_commands(commands: argparse._SubParsersAction) -> None:
     from codegym.cli_args import add_function_arguments
     from codegym.models.train_policy import train_policy
 
-    train = commands.add_parser("train", help="train the policy (and, in later changes, the PRM and TCG)")
+    train = commands.add_parser(
+        "train", help="train the policy, the process reward model or the test generator"
+    )
     train_commands = train.add_subparsers(dest="train_command", required=True, metavar="MODEL")
     policy = train_commands.add_parser(
         "policy",
@@ -117,6 +136,20 @@ def _add_train_commands(commands: argparse._SubParsersAction) -> None:
     )
     add_function_arguments(policy, train_policy, skip=("episodes",))
     policy.set_defaults(run=_train_policy)
+
+    from codegym.tcg.train_tcg import train_tcg
+
+    tcg = train_commands.add_parser(
+        "tcg",
+        help="train a model-based test case generator: SFT, then DPO against shuffled outputs",
+        description="O1-Coder's TCG training: SFT on the tasks' own test cases, then DPO with chosen = "
+        "correct cases and rejected = the same inputs with shuffled outputs; validity is measured on "
+        "held-out synthetic tasks. With the defaults this rebuilds the shipped tiny-tcg checkpoint "
+        "(--out codegym/models/checkpoints/tiny-tcg).",
+    )
+    tcg.add_argument("--out", default="runs/tcg", help="where the model is saved (default: %(default)s)")
+    add_function_arguments(tcg, train_tcg)
+    tcg.set_defaults(run=_train_tcg)
 
 
 def build_parser() -> argparse.ArgumentParser:

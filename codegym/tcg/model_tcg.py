@@ -174,7 +174,8 @@ def tcg_prompt(task: Task, *, with_reference: bool = False) -> str:
 
     Example:
         >>> from codegym.sandbox import CallTest
-        >>> task = Task("t/0", "Write `solve(x: int) -> int`: twice x.", "solve", (CallTest("solve", (1,), expected=2),))
+        >>> tests = (CallTest("solve", (1,), expected=2),)
+        >>> task = Task("t/0", "Write `solve(x: int) -> int`: twice x.", "solve", tests)
         >>> print(tcg_prompt(task))
         ### Problem
         Write `solve(x: int) -> int`: twice x.

@@ -10,6 +10,13 @@ Here both stages run on TRL (``SFTTrainer`` with the loss on the cases only, ``D
 :func:`~codegym.models.tiny.create_tiny`), measures validity on held-out synthetic tasks before and after
 each stage, and writes the result and ``tcg_metrics.json`` into ``out_dir``.
 
+With the defaults (a fresh tiny model, 2,000 training tasks, 2 SFT epochs, 500 DPO pairs) the whole run
+takes 7.5 to 9 minutes on 2 CPU cores shared with other jobs, one torch thread. Validity on 64 held-out
+synthetic tasks (``benchmarks/tcg_model.py``): 0% untrained, 15.7% after SFT, 16.0% after DPO. The tiny
+model learns the format (97% of its lines parse) and the edge cases (``solve([]) -> []``) but cannot
+compute most outputs, and DPO on shuffled outputs does not change that at this size; the recipe is the
+point, and a real model (``base="org/model"``) is where O1-Coder's gains are expected.
+
 Example:
     >>> from codegym.tcg.train_tcg import train_tcg
     >>> result = train_tcg("/tmp/tiny-tcg")  # doctest: +SKIP
@@ -196,7 +203,7 @@ def train_tcg_dpo(
     out_dir: str | PathLike[str],
     *,
     epochs: float = 1.0,
-    learning_rate: float = 2e-4,
+    learning_rate: float = 5e-5,
     beta: float = 0.1,
     batch_size: int = 16,
     max_length: int = 1024,
@@ -209,7 +216,9 @@ def train_tcg_dpo(
         pairs: ``{"prompt", "chosen", "rejected"}`` rows.
         out_dir: where the trained model and tokenizer are saved.
         epochs: passes over ``pairs``.
-        learning_rate: peak learning rate (cosine schedule, 5% warm-up); the default suits the tiny model.
+        learning_rate: peak learning rate (cosine schedule, 5% warm-up). The default suits the tiny model:
+            at 2e-4 DPO drove the log-likelihood of the chosen cases down with the rejected ones (a known
+            DPO failure), and the tiny model's parse rate fell from 97% to 40%.
         beta: DPO's inverse temperature (how far the policy may move from the reference).
         batch_size: pairs per optimizer step.
         max_length: longer sequences are truncated at the end.
@@ -249,11 +258,6 @@ def _save(model: Any, tokenizer: Any, out_path: Path) -> None:
     out_path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_path)
     tokenizer.save_pretrained(out_path)
-    # The trainers leave their run folders here; a checkpoint keeps only the model files.
-    for leftover in ("runs", "checkpoint-*", "training_args.bin"):
-        for path in out_path.glob(leftover):
-            if path.is_file():
-                path.unlink()
 
 
 # ------------------------------------------------------------------------------------------ evaluation
@@ -352,11 +356,11 @@ def train_tcg(
     *,
     tasks: str | TaskSource | Sequence[Task] = "synthetic",
     n_tasks: int = 2000,
-    dpo_tasks: int = 1000,
+    dpo_tasks: int = 500,
     sft_epochs: float = 2.0,
     dpo_epochs: float = 1.0,
     sft_learning_rate: float = 2e-3,
-    dpo_learning_rate: float = 2e-4,
+    dpo_learning_rate: float = 5e-5,
     beta: float = 0.1,
     batch_size: int = 16,
     eval_tasks: int | Sequence[Task] = 64,
