@@ -7,6 +7,7 @@ So far:
 - ``codegym sandbox build-image``: build the Docker sandbox image, online or offline;
 - ``codegym train policy``: supervised fine-tuning of a policy on reasoning episodes (by default the
   tiny model from scratch on the synthetic tasks' reference episodes);
+- ``codegym train prm``: a process reward model, point-wise or pair-wise, on step labels;
 - ``codegym train tcg``: the model-based test case generator, SFT then DPO.
 
 Training options are made from the training function's own keyword arguments and docstring
@@ -99,6 +100,28 @@ def _train_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_prm(args: argparse.Namespace) -> int:
+    from codegym.cli_args import function_kwargs
+    from codegym.models.train_prm import train_prm
+
+    result = train_prm(args.out, **function_kwargs(args, train_prm))
+    rows = [
+        ("saved to", str(result.out_dir)),
+        ("objective", f"{result.objective} ({result.labels} labels)"),
+        ("training examples", str(result.examples)),
+        ("optimizer steps", str(result.optimizer_steps)),
+        ("final loss", f"{result.final_loss:.4f}"),
+        ("training time", f"{result.train_seconds:.0f} s"),
+    ]
+    if result.evaluation is not None:
+        rows += [
+            ("held-out step AUC", f"{result.evaluation.auc:.3f}"),
+            ("sibling pair accuracy", f"{result.evaluation.pair_accuracy:.3f}"),
+        ]
+    _print_table(rows)
+    return 0
+
+
 def _train_tcg(args: argparse.Namespace) -> int:
     from codegym.cli_args import function_kwargs
     from codegym.tcg.train_tcg import train_tcg
@@ -136,6 +159,19 @@ def _add_train_commands(commands: argparse._SubParsersAction) -> None:
     )
     add_function_arguments(policy, train_policy, skip=("episodes",))
     policy.set_defaults(run=_train_policy)
+
+    from codegym.models.train_prm import train_prm
+
+    prm = train_commands.add_parser(
+        "prm",
+        help="train a process reward model on step labels (point-wise or pair-wise)",
+        description="Train a PRM: point-wise on hard or soft step labels, or pair-wise (Bradley-Terry) on "
+        "sibling steps. Without --data, steps of synthetic tasks are labelled by execution. With the "
+        "defaults this rebuilds the shipped tiny-prm checkpoint (--out codegym/models/checkpoints/tiny-prm).",
+    )
+    prm.add_argument("--out", default="runs/prm", help="where the PRM is saved (default: %(default)s)")
+    add_function_arguments(prm, train_prm)
+    prm.set_defaults(run=_train_prm)
 
     from codegym.tcg.train_tcg import train_tcg
 

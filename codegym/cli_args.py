@@ -50,7 +50,8 @@ def add_function_arguments(
 ) -> None:
     """Add ``--name`` for each keyword-only argument of ``function`` with an int, float, str, bool or None default.
 
-    Booleans become ``--name`` / ``--no-name``. A None default takes a string. Arguments in ``skip``, and
+    Booleans become ``--name`` / ``--no-name``. A None default takes an int or float when the type hint
+    starts with one (``int | None``), else a string. Arguments in ``skip``, and
     arguments whose default is of another type, are left out.
     """
     docs = docstring_args(function)
@@ -64,7 +65,7 @@ def add_function_arguments(
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         elif default is None or isinstance(default, int | float | str):
-            kind = str if default is None else type(default)
+            kind = _none_default_type(parameter.annotation) if default is None else type(default)
             parser.add_argument(
                 flag,
                 type=kind,
@@ -72,6 +73,13 @@ def add_function_arguments(
                 metavar=name.upper(),
                 help=f"{help_text} (default: {default})",
             )
+
+
+def _none_default_type(annotation: Any) -> type:
+    """The option type for an argument defaulting to None: int or float when the hint starts so, else str."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    first = text.split("|")[0].strip()
+    return {"int": int, "float": float}.get(first, str)
 
 
 def function_kwargs(
