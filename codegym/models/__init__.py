@@ -1,5 +1,5 @@
-"""Models behind small protocols: the policy that writes steps (process reward models and test case
-generators join in later changes).
+"""Models behind small protocols: the policy that writes steps and the process reward model that scores
+them (the test case generator lives in :mod:`codegym.tcg`).
 
 ``load_policy(spec)`` gives a :class:`Policy`:
 
@@ -9,6 +9,9 @@ generators join in later changes).
   Ollama, llama.cpp server).
 - anything else: a Hugging Face hub id or a local directory, loaded with transformers'
   ``AutoModelForCausalLM`` (needs the network for a hub id that is not cached).
+
+``load_prm(spec)`` gives a :class:`HFProcessRewardModel` (a :class:`~codegym.rewards.ProcessRewardModel`):
+``"tiny"`` (the shipped tiny PRM, rebuilt by ``codegym train prm``), a local folder or a hub id.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from codegym.lazy import lazy_exports
+from codegym.models.hf_prm import load_prm
 from codegym.models.policy import DEFAULT_STOP, Policy, Sample, cut_at_stop
 
 OPENAI_PREFIX = "openai:"
@@ -48,6 +52,18 @@ __getattr__ = lazy_exports(
         "HFPolicy": "codegym.models.hf_policy",
         "OpenAIPolicy": "codegym.models.openai_policy",
         "PolicyServerError": "codegym.models.openai_policy",
+        "HFProcessRewardModel": "codegym.models.hf_prm",
+        "PRMFormat": "codegym.models.hf_prm",
+        "train_policy": "codegym.models.train_policy",
+        "train_prm": "codegym.models.train_prm",
+        "evaluate_prm": "codegym.models.train_prm",
+        "roc_auc": "codegym.models.train_prm",
+        "synthetic_step_labels": "codegym.models.prm_data",
+        "sibling_pairs": "codegym.models.prm_data",
+        "load_step_labels": "codegym.models.prm_data",
+        "StepLabel": "codegym.models.prm_data",
+        "STEP_LABEL_FEATURES": "codegym.models.prm_data",
+        "STEP_PAIR_FEATURES": "codegym.models.prm_data",
     },
 )
 
@@ -64,4 +80,20 @@ __all__ = [
     "HFPolicy",
     "OpenAIPolicy",
     "PolicyServerError",
+    # process reward models
+    "load_prm",
+    "HFProcessRewardModel",
+    "PRMFormat",
+    # training
+    "train_policy",
+    "train_prm",
+    "evaluate_prm",
+    "roc_auc",
+    # step-label data
+    "STEP_LABEL_FEATURES",
+    "STEP_PAIR_FEATURES",
+    "StepLabel",
+    "load_step_labels",
+    "sibling_pairs",
+    "synthetic_step_labels",
 ]

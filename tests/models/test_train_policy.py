@@ -39,7 +39,7 @@ def test_a_few_steps_change_the_parameters_and_the_same_seed_repeats(base, tmp_p
     settings = dict(base=str(base), n_tasks=32, epochs=1, batch_size=16, progress=False, seed=3)
     first = train_policy(tmp_path / "a", **settings)
     second = train_policy(tmp_path / "b", **settings)
-    assert first.steps == 2 and first.examples == 32
+    assert first.steps == 2 and first.examples == 32 and second.loss_curve == first.loss_curve
     before, after, again = _weights(base), _weights(tmp_path / "a"), _weights(tmp_path / "b")
     changed = [name for name in before if not torch.equal(before[name], after[name])]
     assert len(changed) == len(before)  # every tensor moved
