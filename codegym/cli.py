@@ -60,8 +60,7 @@ def _sandbox_humaneval(args: argparse.Namespace) -> int:
         ("programs per second", f"{len(jobs) / elapsed:.0f}"),
         ("sandbox start-up", f"{warm:.1f} s"),
     ]
-    width = max(len(name) for name, _ in rows)
-    print("\n".join(f"{name:<{width}}  {value}" for name, value in rows))
+    _print_table(rows)
     for task, report in zip(tasks, canonical, strict=True):
         if not report.all_passed:
             failed = next(test for test in report.tests if not test.passed) if report.tests else None

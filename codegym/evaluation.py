@@ -95,13 +95,16 @@ def rollout(
     owns_sandbox = not isinstance(sandbox, Sandbox)
     box = make_sandbox(sandbox) if owns_sandbox else sandbox
     try:
-        source = TaskList(list(tasks))
+        # One env plays every episode: each episode keeps its EpisodeState and is restored before its step,
+        # so all episodes share one verdict cache and nothing is built per episode.
+        env = CodeReasonEnv(
+            tasks=TaskList(list(tasks)), sandbox=box, max_steps=max_steps, timeout_s=timeout_s
+        )
         episodes = []
         for task in tasks:
             for sample in range(samples_per_task):
-                env = CodeReasonEnv(tasks=source, sandbox=box, max_steps=max_steps, timeout_s=timeout_s)
                 observation, _ = env.reset(seed=seed, options={"task_id": task.task_id})
-                episodes.append(_Episode(env, task.task_id, sample, observation))
+                episodes.append(_Episode(task.task_id, sample, observation, env.get_state()))
         bar = _progress_bar(len(episodes), progress)
         for depth in range(max_steps):
             active = [episode for episode in episodes if episode.end is None]
@@ -119,7 +122,8 @@ def rollout(
                     episode.end = "empty_step"
                     pendings.append(None)
                     continue
-                pendings.append(episode.env.begin_step(generated.text))
+                env.set_state(episode.state)
+                pendings.append(env.begin_step(generated.text))
             jobs = [job for pending in pendings if pending is not None for job in pending.jobs]
             reports = iter(box.run_batch(jobs, timeout_s=timeout_s) if jobs else [])
             for episode, pending in zip(active, pendings, strict=True):
@@ -127,9 +131,11 @@ def rollout(
                     bar.update(1)
                     continue
                 episode_reports = [next(reports) for _ in pending.jobs]
-                episode.observation, reward, terminated, truncated, info = episode.env.finish_step(
+                env.set_state(episode.state)
+                episode.observation, reward, terminated, truncated, info = env.finish_step(
                     pending, episode_reports
                 )
+                episode.state = env.get_state()
                 episode.total_reward += reward
                 if terminated or truncated:
                     episode.end = "code" if terminated else "max_steps"
@@ -143,8 +149,8 @@ def rollout(
 
 
 class _Episode:
-    def __init__(self, env, task_id: str, sample: int, observation: str) -> None:
-        self.env = env
+    def __init__(self, task_id: str, sample: int, observation: str, state) -> None:
+        self.state = state
         self.task_id = task_id
         self.sample = sample
         self.observation = observation
@@ -158,7 +164,7 @@ class _Episode:
         return EpisodeResult(
             task_id=self.task_id,
             sample=self.sample,
-            steps=tuple(self.env.get_state().steps),
+            steps=tuple(self.state.steps),
             code=info.get("code"),
             hidden_pass_rate=float(info.get("hidden_pass_rate", 0.0)),
             hidden_all_passed=bool(info.get("hidden_all_passed", False)),

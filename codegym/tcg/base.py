@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -156,7 +157,7 @@ class TestCaseGenerator(ABC):
         proposals_per_task: list[list[Proposal]] = []
         skipped: list[str | None] = []
         for task in tasks:
-            rng = np.random.default_rng([self.seed, _stable_hash(task.task_id)])
+            rng = np.random.default_rng([self.seed, stable_hash(task.task_id)])
             try:
                 _check_generatable(task)
                 proposals_per_task.append(list(self.propose(task, n, rng)))
@@ -255,9 +256,8 @@ def arguments_key(args: Sequence[Any], kwargs: Mapping[str, Any] | None = None) 
         return repr((tuple(args), kwargs))
 
 
-def _stable_hash(text: str) -> int:
-    import hashlib
-
+def stable_hash(text: str) -> int:
+    """A 64-bit digest of ``text`` that is the same in every process (unlike ``hash``), for seeding."""
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 

@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import ast
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -40,7 +39,7 @@ from codegym.models.policy import Policy
 from codegym.sandbox import CallTest, Sandbox
 from codegym.sandbox.plain import NotPlainDataError, encode_plain
 from codegym.tasks.task import Task
-from codegym.tcg.base import Generation, Proposal, TestCaseGenerator
+from codegym.tcg.base import Generation, Proposal, TestCaseGenerator, stable_hash
 
 TESTS_HEADER = "### Tests"
 ARROW = "->"
@@ -397,7 +396,5 @@ def _load_policy(model: str | PathLike[str] | Policy, options: Mapping[str, Any]
 
 def _batch_seed(seed: int, task_ids: Sequence[str]) -> int:
     """A policy seed (below 2**63) drawn from ``seed`` and the task ids, stable across processes."""
-    digests = [
-        int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little") for i in task_ids
-    ]
+    digests = [stable_hash(task_id) for task_id in task_ids]
     return int(np.random.SeedSequence([seed, *digests]).generate_state(1, np.uint64)[0] >> 1)
