@@ -29,7 +29,12 @@ if "CodeReason-v0" not in gym.registry:
 # The env pulls in the sandbox and reward modules; they load on first use so `import codegym` is quick.
 __getattr__ = lazy_exports(
     "codegym",
-    {"CodeReasonEnv": "codegym.env", "EpisodeState": "codegym.env", "CodeReasonVectorEnv": "codegym.vector"},
+    {
+        "CodeReasonEnv": "codegym.env",
+        "EpisodeState": "codegym.env",
+        "Transition": "codegym.env",
+        "CodeReasonVectorEnv": "codegym.vector",
+    },
 )
 
 
@@ -39,5 +44,6 @@ __all__ = [
     "CodeReasonEnv",
     "CodeReasonVectorEnv",
     "EpisodeState",
+    "Transition",
     "__version__",
 ]

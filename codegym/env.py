@@ -64,6 +64,20 @@ class PendingStep:
     jobs: tuple[tuple[str, tuple], ...] = ()  # the (program, tests) pairs the cache did not answer
 
 
+@dataclass(frozen=True)
+class Transition:
+    """One step taken by :meth:`CodeReasonEnv.step_batch`: what :meth:`~CodeReasonEnv.step` returns, plus
+    the snapshot after the step and how many programs the sandbox ran for it."""
+
+    state: EpisodeState
+    observation: str
+    reward: float
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any]
+    sandbox_runs: int
+
+
 class CodeReasonEnv(gym.Env[str, str]):
     """Reason in steps, then write code that is run against tests.
 
@@ -311,6 +325,43 @@ class CodeReasonEnv(gym.Env[str, str]):
             raise TypeError(f"set_state takes an EpisodeState from get_state(), got {type(state).__name__}")
         self._state = state
         return self._observation()
+
+    def step_batch(self, states: Sequence[EpisodeState], actions: Sequence[str]) -> list[Transition]:
+        """Take one step from each snapshot, running every code action in one sandbox batch.
+
+        ``actions[i]`` is played from ``states[i]`` exactly as :meth:`step` would play it after
+        ``set_state(states[i])``; tree search and batched agents expand many nodes this way. Verdicts
+        are cached, so a code the env has already run costs nothing. The env's current episode is the
+        same after the call as before it.
+
+        Returns:
+            One :class:`Transition` per action, in order, each with the snapshot after its step and the
+            number of programs the sandbox ran for it (0 on a cache hit or for a reasoning step).
+        """
+        if len(states) != len(actions):
+            raise ValueError(
+                f"step_batch needs one action per state, got {len(states)} states and {len(actions)} actions"
+            )
+        current = self._state
+        try:
+            pendings = []
+            for state, action in zip(states, actions, strict=True):
+                self.set_state(state)
+                pendings.append(self.begin_step(action))
+            jobs = [job for pending in pendings for job in pending.jobs]
+            reports = iter(
+                self.sandbox.run_batch(jobs, timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+                if jobs
+                else []
+            )
+            transitions = []
+            for state, pending in zip(states, pendings, strict=True):
+                self.set_state(state)
+                outcome = self.finish_step(pending, [next(reports) for _ in pending.jobs])
+                transitions.append(Transition(self._state, *outcome, sandbox_runs=len(pending.jobs)))
+            return transitions
+        finally:
+            self._state = current
 
     def set_training_step(self, training_step: int) -> None:
         """Tell reward schedules (O1-Coder's alpha(t)) how far training has gone."""

@@ -181,6 +181,31 @@ def test_snapshot_restore_round_trip_and_verdict_cache(make_env, double_task, st
     assert stats["verdict_hits"] >= 2 and stats["process_reward_hits"] >= 1
 
 
+def test_step_batch_plays_each_action_from_its_snapshot_in_one_sandbox_batch(make_env, double_task, stub_prm):
+    env = make_env(tasks=[double_task], process_reward=stub_prm, reward="dense")
+    env.reset(seed=0)
+    base = env.unwrapped
+    root = base.get_state()
+    env.step("Outline: return x times two")
+    outlined = base.get_state()
+    transitions = base.step_batch([root, outlined, outlined], ["Outline: again", GOOD, HALF])
+    # The env's own episode is where it was.
+    assert base.get_state() is outlined
+    first, good, half = transitions
+    assert first.state.steps == ("Outline: again",) and not first.terminated and first.sandbox_runs == 0
+    assert first.reward == pytest.approx(0.8) and first.info["step_index"] == 1
+    assert good.terminated and good.info["hidden_all_passed"] and good.state.steps == (*outlined.steps, GOOD)
+    assert half.terminated and half.info["hidden_pass_rate"] == 0.5
+    assert (good.sandbox_runs, half.sandbox_runs) == (2, 2)  # visible and hidden tests, one batch
+    # The same as step() from the snapshot, and a repeat is answered by the verdict cache.
+    base.set_state(outlined)
+    _, reward, terminated, _, info = env.step(GOOD)
+    assert (reward, terminated, info["hidden_all_passed"]) == (good.reward, True, True)
+    assert info["verdict_cached"] and base.step_batch([outlined], [GOOD])[0].sandbox_runs == 0
+    with pytest.raises(ValueError, match="one action per state"):
+        base.step_batch([root], ["a", "b"])
+
+
 def test_humaneval_0_canonical_earns_one_and_a_wrong_solution_less(make_env):
     env = make_env(tasks="humaneval", reward="terminal")
     env.reset(options={"task_id": "HumanEval/0"})
