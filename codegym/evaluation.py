@@ -51,6 +51,7 @@ class EpisodeResult:
         code: the code action's code; None if the episode ended without one.
         hidden_pass_rate: share of hidden tests passed (0.0 without code).
         hidden_all_passed: every hidden test passed: the episode solved the task.
+        rewards: the env's reward after each step.
         total_reward: the sum of the env's rewards.
         end: "code", "max_steps" (truncated) or "empty_step" (the policy wrote nothing).
         tokens: tokens the policy generated in this episode.
@@ -62,6 +63,7 @@ class EpisodeResult:
     code: str | None
     hidden_pass_rate: float
     hidden_all_passed: bool
+    rewards: tuple[float, ...]
     total_reward: float
     end: str
     tokens: int
@@ -79,12 +81,17 @@ def rollout(
     sandbox: str | Sandbox = "auto",
     timeout_s: float = 3.0,
     progress: bool = False,
+    env_options: dict | None = None,
+    training_step: int | None = None,
 ) -> list[EpisodeResult]:
     """Play ``samples_per_task`` episodes per task; results come task by task, samples in order.
 
     With ``temperature=0`` the policy is greedy, and the samples of a task are identical (so use 1).
     Seeds: depth ``d`` samples with seed ``(seed, d)`` mixed into one int, so a run repeats exactly.
     ``sandbox`` is a name (started here and closed at the end) or a running sandbox the caller owns.
+    ``env_options`` go to :class:`~codegym.env.CodeReasonEnv` (``reward``, ``process_reward``,
+    ``visible_tests``, ...), so the episodes' rewards follow any scheme; ``training_step`` feeds reward
+    schedules such as O1-Coder's alpha(t).
     """
     from codegym.env import CodeReasonEnv
 
@@ -92,14 +99,20 @@ def rollout(
         raise ValueError("rollout needs at least one task")
     if not (isinstance(samples_per_task, int) and samples_per_task >= 1):
         raise ValueError(f"samples_per_task must be an int >= 1, got {samples_per_task!r}")
+    env_options = dict(env_options or {})
+    clashing = sorted(set(env_options) & {"tasks", "sandbox", "max_steps", "timeout_s"})
+    if clashing:
+        raise ValueError(f"env_options must not set {clashing}: they are rollout's own arguments")
     owns_sandbox = not isinstance(sandbox, Sandbox)
     box = make_sandbox(sandbox) if owns_sandbox else sandbox
     try:
-        # One env plays every episode: each episode keeps its EpisodeState and is restored before its step,
-        # so all episodes share one verdict cache and nothing is built per episode.
+        # One env plays every episode from its snapshot (step_batch), so all episodes share one verdict
+        # cache, each depth's code runs in one sandbox batch, and nothing is built per episode.
         env = CodeReasonEnv(
-            tasks=TaskList(list(tasks)), sandbox=box, max_steps=max_steps, timeout_s=timeout_s
+            tasks=TaskList(list(tasks)), sandbox=box, max_steps=max_steps, timeout_s=timeout_s, **env_options
         )
+        if training_step is not None:
+            env.set_training_step(training_step)
         episodes = []
         for task in tasks:
             for sample in range(samples_per_task):
@@ -115,31 +128,20 @@ def rollout(
             samples = policy.sample(
                 prompts, n=1, max_new_tokens=max_new_tokens, temperature=temperature, seed=depth_seed
             )
-            pendings = []
+            stepping = []
             for episode, [generated] in zip(active, samples, strict=True):
                 episode.tokens += generated.num_tokens
-                if not generated.text.strip():
+                if generated.text.strip():
+                    stepping.append((episode, generated.text))
+                else:
                     episode.end = "empty_step"
-                    pendings.append(None)
-                    continue
-                env.set_state(episode.state)
-                pendings.append(env.begin_step(generated.text))
-            jobs = [job for pending in pendings if pending is not None for job in pending.jobs]
-            reports = iter(box.run_batch(jobs, timeout_s=timeout_s) if jobs else [])
-            for episode, pending in zip(active, pendings, strict=True):
-                if pending is None:
                     bar.update(1)
-                    continue
-                episode_reports = [next(reports) for _ in pending.jobs]
-                env.set_state(episode.state)
-                episode.observation, reward, terminated, truncated, info = env.finish_step(
-                    pending, episode_reports
-                )
-                episode.state = env.get_state()
-                episode.total_reward += reward
-                if terminated or truncated:
-                    episode.end = "code" if terminated else "max_steps"
-                    episode.info = info
+            transitions = env.step_batch([e.state for e, _ in stepping], [text for _, text in stepping])
+            for (episode, _), transition in zip(stepping, transitions, strict=True):
+                episode.observation, episode.state = transition.observation, transition.state
+                if transition.terminated or transition.truncated:
+                    episode.end = "code" if transition.terminated else "max_steps"
+                    episode.info = transition.info
                     bar.update(1)
         bar.close()
         return [episode.result() for episode in episodes]
@@ -155,7 +157,6 @@ class _Episode:
         self.sample = sample
         self.observation = observation
         self.end: str | None = None
-        self.total_reward = 0.0
         self.tokens = 0
         self.info: dict = {}
 
@@ -168,7 +169,8 @@ class _Episode:
             code=info.get("code"),
             hidden_pass_rate=float(info.get("hidden_pass_rate", 0.0)),
             hidden_all_passed=bool(info.get("hidden_all_passed", False)),
-            total_reward=self.total_reward,
+            rewards=tuple(self.state.rewards),
+            total_reward=float(sum(self.state.rewards)),
             end=self.end or "max_steps",
             tokens=self.tokens,
         )

@@ -65,6 +65,20 @@ def test_running_out_of_steps_is_reported(tasks, scripted_policy_factory, sandbo
     assert results[0].end == "max_steps" and results[0].hidden_pass_rate == 0.0
 
 
+def test_env_options_choose_the_reward_scheme(tasks, scripted_policy_factory, sandbox_factory, stub_prm):
+    policy = scripted_policy_factory(tasks[:1])
+    box = sandbox_factory("local")
+    terminal = rollout(policy, tasks[:1], sandbox=box, env_options={"reward": "terminal"})[0]
+    dense = rollout(
+        policy, tasks[:1], sandbox=box, env_options={"reward": "dense", "process_reward": stub_prm}
+    )[0]
+    assert terminal.rewards == (0.0, 0.0, 1.0) and terminal.total_reward == 1.0
+    # dense: the stub PRM's 0.8 (outline) and 0.6 (refine), then 0.9 (code) plus the outcome 1.0
+    assert dense.rewards == pytest.approx((0.8, 0.6, 1.9))
+    with pytest.raises(ValueError, match="env_options must not set"):
+        rollout(policy, tasks[:1], sandbox=box, env_options={"max_steps": 2})
+
+
 def test_bad_arguments_are_named(tasks, scripted_policy_factory):
     with pytest.raises(ValueError, match="at least one task"):
         rollout(scripted_policy_factory(tasks), [], sandbox="local")
