@@ -158,6 +158,8 @@ def _empty(features: Features) -> Dataset:
 def load_step_labels(source: str | PathLike[str] | Dataset) -> Dataset:
     """Step labels from a ``Dataset``, a ``save_to_disk`` folder, or a ``.jsonl``/``.json``/``.parquet`` file.
 
+    Only the schema's columns are returned; others (such as a search tree's statistics) are dropped.
+
     Raises:
         FileNotFoundError: the path does not exist.
         ValueError: a column is missing or a label is outside [0, 1] (see :func:`check_step_labels`).
@@ -181,6 +183,8 @@ def load_step_labels(source: str | PathLike[str] | Dataset) -> Dataset:
                 )
             dataset = load_dataset(kind, data_files=str(path), split="train")
     check_step_labels(dataset)
+    # Extra columns (a search tree's visits, values, verdicts, ...) are kept by the producer, not read here.
+    dataset = dataset.select_columns(list(STEP_LABEL_FEATURES))
     return dataset.cast(STEP_LABEL_FEATURES) if dataset.features != STEP_LABEL_FEATURES else dataset
 
 
