@@ -127,3 +127,46 @@ class ScriptedPolicy:
 def scripted_policy_factory():
     """Builds a :class:`ScriptedPolicy` for the given tasks (see its docstring for ``replace``)."""
     return ScriptedPolicy
+
+
+class TreePolicy:
+    """A scripted :class:`~codegym.models.Policy` for search tests: a fixed tree of candidate steps.
+
+    ``tree`` maps the steps taken so far (a tuple) to the candidates after them, each a text or a
+    ``(text, logprob)`` pair. Sample ``j`` of a prompt is candidate ``j % len(candidates)``; greedy
+    (``temperature=0``) always gives candidate 0. Paths the tree does not know get ``unknown_step``.
+    It records every ``sample`` call's prompts.
+    """
+
+    def __init__(self, tree, unknown_step: str = "Outline: no idea") -> None:
+        self.tree = {
+            tuple(path): [c if isinstance(c, tuple) else (c, -1.0) for c in candidates]
+            for path, candidates in tree.items()
+        }
+        self.unknown_step = unknown_step
+        self.calls: list[list[str]] = []
+
+    def sample(self, prompts, n=1, *, stop=("\n### Step",), max_new_tokens=256, temperature=1.0, seed=None):
+        from codegym.models import Sample
+        from codegym.steps import parse_state
+
+        self.calls.append(list(prompts))
+        results = []
+        for prompt in prompts:
+            observation, _, _header = prompt.rstrip("\n").rpartition("\n\n### Step ")
+            _problem, steps = parse_state(observation)
+            candidates = self.tree.get(tuple(steps), [(self.unknown_step, -1.0)])
+            picks = [candidates[0 if temperature == 0 else j % len(candidates)] for j in range(n)]
+            results.append(
+                [
+                    Sample(text=text, logprob=logprob, num_tokens=len(text.split()), finish_reason="stop")
+                    for text, logprob in picks
+                ]
+            )
+        return results
+
+
+@pytest.fixture
+def tree_policy_factory():
+    """Builds a :class:`TreePolicy` from a ``{steps so far: [candidate, ...]}`` mapping."""
+    return TreePolicy
