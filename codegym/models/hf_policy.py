@@ -136,6 +136,11 @@ class HFPolicy:
             results.update(zip(batch, samples, strict=True))
         return [[results[(i, min(j, draws - 1))] for j in range(n)] for i in range(len(prompts))]
 
+    def prompt_token_ids(self, prompts: Sequence[str]) -> list[list[int]]:
+        """The token ids the model is given for each prompt, exactly as :meth:`sample` formats and encodes
+        them (chat template and special tokens included); what a trainer scoring sampled steps needs."""
+        return self._encode([self._format(prompt) for prompt in prompts])["input_ids"]
+
     def _format(self, prompt: str) -> str:
         if not self.use_chat_template:
             return prompt

@@ -1,0 +1,502 @@
+"""LM policy gradient: fine-tune the policy itself on the env's per-step rewards (GRPO or REINFORCE).
+
+Each iteration draws ``tasks_per_iteration`` tasks (seeded by ``(seed, iteration)``), plays
+``group_size`` episodes of each (the group) with :func:`codegym.evaluation.rollout` at temperature 1,
+and takes one AdamW step on
+
+    loss = -(1/N) * sum over the N steps taken of  A_t * log pi(step_t | prompt_t)
+
+where ``prompt_t`` is exactly what the policy was shown (``policy_prompt(render_state(problem,
+steps[:t]), t)`` through the policy's own formatting and tokenizer) and ``log pi`` sums the step's token
+log-probs. ``G_t`` is the discounted return-to-go of the env's rewards, so the reward scheme (O1-Coder's,
+dense PRM rewards, potential shaping, terminal-only or your own callable) is one argument: ``reward``.
+
+Advantages:
+
+- ``"grpo"`` (Shao et al. 2024, arXiv 2402.03300): group-relative. ``A_t = (G_t - mean) / (std + eps)``
+  over the episodes of the same task that took a step t (TRL's unbiased std). At t = 0 with the outcome
+  alone this is GRPO's outcome supervision; comparing later steps with the group's steps at the same
+  depth keeps the baseline for a late step from being the whole episode's return.
+- ``"reinforce"``: ``A_t = G_t - b``, b a running mean of returns from earlier iterations (the first
+  iteration uses its own mean).
+
+Why not TRL's ``GRPOTrainer``: it scores one completion per prompt with a reward function, while an
+episode here is several steps, each its own prompt, with the env's reward after each one and the code
+run in a sandbox between them; a loop of our own keeps those rewards and the env's prompts exact.
+
+Every ``checkpoint_every`` iterations (and after the last) ``out_dir/checkpoint-N`` gets the model and
+tokenizer (``save_pretrained``, so ``load_policy(path)`` loads it) and ``trainer_state.pt`` (optimizer,
+RNG, baseline, metrics); ``out_dir/metrics.json`` gets the metrics so far. A checkpoint is written to a
+temporary folder and renamed, so a crash loses at most the iterations since the last one. Calling
+again with the same ``out_dir`` resumes from the latest checkpoint: finished iterations never rerun.
+
+Example:
+    >>> from codegym.agents.policy_gradient import train_policy_gradient
+    >>> result = train_policy_gradient("/tmp/pg", iterations=8, reward="dense", process_reward="tiny")  # doctest: +SKIP
+    >>> [round(m.mean_reward, 3) for m in result.metrics]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from codegym.evaluation import EpisodeResult, rollout
+from codegym.steps import policy_prompt, render_state
+
+if TYPE_CHECKING:
+    import torch
+
+    from codegym.models import HFPolicy
+    from codegym.rewards import ProcessRewardModel, RewardFn, RewardScheme
+    from codegym.sandbox import Sandbox
+    from codegym.tasks import Task, TaskSource
+
+ADVANTAGES = ("grpo", "reinforce")
+STATE_FILE = "trainer_state.pt"
+METRICS_FILE = "metrics.json"
+CHECKPOINT_PREFIX = "checkpoint-"
+BASELINE_MOMENTUM = 0.9  # the REINFORCE baseline's running mean keeps 90% of its past each iteration
+
+
+@dataclass(frozen=True)
+class IterationMetrics:
+    """One iteration of :func:`train_policy_gradient`, measured on the episodes it trained on.
+
+    Attributes:
+        iteration: 0-based.
+        mean_reward: mean over episodes of the sum of the env's rewards.
+        hidden_pass_rate: mean share of hidden tests passed.
+        solve_rate: share of episodes whose code passed every hidden test.
+        code_rate: share of episodes that ended with a code action.
+        mean_steps: mean steps per episode.
+        loss: the policy-gradient loss of the update.
+        grad_norm: the gradient norm before clipping.
+        seconds: wall time of the iteration.
+    """
+
+    iteration: int
+    mean_reward: float
+    hidden_pass_rate: float
+    solve_rate: float
+    code_rate: float
+    mean_steps: float
+    loss: float
+    grad_norm: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PolicyGradientResult:
+    """What :func:`train_policy_gradient` did.
+
+    Attributes:
+        out_dir: the run's folder.
+        checkpoint: the latest checkpoint (``load_policy(checkpoint)`` loads the trained policy).
+        iterations: iterations finished in all, earlier runs included.
+        resumed_from: iterations already finished when this call started (0 for a fresh run).
+        metrics: every finished iteration's metrics, in order.
+    """
+
+    out_dir: str
+    checkpoint: str
+    iterations: int
+    resumed_from: int
+    metrics: tuple[IterationMetrics, ...]
+
+
+def returns_to_go(rewards: Sequence[float], gamma: float = 1.0) -> list[float]:
+    """``G_t = sum_{k >= t} gamma^(k - t) r_k`` for every step t.
+
+    Example:
+        >>> returns_to_go([0.0, 0.5, 1.0], gamma=0.5)
+        [0.5, 1.0, 1.0]
+    """
+    returns, running = [0.0] * len(rewards), 0.0
+    for t in reversed(range(len(rewards))):
+        running = rewards[t] + gamma * running
+        returns[t] = running
+    return returns
+
+
+def group_relative_advantages(returns: Sequence[Sequence[float]], eps: float = 1e-6) -> list[list[float]]:
+    """GRPO advantages of one task's episodes: at each depth t, ``(G_t - mean) / (std + eps)`` over the
+    episodes that took a step t; a step no other episode of the group reached gets 0.
+
+    Example:
+        >>> [[round(a, 3) for a in episode] for episode in group_relative_advantages([[1.0, 1.0], [0.0]])]
+        [[0.707, 0.0], [-0.707]]
+    """
+    advantages = [[0.0] * len(episode) for episode in returns]
+    for t in range(max((len(episode) for episode in returns), default=0)):
+        members = [i for i, episode in enumerate(returns) if len(episode) > t]
+        if len(members) < 2:
+            continue
+        values = np.array([returns[i][t] for i in members])
+        mean, std = values.mean(), values.std(ddof=1)
+        for i, value in zip(members, values, strict=True):
+            advantages[i][t] = float((value - mean) / (std + eps))
+    return advantages
+
+
+def continuation_log_probs(
+    policy: HFPolicy, prompts: Sequence[str], continuations: Sequence[str]
+) -> torch.Tensor:
+    """``log pi(continuation | prompt)`` summed over the continuation's tokens, differentiably: ``(B,)``.
+
+    The prompt is formatted and tokenized exactly as :class:`~codegym.models.HFPolicy` does when it
+    samples; the continuation is tokenized on its own (no special tokens), so its tokens follow the
+    prompt's as they did in generation. The stop string and EOS that ended the step are not scored.
+    """
+    import torch
+
+    prompt_ids = policy.prompt_token_ids(prompts)
+    continuation_ids = policy.tokenizer(list(continuations), add_special_tokens=False)["input_ids"]
+    rows = [p + c for p, c in zip(prompt_ids, continuation_ids, strict=True)]
+    width = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), width), policy.tokenizer.pad_token_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    scored = torch.zeros((len(rows), width - 1), dtype=torch.bool)  # position j predicts token j + 1
+    for row, (ids, prompt) in enumerate(zip(rows, prompt_ids, strict=True)):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention[row, : len(ids)] = 1
+        scored[row, len(prompt) - 1 : len(ids) - 1] = True
+    input_ids, attention, scored = (x.to(policy.device) for x in (input_ids, attention, scored))
+    logits = policy.model(input_ids=input_ids, attention_mask=attention).logits[:, :-1]  # (B, T-1, V)
+    token_logprobs = torch.log_softmax(logits.float(), dim=-1).gather(2, input_ids[:, 1:, None])[..., 0]
+    return (token_logprobs * scored).sum(dim=1)  # (B,)
+
+
+def train_policy_gradient(
+    out_dir: str | os.PathLike[str],
+    *,
+    policy: str | HFPolicy = "tiny",
+    tasks: str | TaskSource | Sequence[Task] = "synthetic",
+    split: str | None = "train",
+    task_options: dict[str, Any] | None = None,
+    iterations: int = 20,
+    tasks_per_iteration: int = 8,
+    group_size: int = 4,
+    reward: str | RewardScheme | RewardFn = "o1coder",
+    reward_options: dict[str, Any] | None = None,
+    process_reward: str | ProcessRewardModel | None = None,
+    env_options: dict[str, Any] | None = None,
+    advantage: str = "grpo",
+    learning_rate: float = 1e-4,
+    weight_decay: float = 0.0,
+    max_grad_norm: float = 1.0,
+    gamma: float = 1.0,
+    max_steps: int = 4,
+    max_new_tokens: int = 256,
+    checkpoint_every: int = 1,
+    keep_checkpoints: int = 2,
+    seed: int = 0,
+    sandbox: str | Sandbox = "auto",
+    progress: bool = True,
+) -> PolicyGradientResult:
+    """Train ``policy`` by policy gradient on CodeReason episodes; see the module docstring.
+
+    Args:
+        out_dir: the run's folder; an existing run there is resumed.
+        policy: a spec for :func:`codegym.models.load_policy` (``"tiny"``, a path, a hub id) or an
+            :class:`~codegym.models.HFPolicy`, whose model is trained in place.
+        tasks: the task source (a name for :func:`codegym.tasks.load_tasks`, a source or a list).
+        split: the source's split, for a source given by name (None for its default).
+        task_options: the source's options, e.g. ``{"max_ops": 2}`` for synthetic.
+        iterations: the total to reach, counting those an earlier run in ``out_dir`` finished.
+        tasks_per_iteration: distinct tasks per iteration.
+        group_size: episodes per task (the GRPO group); at least 2 for ``"grpo"``.
+        reward: the env's reward scheme: a name, a RewardScheme or ``fn(context, **kwargs)``.
+        reward_options: options of a scheme given by name.
+        process_reward: a PRM, a spec for :func:`codegym.models.load_prm` (``"tiny"``) or None.
+        env_options: more :class:`~codegym.env.CodeReasonEnv` options (``outcome``, ``visible_tests``...).
+        advantage: ``"grpo"`` or ``"reinforce"``.
+        learning_rate, weight_decay: AdamW's.
+        max_grad_norm: gradients are clipped to this norm.
+        gamma: discount of the returns-to-go.
+        max_steps: steps per episode, the code step included.
+        max_new_tokens: the longest step, in tokens.
+        checkpoint_every: iterations between checkpoints; the last iteration is always saved.
+        keep_checkpoints: how many of the latest checkpoints stay on disk.
+        seed: seeds the tasks and the sampling of every iteration: the same seed repeats a run.
+        sandbox: a sandbox name (started once, closed at the end) or a running sandbox you own.
+        progress: show a progress bar over iterations.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from codegym.models import HFPolicy, load_policy, load_prm
+    from codegym.sandbox import Sandbox, make_sandbox
+    from codegym.tasks import load_tasks
+
+    for name, value, low in (
+        ("iterations", iterations, 1),
+        ("tasks_per_iteration", tasks_per_iteration, 1),
+        ("group_size", group_size, 2 if advantage == "grpo" else 1),
+        ("max_steps", max_steps, 1),
+        ("max_new_tokens", max_new_tokens, 1),
+        ("checkpoint_every", checkpoint_every, 1),
+        ("keep_checkpoints", keep_checkpoints, 1),
+    ):
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+            hint = " (GRPO compares the episodes of a group)" if name == "group_size" else ""
+            raise ValueError(f"{name} must be an int >= {low}{hint}, got {value!r}")
+    if advantage not in ADVANTAGES:
+        raise ValueError(f"advantage must be one of {ADVANTAGES}, got {advantage!r}")
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+    if not (learning_rate > 0 and max_grad_norm > 0 and weight_decay >= 0):
+        raise ValueError(
+            "learning_rate and max_grad_norm must be > 0 and weight_decay >= 0, got "
+            f"{learning_rate!r}, {max_grad_norm!r}, {weight_decay!r}"
+        )
+    clashing = sorted(set(env_options or {}) & {"reward", "reward_options", "process_reward"})
+    if clashing:
+        raise ValueError(
+            f"env_options must not set {clashing}: pass them as train_policy_gradient's arguments"
+        )
+
+    if isinstance(policy, str):
+        policy = load_policy(policy)
+    if not isinstance(policy, HFPolicy):
+        raise TypeError(
+            f"policy must be a model spec or an HFPolicy (a local transformers model to differentiate), got "
+            f"{type(policy).__name__}; an OpenAI-server policy cannot be trained here"
+        )
+    source = (
+        load_tasks(tasks, split=split, **(task_options or {}))
+        if isinstance(tasks, str)
+        else load_tasks(tasks)
+    )
+    prm = load_prm(process_reward) if isinstance(process_reward, str) else process_reward
+    env_options = {
+        **(env_options or {}),
+        "reward": reward,
+        "reward_options": reward_options,
+        "process_reward": prm,
+    }
+    # What must match for a resumed run to be the same run (iterations, progress and sandbox need not).
+    settings = _describe(
+        {
+            "seed": seed,
+            "tasks": tasks,
+            "split": split,
+            "task_options": task_options,
+            "tasks_per_iteration": tasks_per_iteration,
+            "group_size": group_size,
+            "env_options": env_options,
+            "advantage": advantage,
+            "learning_rate": learning_rate,
+            "weight_decay": weight_decay,
+            "gamma": gamma,
+            "max_steps": max_steps,
+            "max_new_tokens": max_new_tokens,
+        }
+    )
+
+    out_path = Path(out_dir)
+    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    torch.manual_seed(seed)
+    metrics: list[IterationMetrics] = []
+    baseline: float | None = None
+    latest = _latest_checkpoint(out_path)
+    if latest is not None:
+        state = torch.load(latest / STATE_FILE, weights_only=True)
+        changed = {
+            key: (state["settings"].get(key), value)
+            for key, value in settings.items()
+            if state["settings"].get(key) != value
+        }
+        if changed:
+            raise ValueError(
+                f"{out_path} holds a run with other settings ({changed}, as (saved, now)); pass the same "
+                "settings to resume it, or a new out_dir to start afresh"
+            )
+        policy.model.load_state_dict(AutoModelForCausalLM.from_pretrained(latest).state_dict())
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        baseline = state["baseline"]
+        metrics = [IterationMetrics(**entry) for entry in state["metrics"]]
+    resumed_from = len(metrics)
+
+    from tqdm import tqdm
+
+    box = sandbox if isinstance(sandbox, Sandbox) else make_sandbox(sandbox)
+    bar = tqdm(
+        total=iterations, initial=resumed_from, desc="policy gradient", unit="iter", disable=not progress
+    )
+    try:
+        for iteration in range(resumed_from, iterations):
+            started = time.perf_counter()
+            batch = _draw_tasks(source, tasks_per_iteration, np.random.default_rng([seed, iteration]))
+            episodes = rollout(
+                policy,
+                batch,
+                samples_per_task=group_size,
+                temperature=1.0,  # on-policy: the loss's log-probs are the temperature-1 distribution
+                seed=int(np.random.SeedSequence([seed, iteration, 1]).generate_state(1)[0]),
+                max_steps=max_steps,
+                max_new_tokens=max_new_tokens,
+                sandbox=box,
+                env_options=env_options,
+                training_step=iteration,
+            )
+            returns = [returns_to_go(episode.rewards, gamma) for episode in episodes]
+            advantages, baseline = _advantages(returns, advantage, group_size, baseline)
+            problems = {task.task_id: task.problem for task in batch}
+            loss, grad_norm = _update(policy, optimizer, episodes, problems, advantages, max_grad_norm)
+            metrics.append(_measure(iteration, episodes, loss, grad_norm, time.perf_counter() - started))
+            finished = iteration + 1
+            if finished % checkpoint_every == 0 or finished == iterations:
+                state = {
+                    "settings": settings,
+                    "iteration": finished,
+                    "optimizer": optimizer.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "baseline": baseline,
+                    "metrics": [asdict(entry) for entry in metrics],
+                }
+                _save_checkpoint(out_path, finished, policy, state, keep_checkpoints)
+            bar.update(1)
+            bar.set_postfix(reward=f"{metrics[-1].mean_reward:.3f}", solved=f"{metrics[-1].solve_rate:.2f}")
+    finally:
+        bar.close()
+        if box is not sandbox:
+            box.close()
+    return PolicyGradientResult(
+        out_dir=str(out_path),
+        checkpoint=str(_latest_checkpoint(out_path)),
+        iterations=len(metrics),
+        resumed_from=resumed_from,
+        metrics=tuple(metrics),
+    )
+
+
+def _advantages(
+    returns: list[list[float]], advantage: str, group_size: int, baseline: float | None
+) -> tuple[list[list[float]], float | None]:
+    """Each step's advantage, and the REINFORCE baseline for the next iteration."""
+    if advantage == "grpo":  # rollout returns each task's group in a row
+        groups = [returns[start : start + group_size] for start in range(0, len(returns), group_size)]
+        return [episode for group in groups for episode in group_relative_advantages(group)], baseline
+    flat = [value for episode in returns for value in episode]
+    batch_mean = float(np.mean(flat)) if flat else 0.0
+    # Last iteration's baseline: independent of this batch's actions, so the gradient stays unbiased.
+    reference = batch_mean if baseline is None else baseline
+    advantages = [[value - reference for value in episode] for episode in returns]
+    return advantages, BASELINE_MOMENTUM * reference + (1 - BASELINE_MOMENTUM) * batch_mean
+
+
+def _describe(value: Any) -> Any:
+    """``value`` as plain data, for the saved settings: an object by its name (a callable's, else its type's)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, dict):
+        return {str(key): _describe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_describe(item) for item in value]
+    return getattr(value, "__qualname__", type(value).__name__)
+
+
+def _draw_tasks(source: TaskSource, n: int, rng: np.random.Generator) -> list[Task]:
+    # rollout plays one env over the batch, which needs distinct task ids.
+    drawn: dict[str, Task] = {}
+    for _ in range(100 * n):
+        task = source.sample(rng)
+        drawn.setdefault(task.task_id, task)
+        if len(drawn) == n:
+            return list(drawn.values())
+    raise ValueError(f"could not draw {n} distinct tasks from {source!r}; lower tasks_per_iteration")
+
+
+def _update(
+    policy: HFPolicy,
+    optimizer: torch.optim.Optimizer,
+    episodes: list[EpisodeResult],
+    problems: dict[str, str],
+    advantages: list[list[float]],
+    max_grad_norm: float,
+) -> tuple[float, float]:
+    """One AdamW step on ``-mean(A_t * log pi(step_t | prompt_t))``; returns (loss, grad norm)."""
+    import torch
+
+    rows = [
+        (
+            policy_prompt(render_state(problems[episode.task_id], episode.steps[:t]), t),
+            step,
+            episode_advantages[t],
+        )
+        for episode, episode_advantages in zip(episodes, advantages, strict=True)
+        for t, step in enumerate(episode.steps)
+    ]
+    if not rows:
+        return 0.0, 0.0
+    # The model stays in eval mode (HFPolicy's): no dropout, so these are the log-probs it sampled from.
+    optimizer.zero_grad(set_to_none=True)
+    loss_total = 0.0
+    for start in range(0, len(rows), policy.batch_size):  # micro-batches, gradients accumulate
+        chunk = rows[start : start + policy.batch_size]
+        logprobs = continuation_log_probs(policy, [r[0] for r in chunk], [r[1] for r in chunk])  # (B,)
+        weights = torch.tensor([r[2] for r in chunk], device=logprobs.device)
+        loss = -(weights * logprobs).sum() / len(rows)
+        loss.backward()
+        loss_total += loss.item()
+    grad_norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), max_grad_norm)
+    optimizer.step()
+    return loss_total, float(grad_norm)
+
+
+def _measure(
+    iteration: int, episodes: list[EpisodeResult], loss: float, grad_norm: float, seconds: float
+) -> IterationMetrics:
+    return IterationMetrics(
+        iteration=iteration,
+        mean_reward=float(np.mean([e.total_reward for e in episodes])),
+        hidden_pass_rate=float(np.mean([e.hidden_pass_rate for e in episodes])),
+        solve_rate=float(np.mean([e.hidden_all_passed for e in episodes])),
+        code_rate=float(np.mean([e.end == "code" for e in episodes])),
+        mean_steps=float(np.mean([len(e.steps) for e in episodes])),
+        loss=loss,
+        grad_norm=grad_norm,
+        seconds=seconds,
+    )
+
+
+def _checkpoints(out_path: Path) -> list[tuple[int, Path]]:
+    found = []
+    for path in out_path.glob(f"{CHECKPOINT_PREFIX}*"):
+        suffix = path.name[len(CHECKPOINT_PREFIX) :]
+        if suffix.isdigit() and (path / STATE_FILE).is_file():
+            found.append((int(suffix), path))
+    return sorted(found)
+
+
+def _latest_checkpoint(out_path: Path) -> Path | None:
+    found = _checkpoints(out_path)
+    return found[-1][1] if found else None
+
+
+def _save_checkpoint(out_path: Path, iteration: int, policy: HFPolicy, state: dict, keep: int) -> None:
+    import torch
+
+    final = out_path / f"{CHECKPOINT_PREFIX}{iteration}"
+    partial = out_path / f".{final.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)  # left by a crash mid-save
+    partial.mkdir(parents=True)
+    shutil.rmtree(final, ignore_errors=True)  # an unfinished one from a crash; finished ones never rerun
+    policy.model.save_pretrained(partial)
+    policy.tokenizer.save_pretrained(partial)
+    torch.save(state, partial / STATE_FILE)
+    os.replace(partial, final)  # a checkpoint exists whole or not at all
+    metrics = {"settings": state["settings"], "iterations": state["metrics"]}
+    (out_path / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    for _, old in _checkpoints(out_path)[:-keep]:
+        shutil.rmtree(old)

@@ -1,0 +1,154 @@
+"""The LM policy-gradient agent: advantages, log-probs, updates, seeding, resuming and the reward argument."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from codegym.agents.policy_gradient import (  # noqa: E402
+    continuation_log_probs,
+    group_relative_advantages,
+    returns_to_go,
+    train_policy_gradient,
+)
+from codegym.models import load_policy  # noqa: E402
+
+# A budget that trains in seconds: 2 tasks x a group of 2, short steps.
+BUDGET = {
+    "tasks_per_iteration": 2,
+    "group_size": 2,
+    "max_steps": 3,
+    "max_new_tokens": 48,
+    "task_options": {"max_ops": 2},
+    "progress": False,
+}
+
+
+def _weights(path) -> dict[str, torch.Tensor]:
+    return load_policy(str(path), device="cpu").model.state_dict()
+
+
+def _figures(metrics) -> list:
+    """The metrics without their wall times, which no two runs share."""
+    return [dataclasses.replace(entry, seconds=0.0) for entry in metrics]
+
+
+def _same(first: dict, second: dict) -> bool:
+    return first.keys() == second.keys() and all(torch.equal(first[key], second[key]) for key in first)
+
+
+@pytest.fixture(scope="module")
+def two_iterations(tmp_path_factory, sandbox_factory):
+    """Two updates of the tiny policy, checkpointed after each."""
+    out_dir = tmp_path_factory.mktemp("pg") / "run"
+    result = train_policy_gradient(
+        out_dir, iterations=2, checkpoint_every=1, seed=3, sandbox=sandbox_factory("local"), **BUDGET
+    )
+    return out_dir, result
+
+
+def test_returns_to_go_discount_later_rewards():
+    assert returns_to_go([0.0, 0.5, 1.0], gamma=0.5) == [0.5, 1.0, 1.0]
+    assert returns_to_go([], gamma=0.9) == []
+
+
+def test_group_advantages_compare_episodes_at_the_same_depth():
+    advantages = group_relative_advantages([[1.0, 1.0], [0.0], [0.5, 0.0, 2.0]])
+    assert advantages[0][0] == pytest.approx(1.0, abs=1e-5)  # mean 0.5, sample std 0.5
+    assert advantages[1][0] == pytest.approx(-1.0, abs=1e-5)
+    assert advantages[2][0] == pytest.approx(0.0, abs=1e-5)
+    assert advantages[0][1] == pytest.approx(0.7071, abs=1e-4)  # depth 1: episodes 0 and 2 only
+    assert advantages[2][2] == 0.0  # no other episode took a third step
+    assert group_relative_advantages([[0.3], [0.3]]) == [[0.0], [0.0]]
+
+
+def test_log_probs_match_what_the_sampler_recorded():
+    policy = load_policy("tiny", device="cpu")
+    prompts = [
+        "### Problem\nReturn the list reversed.\n\n### Step 1\n",
+        "### Problem\nAdd one.\n\n### Step 1\n",
+    ]
+    samples = [s for [s] in policy.sample(prompts, stop=(), max_new_tokens=12, temperature=0, seed=0)]
+    together = continuation_log_probs(policy, prompts, [s.text for s in samples])
+    assert together.requires_grad and together.shape == (2,)
+    for index, sample in enumerate(samples):
+        alone = continuation_log_probs(policy, prompts[index : index + 1], [sample.text])
+        assert alone.item() == pytest.approx(together[index].item(), abs=1e-4)  # padding changes nothing
+        assert alone.item() == pytest.approx(sample.logprob, abs=1e-3)
+
+
+def test_updates_change_the_parameters_and_checkpoint(two_iterations):
+    out_dir, result = two_iterations
+    assert (result.iterations, result.resumed_from) == (2, 0)
+    assert result.checkpoint == str(out_dir / "checkpoint-2")
+    assert sorted(p.name for p in out_dir.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    assert not _same(_weights("tiny"), _weights(result.checkpoint))
+    assert all(m.loss != 0.0 and m.grad_norm > 0 for m in result.metrics)
+    saved = json.loads((out_dir / "metrics.json").read_text())
+    assert [entry["mean_reward"] for entry in saved["iterations"]] == [m.mean_reward for m in result.metrics]
+
+
+def test_seeded_runs_repeat_and_a_resumed_run_matches_an_uninterrupted_one(
+    two_iterations, tmp_path, sandbox_factory
+):
+    _, uninterrupted = two_iterations
+    box = sandbox_factory("local")
+    first = train_policy_gradient(tmp_path / "run", iterations=1, seed=3, sandbox=box, **BUDGET)
+    assert _figures(first.metrics) == _figures(uninterrupted.metrics[:1])
+    (tmp_path / "run" / "checkpoint-7").mkdir()  # what a crash mid-save would leave: no trainer state
+    resumed = train_policy_gradient(tmp_path / "run", iterations=2, seed=3, sandbox=box, **BUDGET)
+    assert (resumed.resumed_from, resumed.iterations) == (1, 2)
+    assert resumed.metrics[0] == first.metrics[0]  # iteration 0 was not rerun
+    assert _figures(resumed.metrics) == _figures(uninterrupted.metrics)
+    assert _same(_weights(resumed.checkpoint), _weights(uninterrupted.checkpoint))
+    again = train_policy_gradient(tmp_path / "run", iterations=2, seed=3, sandbox=box, **BUDGET)
+    assert again.resumed_from == 2 and again.metrics == resumed.metrics  # nothing left to do
+    with pytest.raises(ValueError, match="other settings"):
+        train_policy_gradient(tmp_path / "run", iterations=3, seed=4, sandbox=box, **BUDGET)
+
+
+def test_the_reward_argument_reaches_the_env(tmp_path, sandbox_factory, stub_prm):
+    box = sandbox_factory("local")
+    budget = {**BUDGET, "tasks_per_iteration": 1}
+    runs = {
+        scheme: train_policy_gradient(
+            tmp_path / scheme, iterations=1, reward=scheme, process_reward=stub_prm, sandbox=box, **budget
+        )
+        for scheme in ("terminal", "dense")
+    }
+    terminal, dense = (runs[scheme].metrics[0] for scheme in ("terminal", "dense"))
+    assert terminal.hidden_pass_rate == dense.hidden_pass_rate  # the same episodes...
+    assert dense.mean_reward >= terminal.mean_reward + 0.2 * dense.mean_steps  # ...paid a PRM score per step
+
+
+def test_reinforce_with_a_running_baseline_updates_too(tmp_path, sandbox_factory):
+    budget = {**BUDGET, "group_size": 1, "tasks_per_iteration": 4}  # a group of 1 is fine without GRPO
+    result = train_policy_gradient(
+        tmp_path, iterations=1, advantage="reinforce", seed=3, sandbox=sandbox_factory("local"), **budget
+    )
+    assert result.metrics[0].grad_norm > 0
+    assert not _same(_weights("tiny"), _weights(result.checkpoint))
+    state = torch.load(tmp_path / "checkpoint-1" / "trainer_state.pt", weights_only=True)
+    # o1coder pays once, at the end, so every step's return is its episode's reward.
+    assert state["baseline"] == pytest.approx(result.metrics[0].mean_reward)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "match"),
+    [
+        ({"group_size": 1}, ValueError, "group_size must be an int >= 2"),
+        ({"advantage": "ppo"}, ValueError, "advantage must be one of"),
+        ({"gamma": 0.0}, ValueError, "gamma must be in"),
+        ({"iterations": 0}, ValueError, "iterations must be an int >= 1"),
+        ({"learning_rate": -1.0}, ValueError, "learning_rate"),
+        ({"env_options": {"reward": "dense"}}, ValueError, "env_options must not set"),
+        ({"policy": object()}, TypeError, "policy must be a model spec or an HFPolicy"),
+    ],
+)
+def test_bad_arguments_raise(tmp_path, overrides, error, match):
+    with pytest.raises(error, match=match):
+        train_policy_gradient(tmp_path, **{**BUDGET, **overrides})
