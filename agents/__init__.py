@@ -1,5 +1,9 @@
 """Consumers of the CodeReason env: greedy, best-of-N, beam search, MCTS and RL agents.
 
+RL: :class:`CandidateChoiceEnv` turns the env into Box observations and a Discrete choice among the
+policy's candidate steps for stable-baselines3 (:func:`train_ppo`); :func:`train_policy_gradient`
+fine-tunes the policy LM itself on the env's rewards (GRPO-style or REINFORCE).
+
 Agents use only the public API of ``codegym`` and ``gymnasium``, like any user's own agent. Every search
 agent has ``solve(env, budget) -> Episode`` and ``solve_many(env, task_ids, budget)``, and reports its
 :class:`Spend` (policy calls, steps generated, tokens, PRM calls, sandbox runs, wall time).
@@ -29,6 +33,19 @@ from codegym.agents.trees import (
     write_html,
     write_json,
 )
+from codegym.lazy import lazy_exports
+
+# The RL agents pull in torch and stable-baselines3: they load on first use.
+__getattr__ = lazy_exports(
+    "codegym.agents",
+    {
+        "CandidateChoiceEnv": "codegym.agents.candidate_env",
+        "PPORun": "codegym.agents.ppo",
+        "train_ppo": "codegym.agents.ppo",
+        "PolicyGradientResult": "codegym.agents.policy_gradient",
+        "train_policy_gradient": "codegym.agents.policy_gradient",
+    },
+)
 
 __all__ = [
     # the interface
@@ -44,6 +61,12 @@ __all__ = [
     "GreedyAgent",
     "MCTSAgent",
     "SamplingAgent",
+    # RL agents
+    "CandidateChoiceEnv",
+    "PPORun",
+    "PolicyGradientResult",
+    "train_policy_gradient",
+    "train_ppo",
     # search trees as data
     "Node",
     "SearchTree",

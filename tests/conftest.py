@@ -11,6 +11,10 @@ import pytest
 CANARY = "codegym-canary-7f3a9c"
 os.environ["CODEGYM_TEST_SECRET"] = CANARY
 
+# One torch thread: on a shared 2-core machine torch's second thread spin-waits against the sandbox
+# workers and other processes, and a tiny model then generates up to 30x slower. Set before torch loads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 BACKENDS = ["local", pytest.param("docker", marks=pytest.mark.docker)]
 
 
