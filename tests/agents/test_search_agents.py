@@ -234,3 +234,68 @@ def test_bad_arguments_get_clear_errors(env, tree_policy_factory, stub_prm):
     with pytest.raises(TypeError, match=r"budget must be a codegym\.agents\.Budget"):
         env.reset(seed=0)
         GreedyAgent(policy).solve(env, budget=10)
+
+
+@pytest.fixture(scope="module")
+def synthetic_fork():
+    """A held-out synthetic task and a policy tree whose first candidate follows another task's plan."""
+    from codegym.tasks.synthetic import SyntheticTasks
+
+    task, decoy = SyntheticTasks("test", min_ops=2, max_ops=2).tasks(2, seed=3)
+    right, wrong = task.reference_steps, decoy.reference_steps
+    tree = {(): [wrong[0], right[0]]}
+    for steps in (right, wrong):
+        for depth in range(1, len(steps)):
+            tree[steps[:depth]] = [steps[depth]]
+    return task, tree
+
+
+@pytest.mark.parametrize(
+    "make_agent",
+    [
+        lambda policy, prm: BestOfNAgent(policy, n=2),
+        lambda policy, prm: BestOfNAgent(policy, n=2, verifier="both", prm=prm),
+        lambda policy, prm: BeamSearchAgent(policy, prm=prm, beam_width=2, expansions=2, verifier="visible"),
+        lambda policy, prm: MCTSAgent(policy, simulations=4, expansions=2),
+        lambda policy, prm: MCTSAgent(
+            policy, prm=prm, simulations=4, expansions=2, selection="puct", evaluation="mix"
+        ),
+    ],
+    ids=["best-of-n", "best-of-n-both", "beam", "mcts-rollout", "mcts-puct-mix"],
+)
+def test_each_search_agent_solves_a_synthetic_task_greedy_misses(
+    make_agent, synthetic_fork, sandbox_factory, tree_policy_factory, stub_prm
+):
+    task, tree = synthetic_fork
+    env = gym.make("CodeReason-v0", tasks=[task], sandbox=sandbox_factory("local"), visible_tests="tcg")
+    env.reset(seed=0)
+    greedy = GreedyAgent(tree_policy_factory(tree)).solve(env)
+    assert greedy.code is not None and not greedy.hidden_all_passed
+    env.reset(seed=0)
+    episode = make_agent(tree_policy_factory(tree), stub_prm).solve(env, Budget(steps_generated=16))
+    assert episode.hidden_all_passed and episode.steps == task.reference_steps
+    assert episode.visible_source == "tcg"  # the verifier saw generated tests, not the hidden ones
+    assert 0 < episode.spend.steps_generated <= 16 and episode.spend.policy_calls >= 2
+    assert episode.spend.tokens > 0 and episode.spend.sandbox_runs > 0
+    env.close()
+
+
+def test_seeded_searches_with_the_tiny_policy_repeat(sandbox_factory):
+    from codegym.agents import tree_rows
+    from codegym.models import load_policy
+    from codegym.tasks.synthetic import SyntheticTasks
+
+    tasks = SyntheticTasks("test", min_ops=2, max_ops=2).tasks(2, seed=0)
+    policy = load_policy("tiny")
+
+    def search(seed):
+        env = gym.make("CodeReason-v0", tasks=tasks, sandbox=sandbox_factory("local"), max_steps=4)
+        agent = MCTSAgent(policy, simulations=2, expansions=2, seed=seed, max_new_tokens=96)
+        episodes = agent.solve_many(env, [t.task_id for t in tasks])
+        env.close()
+        rows = [[(r["step"], r["visits"], r["value"]) for r in tree_rows(e.tree)] for e in episodes]
+        return rows, [e.steps for e in episodes]
+
+    first, again, other = search(0), search(0), search(1)
+    assert first == again and first != other
+    assert all(len(tree) >= 2 for tree in first[0])
