@@ -1,0 +1,282 @@
+"""The self-improvement loop's configuration: one TOML file, every default visible.
+
+``codegym loop --print-config`` prints the defaults as TOML; edit and pass it back with ``--config``.
+The run directory keeps a copy (``config.toml``), and resuming a run with a different configuration is
+refused (the message names the keys that differ).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TaskConfig:
+    """Where the problems come from."""
+
+    train_tasks: int = 48
+    """training-split synthetic tasks searched per iteration (new ones every iteration)"""
+    min_ops: int = 1
+    """fewest ops composed in a training task"""
+    max_ops: int = 3
+    """most ops composed in a training task"""
+    eval_tasks: int = 100
+    """held-out (test-split) synthetic tasks for the before/after evaluation (the same every time)"""
+    eval_ops: int = 2
+    """ops composed in the evaluation tasks (the tiny policy solves about 18% of k=2 greedily)"""
+
+
+@dataclass
+class TCGConfig:
+    """Stage 1: test case generation, validated against the reference solutions."""
+
+    generator: str = "oracle"
+    """"oracle" (inputs from signatures and examples, outputs from the reference), "tiny", or a model path"""
+    tests_per_task: int = 10
+    """visible tests kept per task"""
+
+
+@dataclass
+class SearchConfig:
+    """Stage 2 (and 6, from the next iteration on): reasoning data from MCTS."""
+
+    simulations: int = 6
+    """MCTS simulations per task"""
+    expansions: int = 3
+    """candidate steps per expansion (O1-Coder: 3)"""
+    selection: str = "uct"
+    """"uct" (O1-Coder, c = 2.0) or "puct" (priors from the policy's log-probs)"""
+    evaluation: str = "rollout"
+    """leaf evaluation: "rollout", "prm" or "mix\""""
+    temperature: float = 1.0
+    """sampling temperature of the expansions"""
+
+
+@dataclass
+class SFTConfig:
+    """Stage 3: supervised fine-tuning of the policy on the paths whose code passed every test."""
+
+    epochs: float = 2.0
+    """passes over the solved paths"""
+    learning_rate: float = 5e-4
+    """peak learning rate"""
+    batch_size: int = 8
+    """episodes per optimizer step"""
+
+
+@dataclass
+class PRMConfig:
+    """Stage 4: the process reward model, trained on the step values of the trees."""
+
+    labels: str = "hard"
+    """"hard" (a path through the step passed every test) or "soft" (the node's mean value)"""
+    objective: str = "pointwise"
+    """"pointwise" or "pairwise" (Bradley-Terry on sibling steps)"""
+    epochs: int = 1
+    """passes over the tree rows"""
+    learning_rate: float = 1e-4
+    """AdamW's peak learning rate"""
+
+
+@dataclass
+class RLConfig:
+    """Stage 5: policy gradient in the env with process (PRM) and outcome rewards."""
+
+    iterations: int = 4
+    """policy-gradient iterations (0 skips the stage)"""
+    tasks_per_iteration: int = 8
+    """training tasks per iteration"""
+    group_size: int = 4
+    """episodes per task (the GRPO group)"""
+    reward: str = "o1coder"
+    """the env's reward scheme: "o1coder", "dense", "potential" or "terminal\""""
+    advantage: str = "grpo"
+    """"grpo" (group-relative) or "reinforce" (running-mean baseline)"""
+    learning_rate: float = 2e-5
+    """AdamW's learning rate"""
+
+
+@dataclass
+class EvalConfig:
+    """The before/after evaluation on held-out tasks: pass@1 of greedy, best-of-N and MCTS."""
+
+    best_of_n: int = 4
+    """N for best-of-N (verifier: the generated visible tests)"""
+    mcts_simulations: int = 4
+    """MCTS simulations per task"""
+
+
+@dataclass
+class LoopConfig:
+    """The whole loop. Sections: [tasks], [tcg], [search], [sft], [prm], [rl], [eval]."""
+
+    iterations: int = 1
+    """loop iterations"""
+    policy: str = "tiny"
+    """the starting policy: "tiny", a local path or a hub id"""
+    prm: str = "tiny"
+    """the starting process reward model: "tiny", a local path or a hub id"""
+    sandbox: str = "auto"
+    """"auto", "local" or "docker\""""
+    seed: int = 0
+    """seeds task draws, search, training and evaluation"""
+    max_steps: int = 6
+    """steps per episode, the code step included"""
+    tasks: TaskConfig = field(default_factory=TaskConfig)
+    tcg: TCGConfig = field(default_factory=TCGConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    prm_training: PRMConfig = field(default_factory=PRMConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("iterations", self.iterations >= 1),
+            ("max_steps", self.max_steps >= 2),
+            ("tasks.train_tasks", self.tasks.train_tasks >= 1),
+            ("tasks.eval_tasks", self.tasks.eval_tasks >= 1),
+            ("tasks.min_ops <= tasks.max_ops", 1 <= self.tasks.min_ops <= self.tasks.max_ops),
+            ("tcg.tests_per_task", self.tcg.tests_per_task >= 1),
+            ("search.simulations", self.search.simulations >= 1),
+            ("search.expansions", self.search.expansions >= 1),
+            ("search.selection", self.search.selection in ("uct", "puct")),
+            ("search.evaluation", self.search.evaluation in ("rollout", "prm", "mix")),
+            ("prm_training.labels", self.prm_training.labels in ("hard", "soft")),
+            ("prm_training.objective", self.prm_training.objective in ("pointwise", "pairwise")),
+            ("rl.iterations", self.rl.iterations >= 0),
+            ("rl.advantage", self.rl.advantage in ("grpo", "reinforce")),
+            ("eval.best_of_n", self.eval.best_of_n >= 1),
+            ("eval.mcts_simulations", self.eval.mcts_simulations >= 1),
+        ]
+        bad = [name for name, ok in checks if not ok]
+        if bad:
+            raise ValueError(
+                f"bad loop configuration value(s): {', '.join(bad)}; see `codegym loop --print-config` "
+                "for every key with its default and meaning"
+            )
+
+
+SECTIONS = {
+    "tasks": TaskConfig,
+    "tcg": TCGConfig,
+    "search": SearchConfig,
+    "sft": SFTConfig,
+    "prm_training": PRMConfig,
+    "rl": RLConfig,
+    "eval": EvalConfig,
+}
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """The string under each field (the same convention as the benchmarks' Args)."""
+    import ast
+    import inspect
+    import itertools
+
+    body = ast.parse(inspect.getsource(cls)).body[0].body
+    docs = {}
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+        ):
+            docs[node.target.id] = str(after.value.value)
+    return docs
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def to_toml(config: LoopConfig) -> str:
+    """The configuration as TOML, each key with its meaning as a comment above it."""
+    lines = ["# codegym loop configuration (codegym loop --config FILE)", ""]
+
+    def section(obj: Any, cls: type) -> None:
+        docs = _field_docs(cls)
+        for item in fields(cls):
+            if item.name in SECTIONS:
+                continue
+            lines.append(f"# {docs.get(item.name, '')}")
+            lines.append(f"{item.name} = {_toml_value(getattr(obj, item.name))}")
+
+    section(config, LoopConfig)
+    for name, cls in SECTIONS.items():
+        lines.extend(["", f"[{name}]", f"# {cls.__doc__.strip()}"])
+        section(getattr(config, name), cls)
+    return "\n".join(lines) + "\n"
+
+
+def from_dict(data: dict[str, Any]) -> LoopConfig:
+    """A configuration from parsed TOML; unknown keys and wrong types are errors that name them."""
+    top = {f.name for f in fields(LoopConfig)} - set(SECTIONS)
+    unknown = sorted(set(data) - top - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown loop configuration key(s) {unknown}; known: {sorted(top | set(SECTIONS))}")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in SECTIONS:
+            cls = SECTIONS[key]
+            if not isinstance(value, dict):
+                raise ValueError(f"[{key}] must be a TOML table")
+            known = {f.name: f for f in fields(cls)}
+            extra = sorted(set(value) - set(known))
+            if extra:
+                raise ValueError(f"unknown key(s) {extra} in [{key}]; known: {sorted(known)}")
+            kwargs[key] = cls(**{k: _checked(f"{key}.{k}", known[k], v, cls) for k, v in value.items()})
+        else:
+            kwargs[key] = _checked(
+                key, next(f for f in fields(LoopConfig) if f.name == key), value, LoopConfig
+            )
+    return LoopConfig(**kwargs)
+
+
+def _checked(name: str, item: dataclasses.Field, value: Any, cls: type) -> Any:
+    default = item.default if item.default is not dataclasses.MISSING else None
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if default is not None and type(value) is not type(default):
+        raise ValueError(f"{name} must be of type {type(default).__name__}, got {value!r}")
+    return value
+
+
+def load_config(path: str | PathLike[str] | None = None, **overrides: Any) -> LoopConfig:
+    """The defaults, or the TOML file at ``path``; ``overrides`` replace top-level keys (e.g. iterations)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no loop configuration at {path}; write one with `codegym loop --print-config`"
+            )
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path} is not valid TOML: {exc}") from None
+    data.update({key: value for key, value in overrides.items() if value is not None})
+    return from_dict(data)
+
+
+def differences(a: LoopConfig, b: LoopConfig) -> list[str]:
+    """The dotted keys whose values differ between two configurations."""
+    left, right = dataclasses.asdict(a), dataclasses.asdict(b)
+    out = []
+    for key in left:
+        if isinstance(left[key], dict):
+            out += [f"{key}.{k}" for k in left[key] if left[key][k] != right[key][k]]
+        elif left[key] != right[key]:
+            out.append(key)
+    return out

@@ -1,0 +1,351 @@
+"""The six stages of O1-Coder's loop, each a function that writes its outputs into one folder.
+
+Each stage reads what earlier stages wrote (through :class:`StageContext`), writes into ``ctx.out``, and
+returns its metrics (the runner saves them as ``metrics.json``, which marks the stage finished):
+
+1. ``tcg``: new training tasks, visible tests generated and validated against the references
+   (``tests.jsonl``).
+2. ``search``: MCTS with the current policy on those tasks (``trees/`` a step-label dataset, ``trees.json``,
+   ``solved_paths.jsonl``: the paths whose code passed every visible test, ``html/``).
+3. ``sft``: the policy fine-tuned on the solved paths (``model/``).
+4. ``prm``: the PRM trained on the trees' step values (``model/``).
+5. ``rl``: policy gradient in the env with the new PRM's process rewards and the outcome (``run/``,
+   resumable from its own checkpoints).
+6. ``eval``: pass@1 of greedy, best-of-N and MCTS on held-out tasks with the new policy. The next
+   iteration's search (new reasoning data with the updated policy) closes the loop.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from codegym.sandbox import CallTest
+from codegym.sandbox.plain import decode_plain, encode_plain
+
+if TYPE_CHECKING:
+    from codegym.loop.config import LoopConfig
+    from codegym.sandbox import Sandbox
+    from codegym.tasks import Task
+
+
+@dataclass
+class StageContext:
+    """What a stage gets: the configuration, where to write, and the models and folders before it.
+
+    Attributes:
+        config: the loop's configuration.
+        iteration: the loop iteration (1-based; 0 is the evaluation of the starting models).
+        out: the folder this stage writes into.
+        sandbox: the run's shared sandbox.
+        policy: the current policy (a path, or the starting spec).
+        prm: the current process reward model (a path, or the starting spec).
+        done: the finished stages of this iteration, by name, with their folders.
+        progress: show progress bars.
+    """
+
+    config: LoopConfig
+    iteration: int
+    out: Path
+    sandbox: Sandbox
+    policy: str
+    prm: str
+    done: dict[str, Path] = field(default_factory=dict)
+    progress: bool = True
+
+    @property
+    def seed(self) -> int:
+        """A seed for this iteration, derived from the loop's seed."""
+        return int(np.random.SeedSequence([self.config.seed, self.iteration]).generate_state(1)[0] % 2**31)
+
+
+# -- tests on disk ----------------------------------------------------------------------------------------
+
+
+def tests_to_row(task_id: str, tests: tuple[CallTest, ...]) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "tests": [
+            {
+                "entry_point": t.entry_point,
+                "args": encode_plain(list(t.args)),
+                "kwargs": encode_plain(dict(t.kwargs or {})),
+                "expected": encode_plain(t.expected),
+                "equality": t.equality,
+            }
+            for t in tests
+        ],
+    }
+
+
+def tests_from_row(row: dict[str, Any]) -> tuple[CallTest, ...]:
+    return tuple(
+        CallTest(
+            t["entry_point"],
+            args=tuple(decode_plain(t["args"])),
+            kwargs=decode_plain(t["kwargs"]) or None,
+            expected=decode_plain(t["expected"]),
+            equality=t["equality"],
+        )
+        for t in row["tests"]
+    )
+
+
+def training_tasks(config: LoopConfig, seed: int) -> list[Task]:
+    """The iteration's training-split synthetic tasks (distinct ids)."""
+    from codegym.tasks.synthetic import SyntheticTasks
+
+    source = SyntheticTasks("train", min_ops=config.tasks.min_ops, max_ops=config.tasks.max_ops)
+    tasks = {task.task_id: task for task in source.tasks(config.tasks.train_tasks, seed=seed)}
+    return list(tasks.values())
+
+
+def eval_tasks(config: LoopConfig) -> list[Task]:
+    """The held-out evaluation tasks: the same in every iteration."""
+    from codegym.tasks.synthetic import SyntheticTasks
+
+    ops = config.tasks.eval_ops
+    tasks = SyntheticTasks("test", min_ops=ops, max_ops=ops).tasks(config.tasks.eval_tasks, seed=config.seed)
+    return list({task.task_id: task for task in tasks}.values())
+
+
+def _generator(ctx: StageContext):
+    from codegym.tcg import ModelTCG, OracleTCG
+
+    name = ctx.config.tcg.generator
+    if name == "oracle":
+        return OracleTCG(sandbox=ctx.sandbox, seed=ctx.config.seed)
+    return ModelTCG(name, sandbox=ctx.sandbox, seed=ctx.config.seed)
+
+
+def with_generated_tests(ctx: StageContext, tasks: list[Task]) -> list[Task]:
+    """``tasks`` with visible tests from the configured generator (the task keeps its own if it fails)."""
+    from codegym.tcg.base import with_visible_tests
+
+    generator = _generator(ctx)
+    out = []
+    for task in tasks:
+        tests = generator.generate(task, ctx.config.tcg.tests_per_task)
+        out.append(with_visible_tests(task, tests, source="tcg") if tests else task)
+    return out
+
+
+# -- the stages --------------------------------------------------------------------------------------------
+
+
+def stage_tcg(ctx: StageContext) -> dict[str, Any]:
+    """1. Draw this iteration's training tasks and generate their visible tests."""
+    from tqdm.auto import tqdm
+
+    generator = _generator(ctx)
+    tasks = training_tasks(ctx.config, ctx.seed)
+    rows, proposed, valid, kept = [], 0, 0, 0
+    for task in tqdm(tasks, desc="tcg", unit="task", disable=not ctx.progress):
+        report = generator.generate_report(task, ctx.config.tcg.tests_per_task)
+        proposed += report.proposed
+        valid += report.valid
+        kept += len(report.tests)
+        rows.append(tests_to_row(task.task_id, report.tests))
+    with open(ctx.out / "tests.jsonl", "w") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
+    return {
+        "tasks": len(tasks),
+        "tests_kept": kept,
+        "tests_proposed": proposed,
+        "validity_rate": valid / proposed if proposed else 0.0,  # proposals the reference answered
+        "tasks_without_tests": sum(not row["tests"] for row in rows),
+    }
+
+
+def _tasks_with_tests(ctx: StageContext) -> list[Task]:
+    from codegym.tasks.synthetic import SyntheticTasks
+    from codegym.tcg.base import with_visible_tests
+
+    source = SyntheticTasks("train", min_ops=ctx.config.tasks.min_ops, max_ops=ctx.config.tasks.max_ops)
+    tasks = []
+    for line in (ctx.done["tcg"] / "tests.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        task, tests = source.get(row["task_id"]), tests_from_row(row)
+        tasks.append(with_visible_tests(task, tests, source="tcg") if tests else task)
+    return tasks
+
+
+def stage_search(ctx: StageContext) -> dict[str, Any]:
+    """2. MCTS with the current policy; every tree as step-label rows, and the solved paths."""
+    from codegym.agents import MCTSAgent, Spend, solved_paths, trees_dataset, write_html, write_json
+    from codegym.env import CodeReasonEnv
+    from codegym.models import load_policy, load_prm
+
+    tasks = _tasks_with_tests(ctx)
+    search = ctx.config.search
+    prm = load_prm(ctx.prm) if search.evaluation in ("prm", "mix") else None
+    agent = MCTSAgent(
+        load_policy(ctx.policy),
+        prm=prm,
+        simulations=search.simulations,
+        expansions=search.expansions,
+        selection=search.selection,
+        evaluation=search.evaluation,
+        temperature=search.temperature,
+        seed=ctx.seed,
+    )
+    env = CodeReasonEnv(tasks=tasks, sandbox=ctx.sandbox, max_steps=ctx.config.max_steps)
+    episodes = agent.solve_many(env, [task.task_id for task in tasks])
+    env.close()
+    trees = [episode.tree for episode in episodes]
+    dataset = trees_dataset(trees)
+    dataset.save_to_disk(str(ctx.out / "trees"))
+    write_json(trees, ctx.out / "trees.json")
+    for episode in episodes[:8]:  # a few pages to read; all trees are in trees.json
+        write_html(episode.tree, ctx.out / "html" / (episode.task_id.replace("/", "_") + ".html"))
+    paths = solved_paths(trees)
+    with open(ctx.out / "solved_paths.jsonl", "w") as handle:
+        handle.writelines(json.dumps({"problem": p, "steps": list(s)}) + "\n" for p, s in paths)
+    spend = sum((e.spend for e in episodes), Spend())
+    return {
+        "tasks": len(tasks),
+        "solved_visible": sum(t.solved_by is not None for t in trees) / len(trees),
+        "solved_hidden": sum(e.hidden_all_passed for e in episodes) / len(episodes),
+        "solved_paths": len(paths),
+        "nodes": len(dataset),
+        "positive_steps": int(sum(dataset["hard_label"])),
+        "spend": spend.as_dict(),
+    }
+
+
+def stage_sft(ctx: StageContext) -> dict[str, Any]:
+    """3. Fine-tune the policy on the paths whose code passed every visible test."""
+    from codegym.models.tiny import tiny_checkpoint
+    from codegym.models.train_policy import train_policy
+
+    lines = (ctx.done["search"] / "solved_paths.jsonl").read_text().splitlines()
+    episodes = [(row["problem"], row["steps"]) for row in map(json.loads, lines)]
+    if not episodes:
+        return {"skipped": "the search solved no task, so there is nothing to fine-tune on", "episodes": 0}
+    base = str(tiny_checkpoint("policy")) if ctx.policy == "tiny" else ctx.policy
+    sft = ctx.config.sft
+    result = train_policy(
+        ctx.out / "model",
+        base=base,
+        episodes=episodes,
+        epochs=sft.epochs,
+        learning_rate=sft.learning_rate,
+        batch_size=sft.batch_size,
+        seed=ctx.seed,
+        progress=ctx.progress,
+    )
+    return {
+        "episodes": len(episodes),
+        "steps": result.steps,
+        "final_loss": result.final_loss,
+        "model": "model",
+    }
+
+
+def stage_prm(ctx: StageContext) -> dict[str, Any]:
+    """4. Train the PRM on the trees' step values (labels from the visible tests)."""
+    from codegym.models.tiny import tiny_checkpoint
+    from codegym.models.train_prm import train_prm
+
+    base = str(tiny_checkpoint("prm")) if ctx.prm == "tiny" else ctx.prm
+    config = ctx.config.prm_training
+    result = train_prm(
+        ctx.out / "model",
+        data=ctx.done["search"] / "trees",
+        base=base,
+        objective=config.objective,
+        labels=config.labels,
+        epochs=config.epochs,
+        learning_rate=config.learning_rate,
+        eval_tasks=40,
+        seed=ctx.seed,
+        sandbox=ctx.sandbox,
+        progress=ctx.progress,
+    )
+    auc = None if result.evaluation is None else result.evaluation.auc
+    return {
+        "examples": result.examples,
+        "final_loss": result.final_loss,
+        "heldout_auc": auc,
+        "model": "model",
+    }
+
+
+def stage_rl(ctx: StageContext) -> dict[str, Any]:
+    """5. Policy gradient from the fine-tuned policy, with the new PRM's process rewards and the outcome."""
+    from codegym.agents.policy_gradient import train_policy_gradient
+
+    rl = ctx.config.rl
+    if rl.iterations == 0:
+        return {"skipped": "rl.iterations = 0"}
+    result = train_policy_gradient(
+        ctx.out / "run",
+        policy=ctx.policy,
+        split="train",
+        task_options={"min_ops": ctx.config.tasks.min_ops, "max_ops": ctx.config.tasks.max_ops},
+        iterations=rl.iterations,
+        tasks_per_iteration=rl.tasks_per_iteration,
+        group_size=rl.group_size,
+        reward=rl.reward,
+        process_reward=ctx.prm,
+        advantage=rl.advantage,
+        learning_rate=rl.learning_rate,
+        max_steps=ctx.config.max_steps,
+        seed=ctx.seed,
+        sandbox=ctx.sandbox,
+        progress=ctx.progress,
+    )
+    metrics = result.metrics
+    return {
+        "iterations": result.iterations,
+        "first_mean_reward": metrics[0].mean_reward,
+        "last_mean_reward": metrics[-1].mean_reward,
+        "model": str(Path(result.checkpoint).relative_to(Path(result.out_dir).parent)),
+    }
+
+
+def stage_eval(ctx: StageContext) -> dict[str, Any]:
+    """6. pass@1 on held-out tasks (hidden tests) of greedy, best-of-N and MCTS with the current policy."""
+    import gymnasium as gym
+
+    import codegym  # noqa: F401  (registers CodeReason-v0)
+    from codegym.agents import BestOfNAgent, GreedyAgent, MCTSAgent, Spend
+    from codegym.models import load_policy
+
+    tasks = with_generated_tests(ctx, eval_tasks(ctx.config))
+    policy = load_policy(ctx.policy)
+    seed = ctx.config.seed  # the same seed before and after, so only the policy changes
+    agents = {
+        "greedy": GreedyAgent(policy, seed=seed),
+        f"best-of-{ctx.config.eval.best_of_n}": BestOfNAgent(policy, n=ctx.config.eval.best_of_n, seed=seed),
+        f"mcts-{ctx.config.eval.mcts_simulations}": MCTSAgent(
+            policy, simulations=ctx.config.eval.mcts_simulations, seed=seed
+        ),
+    }
+    results = {}
+    for name, agent in agents.items():
+        env = gym.make("CodeReason-v0", tasks=tasks, sandbox=ctx.sandbox, max_steps=ctx.config.max_steps)
+        episodes = agent.solve_many(env, [task.task_id for task in tasks])
+        env.close()
+        spend = sum((e.spend for e in episodes), Spend())
+        results[name] = {
+            "pass@1": sum(e.hidden_all_passed for e in episodes) / len(episodes),
+            "steps_per_task": spend.steps_generated / len(episodes),
+        }
+    return {"tasks": len(tasks), "policy": ctx.policy, "agents": results}
+
+
+STAGES: dict[str, Callable[[StageContext], dict[str, Any]]] = {
+    "tcg": stage_tcg,
+    "search": stage_search,
+    "sft": stage_sft,
+    "prm": stage_prm,
+    "rl": stage_rl,
+    "eval": stage_eval,
+}
+RESUMABLE = {"rl"}  # stages that resume from their own checkpoints inside a half-written folder

@@ -1,0 +1,144 @@
+"""The O1-Coder loop end to end on a tiny budget: every stage's outputs, resume, a stage killed midway,
+stale stages after a rerun, and the configuration file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+
+import pytest
+
+from codegym.loop import load_config, run_loop, stage_folder, to_toml
+from codegym.loop.config import from_dict
+from codegym.loop.runner import STAGES
+from codegym.models.prm_data import load_step_labels
+
+TINY = {
+    "sandbox": "local",
+    "max_steps": 4,
+    "tasks": {"train_tasks": 6, "min_ops": 1, "max_ops": 1, "eval_tasks": 4, "eval_ops": 1},
+    "search": {"simulations": 2},
+    "sft": {"epochs": 1.0},
+    "rl": {"iterations": 1, "tasks_per_iteration": 2, "group_size": 2},
+    "eval": {"best_of_n": 2, "mcts_simulations": 1},
+}
+ALL = ["iter-0/6-eval"] + [f"iter-1/{i}-{name}" for i, name in enumerate(STAGES, 1)]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One iteration of the loop, run once for the module."""
+    run_dir = tmp_path_factory.mktemp("loop") / "run"
+    events = []
+    result = run_loop(from_dict(TINY), run_dir, progress=False, on_stage=lambda *e: events.append(e[:2]))
+    return run_dir, result, events
+
+
+def test_every_stage_writes_its_outputs(finished):
+    run_dir, result, events = finished
+    assert list(result.ran) == ALL and result.skipped == ()
+    assert [label for label, event in events if event == "done"] == ALL
+    tcg = stage_folder(run_dir, 1, "tcg")
+    rows = [json.loads(line) for line in (tcg / "tests.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(row["tests"] for row in rows)
+    search = stage_folder(run_dir, 1, "search")
+    labels = load_step_labels(search / "trees")  # what PRM training reads
+    metrics = json.loads((search / "metrics.json").read_text())
+    assert len(labels) == metrics["nodes"] > 0 and metrics["solved_paths"] >= 1
+    assert len((search / "solved_paths.jsonl").read_text().splitlines()) == metrics["solved_paths"]
+    assert json.loads((search / "trees.json").read_text())[0]["root"]["visits"] > 0
+    assert list((search / "html").glob("*.html"))
+    assert (stage_folder(run_dir, 1, "sft") / "model" / "model.safetensors").is_file()
+    assert (stage_folder(run_dir, 1, "prm") / "model" / "model.safetensors").is_file()
+    rl = json.loads((stage_folder(run_dir, 1, "rl") / "metrics.json").read_text())
+    assert rl["iterations"] == 1 and rl["model"] == "run/checkpoint-1"
+    assert result.policy == str(stage_folder(run_dir, 1, "rl") / "run" / "checkpoint-1")
+    assert result.prm == str(stage_folder(run_dir, 1, "prm") / "model")
+    # The evaluation before and after, in the summary and its plot.
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(summary["pass@1_by_iteration"]) == {"0", "1"}
+    assert set(summary["pass@1_by_iteration"]["1"]) == {"greedy", "best-of-2", "mcts-1"}
+    after = json.loads((stage_folder(run_dir, 1, "eval") / "metrics.json").read_text())
+    assert after["policy"] == result.policy and after["tasks"] == 4
+    assert (run_dir / "summary.png").stat().st_size > 1000
+    assert load_config(run_dir / "config.toml") == from_dict(TINY)
+
+
+def test_a_second_run_skips_every_finished_stage(finished):
+    run_dir, first, _ = finished
+    again = run_loop(from_dict(TINY), run_dir, progress=False)
+    assert again.ran == () and list(again.skipped) == ALL
+    assert again.policy == first.policy and again.summary == first.summary
+
+
+def test_a_stage_killed_midway_restarts_cleanly(finished, tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished[0], run_dir)
+    for name in ("prm", "rl", "eval"):
+        shutil.rmtree(stage_folder(run_dir, 1, name))
+    real_prm = STAGES["prm"]
+
+    def killed(ctx):
+        (ctx.out / "half-written").write_text("x")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(STAGES, "prm", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_loop(from_dict(TINY), run_dir, progress=False)
+    prm = stage_folder(run_dir, 1, "prm")
+    partial = prm.with_name(prm.name + ".partial")
+    assert (partial / "half-written").exists() and not prm.exists()
+    monkeypatch.setitem(STAGES, "prm", real_prm)
+    resumed = run_loop(from_dict(TINY), run_dir, progress=False)
+    assert list(resumed.ran) == ["iter-1/4-prm", "iter-1/5-rl", "iter-1/6-eval"]
+    assert list(resumed.skipped) == ALL[:4]
+    assert not partial.exists() and not (prm / "half-written").exists()
+    assert (prm / "model" / "model.safetensors").is_file()
+
+
+def test_rerunning_a_stage_sets_later_ones_aside_and_reruns_them(finished, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished[0], run_dir)
+    shutil.rmtree(stage_folder(run_dir, 1, "rl"))
+    events = []
+    result = run_loop(from_dict(TINY), run_dir, progress=False, on_stage=lambda *e: events.append(e[:2]))
+    assert list(result.ran) == ["iter-1/5-rl", "iter-1/6-eval"]
+    assert ("iter-1/6-eval", "stale") in events
+    assert len(list((run_dir / "iter-1").glob("6-eval.stale-*"))) == 1  # kept, not deleted
+
+
+def test_a_run_directory_refuses_a_different_configuration(finished):
+    changed = from_dict({**TINY, "seed": 1})
+    with pytest.raises(ValueError, match=r"different configuration \(seed differ"):
+        run_loop(changed, finished[0], progress=False)
+
+
+def test_the_configuration_file_shows_every_default_and_round_trips(tmp_path):
+    text = to_toml(load_config())
+    assert "[search]" in text and "simulations = 6" in text and "# MCTS simulations per task" in text
+    assert from_dict(tomllib.loads(text)) == load_config()
+    path = tmp_path / "loop.toml"
+    path.write_text(text.replace("simulations = 6", "simulations = 9"))
+    assert load_config(path, iterations=3).search.simulations == 9
+    assert load_config(path, iterations=3).iterations == 3
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ({"iteratons": 2}, r"unknown loop configuration key\(s\) \['iteratons'\]"),
+        ({"search": {"sims": 2}}, r"unknown key\(s\) \['sims'\] in \[search\]"),
+        ({"search": {"simulations": "many"}}, "search.simulations must be of type int"),
+        ({"search": {"selection": "random"}}, "bad loop configuration value.*search.selection"),
+        ({"tasks": {"min_ops": 3, "max_ops": 1}}, "tasks.min_ops <= tasks.max_ops"),
+    ],
+)
+def test_bad_configurations_are_named(data, match):
+    with pytest.raises(ValueError, match=match):
+        from_dict(data)
+
+
+def test_a_missing_configuration_file_says_how_to_make_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="codegym loop --print-config"):
+        load_config(tmp_path / "nope.toml")
