@@ -174,3 +174,53 @@ class TreePolicy:
 def tree_policy_factory():
     """Builds a :class:`TreePolicy` from a ``{steps so far: [candidate, ...]}`` mapping."""
     return TreePolicy
+
+
+class MixedPolicy:
+    """A fast, seeded :class:`~codegym.models.Policy` for RL tests: candidate ``j`` of a call with ``seed``
+    is, by a draw from ``default_rng([seed, j])``, the task's reference step (from ``scripted``, a
+    :class:`ScriptedPolicy`), a wrong code step, or a numbered free step. ``blank`` makes every candidate
+    empty; ``crash_after`` raises on the call after that many (a simulated crash). It records the seeds.
+    """
+
+    WRONG_CODE = "The code.\n```python\ndef solve(x):\n    return None\n```"
+
+    def __init__(self, scripted, *, blank: bool = False, crash_after: int | None = None) -> None:
+        self.scripted, self.blank, self.crash_after = scripted, blank, crash_after
+        self.seeds: list[int | None] = []
+
+    def sample(self, prompts, n=1, *, stop=("\n### Step",), max_new_tokens=256, temperature=1.0, seed=None):
+        import numpy as np
+
+        from codegym.models import Sample
+
+        self.seeds.append(seed)
+        if self.crash_after is not None and len(self.seeds) > self.crash_after:
+            raise RuntimeError("simulated crash")
+        results = []
+        for [reference] in self.scripted.sample(prompts, 1):
+            row = []
+            for j in range(n):
+                pick = int(np.random.default_rng([seed, j]).integers(3))
+                text = (
+                    ""
+                    if self.blank
+                    else [reference.text, self.WRONG_CODE, f"Note {seed % 1000} {j}: think."][pick]
+                )
+                row.append(
+                    Sample(
+                        text, logprob=-0.5 * (pick + 1), num_tokens=len(text.split()), finish_reason="stop"
+                    )
+                )
+            results.append(row)
+        return results
+
+
+@pytest.fixture
+def mixed_policy_factory(scripted_policy_factory):
+    """Builds a :class:`MixedPolicy` over the reference steps of ``tasks``."""
+
+    def make(tasks, **options):
+        return MixedPolicy(scripted_policy_factory(tasks), **options)
+
+    return make

@@ -17,39 +17,9 @@ from codegym.agents.candidate_env import (
     CandidateChoiceEnv,
     hashed_embedding,
 )
-from codegym.models import Sample
 from codegym.tasks import load_tasks
 
-WRONG_CODE = "The code.\n```python\ndef solve(x):\n    return None\n```"
 SYNTHETIC = {"tasks": "synthetic", "split": "train", "task_options": {"max_ops": 1}}
-
-
-class MixedPolicy:
-    """A fast, seeded test policy: each candidate is the task's reference step, a wrong code step or a
-    numbered free step, drawn from ``default_rng([seed, j])``; ``blank`` makes every candidate empty."""
-
-    def __init__(self, scripted, blank: bool = False) -> None:
-        self.scripted, self.blank, self.seeds = scripted, blank, []
-
-    def sample(self, prompts, n=1, *, stop=("\n### Step",), max_new_tokens=256, temperature=1.0, seed=None):
-        self.seeds.append(seed)
-        results = []
-        for [reference] in self.scripted.sample(prompts, 1):
-            row = []
-            for j in range(n):
-                pick = int(np.random.default_rng([seed, j]).integers(3))
-                text = (
-                    ""
-                    if self.blank
-                    else [reference.text, WRONG_CODE, f"Note {seed % 1000} {j}: think."][pick]
-                )
-                row.append(
-                    Sample(
-                        text, logprob=-0.5 * (pick + 1), num_tokens=len(text.split()), finish_reason="stop"
-                    )
-                )
-            results.append(row)
-        return results
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +28,12 @@ def train_tasks():
 
 
 @pytest.fixture
-def make_env(sandbox_factory, scripted_policy_factory, train_tasks):
+def make_env(sandbox_factory, mixed_policy_factory, train_tasks):
     """Wrappers over a CodeReason env on the shared local sandbox; closed after the test."""
     made = []
 
     def make(policy=None, **kwargs):
-        policy = policy or MixedPolicy(scripted_policy_factory(train_tasks))
+        policy = policy or mixed_policy_factory(train_tasks)
         env_kwargs = {"tasks": train_tasks, "sandbox": sandbox_factory("local"), "max_steps": 4}
         env = CandidateChoiceEnv(policy=policy, env_kwargs=env_kwargs, **kwargs)
         made.append(env)
@@ -164,9 +134,9 @@ def test_seeds_come_from_np_random(make_env):
 
 
 def test_a_blank_candidate_is_played_as_a_placeholder_and_said_so(
-    make_env, scripted_policy_factory, train_tasks
+    make_env, mixed_policy_factory, train_tasks
 ):
-    env = make_env(MixedPolicy(scripted_policy_factory(train_tasks), blank=True), candidates=2)
+    env = make_env(mixed_policy_factory(train_tasks, blank=True), candidates=2)
     env.reset(seed=0)
     _, _, _, _, info = env.step(1)
     assert info["candidate_text"] == BLANK_STEP

@@ -13,36 +13,7 @@ import torch
 from stable_baselines3 import PPO
 
 from codegym.agents.ppo import latest_checkpoint, train_ppo
-from codegym.models import Sample
 from codegym.tasks import load_tasks
-
-WRONG_CODE = "The code.\n```python\ndef solve(x):\n    return None\n```"
-
-
-class MixedPolicy:
-    """A fast, seeded test policy: each candidate is the task's reference step, a wrong code step or a
-    free step, drawn from ``default_rng([seed, j])``. After ``crash_after`` calls it raises."""
-
-    def __init__(self, scripted, crash_after: int | None = None) -> None:
-        self.scripted, self.crash_after, self.calls = scripted, crash_after, 0
-
-    def sample(self, prompts, n=1, *, stop=("\n### Step",), max_new_tokens=256, temperature=1.0, seed=None):
-        self.calls += 1
-        if self.crash_after is not None and self.calls > self.crash_after:
-            raise RuntimeError("simulated crash")
-        results = []
-        for [reference] in self.scripted.sample(prompts, 1):
-            row = []
-            for j in range(n):
-                pick = int(np.random.default_rng([seed, j]).integers(3))
-                text = [reference.text, WRONG_CODE, f"Note {j}: think it over."][pick]
-                row.append(
-                    Sample(
-                        text, logprob=-0.5 * (pick + 1), num_tokens=len(text.split()), finish_reason="stop"
-                    )
-                )
-            results.append(row)
-        return results
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +22,12 @@ def train_tasks():
 
 
 @pytest.fixture
-def run(sandbox_factory, scripted_policy_factory, train_tasks):
+def run(sandbox_factory, mixed_policy_factory, train_tasks):
     """train_ppo with the fast test policy, hashed embeddings and the shared local sandbox."""
 
     def train(out_dir, crash_after=None, **kwargs):
         settings = {
-            "policy": MixedPolicy(scripted_policy_factory(train_tasks), crash_after=crash_after),
+            "policy": mixed_policy_factory(train_tasks, crash_after=crash_after),
             "candidates": 3,
             "n_steps": 16,
             "n_epochs": 2,
