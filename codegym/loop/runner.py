@@ -64,6 +64,7 @@ def run_loop(
     *,
     progress: bool = True,
     on_stage: Any = None,
+    until: tuple[int, str] | None = None,
 ) -> LoopResult:
     """Run (or resume) the loop in ``run_dir``; see the module docstring.
 
@@ -73,6 +74,8 @@ def run_loop(
         progress: show progress bars.
         on_stage: called as ``on_stage(folder_name, event, metrics)`` with event ``"start"``, ``"skip"``
             (finished before), ``"stale"`` (moved aside: an earlier stage was rerun) or ``"done"``.
+        until: ``(iteration, stage)``: stop after that stage (run the loop one stage at a time); the
+            summary then covers the stages run so far.
 
     Raises:
         ValueError: ``run_dir`` holds a run with a different configuration (other than ``iterations``,
@@ -132,6 +135,10 @@ def run_loop(
         stage_metrics[label] = metrics
         return metrics
 
+    if until is not None and (until[1] not in STAGES or not 1 <= until[0] <= config.iterations):
+        raise ValueError(
+            f"until={until!r}: give an iteration in 1..{config.iterations} and a stage of {list(STAGES)}"
+        )
     with make_sandbox(config.sandbox) as box:
         run_stage(0, "eval", {})
         for iteration in range(1, config.iterations + 1):
@@ -142,6 +149,10 @@ def run_loop(
                     policy = str(done[name] / metrics["model"])
                 elif "model" in metrics and name == "prm":
                     prm = str(done[name] / metrics["model"])
+                if until == (iteration, name):
+                    break
+            if until is not None and until[0] == iteration:
+                break
     summary = _summary(config, stage_metrics, policy, prm)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     plot_summary(summary, run_dir / "summary.png")

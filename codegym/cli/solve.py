@@ -1,0 +1,433 @@
+"""``codegym solve``: solve one task or a task set with a search agent, a policy and (maybe) a PRM.
+
+The agents are :mod:`codegym.agents`' (greedy, sampling, best-of-N, PRM beam search, MCTS), run with
+``solve_many`` on batches of tasks (one policy call per depth and one sandbox batch carry the whole
+batch). The table shows, per task, whether the answer passes every hidden test, its pass rate on the
+tests that paid (visible), and what the agent spent; ``--out`` writes one JSON line per episode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codegym.cli import UsageError, command, print_table
+from codegym.cli.common import (
+    add_sandbox_option,
+    add_seed_option,
+    add_task_options,
+    batches,
+    check_model_spec,
+    fraction,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    rate,
+    safe_filename,
+    select_tasks,
+    write_jsonl,
+)
+
+if TYPE_CHECKING:
+    from codegym.agents import Agent, Episode
+
+AGENTS = ("greedy", "sample", "best-of-n", "beam", "mcts")
+
+# Which agents each agent option applies to (the option's dest: agents).
+AGENT_OPTIONS: dict[str, tuple[str, ...]] = {
+    "n": ("best-of-n",),
+    "verifier": ("best-of-n", "beam"),
+    "aggregation": ("best-of-n", "beam"),
+    "beam_width": ("beam",),
+    "expansions": ("beam", "mcts"),
+    "simulations": ("mcts",),
+    "selection": ("mcts",),
+    "evaluation": ("mcts",),
+    "c": ("mcts",),
+    "mix": ("mcts",),
+    "alpha": ("mcts",),
+    "rollout_temperature": ("mcts",),
+    "stop_on_solve": ("mcts",),
+    "temperature": ("sample", "best-of-n", "beam", "mcts"),
+    "html_dir": ("mcts",),
+}
+
+# Budget options: (flag, Budget field, type, help).
+BUDGET_OPTIONS = (
+    ("--budget-steps", "steps_generated", positive_int, "steps the policy may write per task"),
+    ("--budget-tokens", "tokens", positive_int, "tokens the policy may generate per task"),
+    ("--budget-policy-calls", "policy_calls", positive_int, "policy calls per task"),
+    ("--budget-prm-calls", "prm_calls", positive_int, "paths the PRM may score per task"),
+    ("--budget-sandbox-runs", "sandbox_runs", positive_int, "programs the sandbox may run per task"),
+    ("--budget-seconds", "wall_s", positive_float, "wall-clock seconds per task"),
+)
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "solve",
+        help="solve one task or a task set with a search agent (greedy, sampling, best-of-N, beam, MCTS)",
+        description="Solve tasks with a search agent and a policy, and print per task whether the answer "
+        "passes the hidden tests, its visible-test pass rate and what it spent. Visible tests pay and "
+        "guide the search; hidden tests only judge. Example: codegym solve --agent mcts --simulations 8 "
+        "--n-tasks 20 --visible-tests tcg --out episodes.jsonl",
+    )
+    add_solve_options(parser, AGENTS, default_agent="greedy", endless_default=10)
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="PATH",
+        help="write one JSON line per episode: steps, code, verdicts, rewards and spend (default: none)",
+    )
+    parser.add_argument(
+        "--html-dir",
+        default=None,
+        metavar="DIR",
+        help="MCTS only: write each task's search tree as DIR/<task>.html (default: none)",
+    )
+    command(parser, _solve)
+
+
+def add_solve_options(
+    parser: argparse.ArgumentParser, agents: Sequence[str], *, default_agent: str, endless_default: int
+) -> None:
+    """The options ``solve`` and ``search`` share: models, agent, budget, env and tasks."""
+    models = parser.add_argument_group("agent and models")
+    models.add_argument(
+        "--agent",
+        choices=agents,
+        default=default_agent,
+        help="greedy: the likeliest step at each depth; sample: one sampled path; best-of-n: n sampled "
+        "paths, the verifier picks one; beam: PRM-guided step-level beam search; mcts: Monte Carlo tree "
+        "search (O1-Coder) (default: %(default)s)"
+        if len(agents) > 1
+        else "the search agent (default: %(default)s)",
+    )
+    models.add_argument(
+        "--policy",
+        default="tiny",
+        help="the policy that writes steps: tiny (built in), a local path, a hub id or "
+        "openai:<url>/<model> (default: %(default)s)",
+    )
+    models.add_argument(
+        "--prm",
+        default="tiny",
+        help="the process reward model, loaded only when the agent needs one (beam, a prm/both "
+        "verifier, MCTS prm/mix evaluation): tiny, a local path or a hub id (default: %(default)s)",
+    )
+    models.add_argument(
+        "--max-new-tokens",
+        type=positive_int,
+        default=256,
+        help="the longest step, in tokens (default: %(default)s)",
+    )
+    add_seed_option(models)
+
+    agent = parser.add_argument_group(
+        "agent options", "each applies to the agents named; left out, the agent's own default is used"
+    )
+    agent.add_argument(
+        "--temperature",
+        type=non_negative_float,
+        default=None,
+        help="sampling temperature (sample, best-of-n, beam, mcts; default 1.0)",
+    )
+    agent.add_argument("--n", type=positive_int, default=None, help="best-of-n: paths per task (default 8)")
+    agent.add_argument(
+        "--verifier",
+        choices=("visible", "prm", "both"),
+        default=None,
+        help="best-of-n, beam: what ranks finished paths: the visible-test pass rate, the PRM's "
+        "aggregated score, or both (default: visible for best-of-n, prm for beam)",
+    )
+    agent.add_argument(
+        "--aggregation",
+        choices=("min", "prod", "last", "mean"),
+        default=None,
+        help="best-of-n, beam: how a path's step scores become one (default: min for best-of-n, last for beam)",
+    )
+    agent.add_argument(
+        "--beam-width", type=positive_int, default=None, help="beam: partial paths kept per depth (default 4)"
+    )
+    agent.add_argument(
+        "--expansions",
+        type=positive_int,
+        default=None,
+        help="beam, mcts: next steps sampled per kept path or expanded node (default: 4 for beam, 3 for mcts)",
+    )
+    agent.add_argument(
+        "--simulations", type=positive_int, default=None, help="mcts: simulations per task (default 8)"
+    )
+    agent.add_argument(
+        "--selection",
+        choices=("uct", "puct"),
+        default=None,
+        help="mcts: UCT (O1-Coder) or PUCT with policy priors (OpenR) (default uct)",
+    )
+    agent.add_argument(
+        "--evaluation",
+        choices=("prm", "rollout", "mix"),
+        default=None,
+        help="mcts: how a new node is valued: the PRM's score of its step, a greedy rollout to code, or "
+        "--mix of both (default rollout)",
+    )
+    agent.add_argument(
+        "--c",
+        type=non_negative_float,
+        default=None,
+        help="mcts: exploration constant (default 2.0 uct, 1.25 puct)",
+    )
+    agent.add_argument(
+        "--mix",
+        type=fraction,
+        default=None,
+        help="mcts: the PRM's weight with --evaluation mix (default 0.5)",
+    )
+    agent.add_argument(
+        "--alpha",
+        type=fraction,
+        default=None,
+        help="mcts: a code path's value is alpha*compiled + (1-alpha)*pass_rate (default 0.5)",
+    )
+    agent.add_argument(
+        "--rollout-temperature",
+        type=non_negative_float,
+        default=None,
+        help="mcts: temperature of rollouts, 0 is greedy (default 0)",
+    )
+    agent.add_argument(
+        "--stop-on-solve",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mcts: stop a task's search once a path passes every visible test (default: on)",
+    )
+
+    budget = parser.add_argument_group("budget per task", "left out, the agent stops at its own size")
+    for flag, field, kind, text in BUDGET_OPTIONS:
+        budget.add_argument(flag, dest=f"budget_{field}", type=kind, default=None, metavar="N", help=text)
+
+    env = parser.add_argument_group("environment")
+    env.add_argument(
+        "--visible-tests",
+        choices=("task", "tcg"),
+        default="tcg",
+        help="the tests that pay and that verifiers see: tcg, written by the oracle test generator from "
+        "the signature and examples (never a hidden input; a task it cannot serve falls back to its own), "
+        "or task, the task's own visible tests, which for sources without any are the hidden ones, so "
+        "the search then sees the tests that judge it (episodes record visible_source) "
+        "(default: %(default)s)",
+    )
+    env.add_argument(
+        "--max-steps",
+        type=positive_int,
+        default=8,
+        help="steps per episode, the code step included (default: %(default)s)",
+    )
+    add_sandbox_option(env)
+    env.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=16,
+        help="tasks solved together in one solve_many call (one policy call per depth carries them all); "
+        "the progress bar advances per batch (default: %(default)s)",
+    )
+    add_task_options(parser, endless_default=endless_default)
+
+
+# -- running an agent --------------------------------------------------------------------------------
+
+
+def check_agent_options(args: argparse.Namespace) -> None:
+    """Refuse an option that does not apply to the chosen agent (it would be silently ignored)."""
+    for dest, agents in AGENT_OPTIONS.items():
+        if getattr(args, dest, None) is not None and args.agent not in agents:
+            flag = "--" + dest.replace("_", "-")
+            raise UsageError(
+                f"{flag} does not apply to --agent {args.agent}; it is an option of {', '.join(agents)}"
+            )
+    if args.temperature == 0 and args.agent != "sample":
+        raise UsageError(
+            f"--agent {args.agent} samples several steps or paths, so --temperature must be > 0 "
+            "(for greedy decoding use --agent greedy)"
+        )
+
+
+def needs_prm(args: argparse.Namespace) -> bool:
+    if args.agent == "beam":
+        return True
+    if args.agent == "best-of-n":
+        return args.verifier in ("prm", "both")
+    if args.agent == "mcts":
+        return args.evaluation in ("prm", "mix")
+    return False
+
+
+def make_budget(args: argparse.Namespace):
+    from codegym.agents import Budget
+
+    return Budget(**{field: getattr(args, f"budget_{field}") for _, field, _, _ in BUDGET_OPTIONS})
+
+
+def make_agent(args: argparse.Namespace, policy: Any, prm: Any) -> Agent:
+    from codegym.agents import BeamSearchAgent, BestOfNAgent, GreedyAgent, MCTSAgent, SamplingAgent
+
+    given = {
+        dest: getattr(args, dest)
+        for dest, agents in AGENT_OPTIONS.items()
+        if dest != "html_dir" and args.agent in agents and getattr(args, dest, None) is not None
+    }
+    common = {"seed": args.seed, "max_new_tokens": args.max_new_tokens}
+    if args.agent == "greedy":
+        return GreedyAgent(policy, **common)
+    if args.agent == "sample":
+        return SamplingAgent(policy, temperature=given.get("temperature", 1.0), **common)
+    if args.agent == "best-of-n":
+        return BestOfNAgent(policy, prm=prm, **given, **common)
+    if args.agent == "beam":
+        return BeamSearchAgent(policy, prm=prm, **given, **common)
+    return MCTSAgent(policy, prm=prm, **given, **common)
+
+
+def run_agent(
+    args: argparse.Namespace, *, progress_label: str = "solving"
+) -> tuple[Any, list[Episode], float]:
+    """Choose the tasks, load the models, and solve every task; returns (agent, episodes, seconds)."""
+    import gymnasium as gym
+    from tqdm import tqdm
+
+    import codegym  # noqa: F401  (registers CodeReason-v0)
+    from codegym.models import load_policy, load_prm
+    from codegym.sandbox import make_sandbox
+
+    check_agent_options(args)
+    check_model_spec("--policy", args.policy)
+    if needs_prm(args):
+        check_model_spec("--prm", args.prm)
+    budget = make_budget(args)
+    tasks = select_tasks(args)
+    policy = load_policy(args.policy)
+    prm = load_prm(args.prm) if needs_prm(args) else None
+    agent = make_agent(args, policy, prm)
+    episodes: list[Episode] = []
+    started = time.perf_counter()
+    with make_sandbox(args.sandbox) as box:
+        env = gym.make(
+            "CodeReason-v0",
+            tasks=tasks,
+            sandbox=box,
+            max_steps=args.max_steps,
+            visible_tests="tcg" if args.visible_tests == "tcg" else None,
+        )
+        try:
+            with tqdm(total=len(tasks), desc=progress_label, unit="task", file=sys.stderr) as bar:
+                for batch in batches(tasks, args.batch_size):
+                    episodes += agent.solve_many(env, [t.task_id for t in batch], budget, seed=args.seed)
+                    bar.update(len(batch))
+        finally:
+            env.close()
+    return agent, episodes, time.perf_counter() - started
+
+
+def episode_record(episode: Episode) -> dict[str, Any]:
+    """One episode as plain data (a JSON line)."""
+    record = {
+        "task_id": episode.task_id,
+        "agent": episode.agent,
+        "solved": episode.hidden_all_passed,
+        "hidden_pass_rate": episode.hidden_pass_rate,
+        "visible_pass_rate": episode.visible_pass_rate,
+        "visible_source": episode.visible_source,
+        "end": episode.end,
+        "steps": list(episode.steps),
+        "code": episode.code,
+        "rewards": list(episode.rewards),
+        "total_reward": episode.total_reward,
+        "spend": episode.spend.as_dict(),
+    }
+    if episode.tree is not None:
+        record["nodes"] = len(episode.tree.nodes)
+        record["simulations"] = episode.tree.simulations
+        record["solved_by"] = episode.tree.solved_by
+    return record
+
+
+def print_episodes(episodes: Sequence[Episode], *, nodes: bool = False) -> None:
+    """The per-task table, with a totals row."""
+    header = ["task", "solved", "visible", "end", "steps", "policy calls", "tokens"]
+    if nodes:
+        header.append("nodes")
+    rows: list[list[object]] = []
+    for e in episodes:
+        visible = "-" if e.visible_pass_rate is None else f"{e.visible_pass_rate:.2f}"
+        row: list[object] = [
+            e.task_id,
+            "yes" if e.hidden_all_passed else "no",
+            visible,
+            e.end,
+            e.spend.steps_generated,
+            e.spend.policy_calls,
+            e.spend.tokens,
+        ]
+        if nodes:
+            row.append(len(e.tree.nodes) if e.tree is not None else "-")
+        rows.append(row)
+    n = len(episodes)
+    visible_mean = sum(e.visible_pass_rate or 0.0 for e in episodes) / n
+    total: list[object] = [
+        "total",
+        f"{sum(e.hidden_all_passed for e in episodes)}/{n}",
+        f"{visible_mean:.2f}",
+        "",
+        sum(e.spend.steps_generated for e in episodes),
+        sum(e.spend.policy_calls for e in episodes),
+        sum(e.spend.tokens for e in episodes),
+    ]
+    if nodes:
+        total.append(sum(len(e.tree.nodes) for e in episodes if e.tree is not None))
+    rows.append(total)
+    print_table(rows, header)
+
+
+def summary_rows(agent: Any, episodes: Sequence[Episode], seconds: float) -> list[tuple[str, str]]:
+    """The key figures of a run, for the summary table."""
+    n = len(episodes)
+    solved = sum(e.hidden_all_passed for e in episodes)
+    visible_all = sum(e.visible_pass_rate == 1.0 for e in episodes)
+    gamed = sum(e.visible_pass_rate == 1.0 and not e.hidden_all_passed for e in episodes)
+    sources = sorted({e.visible_source for e in episodes if e.visible_source})
+    return [
+        ("agent", agent.name),
+        ("tasks", str(n)),
+        ("solved (hidden tests)", rate(solved, n)),
+        ("all visible tests passed", f"{rate(visible_all, n)} (visible tests: {', '.join(sources) or '-'})"),
+        ("passed visible, failed hidden", str(gamed)),
+        ("ended without code", str(sum(e.code is None for e in episodes))),
+        ("steps generated per task", f"{sum(e.spend.steps_generated for e in episodes) / n:.1f}"),
+        (
+            "PRM calls / sandbox runs",
+            f"{sum(e.spend.prm_calls for e in episodes)} / {sum(e.spend.sandbox_runs for e in episodes)}",
+        ),
+        ("time", f"{seconds:.1f} s"),
+    ]
+
+
+def _solve(args: argparse.Namespace) -> int:
+    agent, episodes, seconds = run_agent(args)
+    print_episodes(episodes, nodes=args.agent == "mcts")
+    print()
+    rows = summary_rows(agent, episodes, seconds)
+    if args.out:
+        path = write_jsonl(args.out, (episode_record(e) for e in episodes))
+        rows.append(("episodes written to", str(path)))
+    if args.html_dir:
+        from codegym.agents import write_html
+
+        for episode in episodes:
+            write_html(episode.tree, Path(args.html_dir) / f"{safe_filename(episode.task_id)}.html")
+        rows.append(("search trees (HTML) in", str(args.html_dir)))
+    print_table(rows)
+    return 0

@@ -1,0 +1,45 @@
+"""``codegym demo``: one iteration of the loop on the built-in defaults, sized for a laptop CPU.
+
+Synthetic tasks, the tiny policy and PRM, the "auto" sandbox: pass@1 of greedy, best-of-N and MCTS on
+held-out tasks before and after one iteration, a plot, and where to look next. It is the loop with a
+smaller configuration (:func:`demo_config`), so ``codegym loop --config`` with the same values gives
+the same run.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+
+from codegym.loop.config import LoopConfig, from_dict
+from codegym.loop.runner import LoopResult, run_loop
+
+DEMO_SETTINGS = {
+    "iterations": 1,
+    "max_steps": 6,
+    "tasks": {"train_tasks": 64, "min_ops": 2, "max_ops": 3, "eval_tasks": 100, "eval_ops": 2},
+    "search": {"simulations": 6, "expansions": 3},
+    "sft": {"epochs": 2.0, "learning_rate": 5e-4},
+    "prm_training": {"epochs": 1},
+    "rl": {"iterations": 3, "tasks_per_iteration": 8, "group_size": 4},
+    "eval": {"best_of_n": 4, "mcts_simulations": 4},
+}
+
+
+def demo_config(*, seed: int = 0, sandbox: str = "auto") -> LoopConfig:
+    """The demo's configuration: the loop's defaults with :data:`DEMO_SETTINGS` on top."""
+    return from_dict({**DEMO_SETTINGS, "seed": seed, "sandbox": sandbox})
+
+
+def run_demo(
+    run_dir: str | PathLike[str] = "runs/demo",
+    *,
+    seed: int = 0,
+    sandbox: str = "auto",
+    progress: bool = True,
+    on_stage=None,
+) -> LoopResult:
+    """Run (or resume) the demo in ``run_dir``."""
+    return run_loop(
+        demo_config(seed=seed, sandbox=sandbox), Path(run_dir), progress=progress, on_stage=on_stage
+    )
