@@ -61,12 +61,14 @@ class SearchConfig:
 class SFTConfig:
     """Stage 3: supervised fine-tuning of the policy on the paths whose code passed every test."""
 
-    epochs: float = 2.0
-    """passes over the solved paths"""
-    learning_rate: float = 5e-4
+    epochs: float = 1.0
+    """passes over the solved paths (and the replayed episodes)"""
+    learning_rate: float = 1e-4
     """peak learning rate"""
     batch_size: int = 8
     """episodes per optimizer step"""
+    replay: int = 256
+    """reference episodes of fresh training-split synthetic tasks mixed in, against forgetting (0: none)"""
 
 
 @dataclass
@@ -151,6 +153,7 @@ class LoopConfig:
             ("prm_training.objective", self.prm_training.objective in ("pointwise", "pairwise")),
             ("rl.iterations", self.rl.iterations >= 0),
             ("rl.advantage", self.rl.advantage in ("grpo", "reinforce")),
+            ("sft.replay", self.sft.replay >= 0),
             ("eval.best_of_n", self.eval.best_of_n >= 1),
             ("eval.mcts_simulations", self.eval.mcts_simulations >= 1),
         ]

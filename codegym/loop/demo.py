@@ -19,7 +19,6 @@ DEMO_SETTINGS = {
     "max_steps": 6,
     "tasks": {"train_tasks": 64, "min_ops": 2, "max_ops": 3, "eval_tasks": 100, "eval_ops": 2},
     "search": {"simulations": 6, "expansions": 3},
-    "sft": {"epochs": 2.0, "learning_rate": 5e-4},
     "prm_training": {"epochs": 1},
     "rl": {"iterations": 3, "tasks_per_iteration": 8, "group_size": 4},
     "eval": {"best_of_n": 4, "mcts_simulations": 4},

@@ -19,7 +19,7 @@ TINY = {
     "max_steps": 4,
     "tasks": {"train_tasks": 6, "min_ops": 1, "max_ops": 1, "eval_tasks": 4, "eval_ops": 1},
     "search": {"simulations": 2},
-    "sft": {"epochs": 1.0},
+    "sft": {"epochs": 1.0, "replay": 8},
     "rl": {"iterations": 1, "tasks_per_iteration": 2, "group_size": 2},
     "eval": {"best_of_n": 2, "mcts_simulations": 1},
 }
@@ -50,6 +50,8 @@ def test_every_stage_writes_its_outputs(finished):
     assert json.loads((search / "trees.json").read_text())[0]["root"]["visits"] > 0
     assert list((search / "html").glob("*.html"))
     assert (stage_folder(run_dir, 1, "sft") / "model" / "model.safetensors").is_file()
+    sft = json.loads((stage_folder(run_dir, 1, "sft") / "metrics.json").read_text())
+    assert sft["episodes"] == metrics["solved_paths"] and sft["replay_episodes"] == 8
     assert (stage_folder(run_dir, 1, "prm") / "model" / "model.safetensors").is_file()
     rl = json.loads((stage_folder(run_dir, 1, "rl") / "metrics.json").read_text())
     assert rl["iterations"] == 1 and rl["model"] == "run/checkpoint-1"
