@@ -245,6 +245,7 @@ def stage_sft(ctx: StageContext) -> dict[str, Any]:
     )
     return {
         "episodes": len(episodes),
+        "replay_episodes": len(replay),
         "steps": result.steps,
         "final_loss": result.final_loss,
         "model": "model",
