@@ -125,7 +125,6 @@ class Runner:
         self.prm = prm
         self.seed = seed
         self.max_new_tokens = max_new_tokens
-        self.max_steps = env.max_steps
         self.calls = 0
         self.started = time.perf_counter()
         self._spend = [Spend() for _ in self.roots]

@@ -54,6 +54,7 @@ class Node:
         parent: the parent node (None for the root).
         children: the children in the order they were made.
         prior: P in PUCT: the softmax of the siblings' mean log-prob per token.
+        mean_logprob: this node's step's mean log-prob per token under the policy (what the prior is from).
         visits: N, how many backed-up values passed through this node.
         value_sum: W, the sum of those values.
         evaluation: the value this node was first given (None for the root).
