@@ -19,13 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from codegym.sandbox.cases import AssertTest, CallTest, StdioTest, Test, judge
+from codegym.sandbox.framing import dumps_line
 from codegym.sandbox.report import ExecutionReport, TestResult, TestStatus
-from codegym.sandbox.runner import PROTOCOL_VERSION, dumps_line
+from codegym.sandbox.runner import PROTOCOL_VERSION
 
 logger = logging.getLogger("codegym.sandbox")
 
 # The modules a worker needs, in dependency order; all standard-library only.
-_SHIPPED_MODULES = ("plain", "isolation", "runner")
+_SHIPPED_MODULES = ("plain", "framing", "isolation", "candidate", "judge", "runner")
 _BOOTSTRAP = """
 import sys, types
 for name in ("codegym", "codegym.sandbox"):
@@ -92,6 +93,10 @@ class WorkerChannel(ABC):
     @abstractmethod
     def close(self) -> None:
         """Stop the worker and everything it started."""
+
+    def has_pending(self) -> bool:
+        """True when the worker wrote more than was read (a protocol violation after a whole reply)."""
+        return False
 
     def death_status(self) -> TestStatus:
         """How to score a job whose worker died under it."""
@@ -276,11 +281,7 @@ class Sandbox(ABC):
             # Compiling runs none of the candidate's code, so the host may do it itself and skip a round trip.
             result = TestResult(TestStatus.ERROR, type(exc).__name__, f"the program does not compile: {exc}")
             return ExecutionReport(compiled=False, tests=(result,) * len(tests), backend=self.name)
-        with self._lock:
-            self._job_ids += 1
-            job_id = self._job_ids
         job = {
-            "id": job_id,
             "program": program,
             "tests": [test.to_wire() for test in tests],
             "timeout_s": float(timeout_s),
@@ -289,38 +290,66 @@ class Sandbox(ABC):
             "report_bytes": self.report_bytes,
         }
         # The worker enforces the real limits; this watchdog only catches a worker that stopped answering.
-        reply = self._exchange(job, timeout_s * (2 * len(tests) + 2) + HOST_SLACK_S)
+        budget_s = timeout_s * (2 * len(tests) + 2) + HOST_SLACK_S
+        reply = self._exchange(job, budget_s, len(tests))
+        if "fault" in reply:
+            # Nothing a program does should get here; if one does, it must not pass, nor stop the caller.
+            # A second try on a fresh worker tells a passing fault from one this program causes.
+            logger.warning(
+                "%s sandbox: %s; trying the job again on a fresh worker", self.name, reply["fault"]
+            )
+            reply = self._exchange(job, budget_s, len(tests))
+        if "fault" in reply:
+            logger.error("%s sandbox: %s (a CodeGym bug, please report it)", self.name, reply["fault"])
+            raw = {"status": "error", "error_type": "SandboxFault", "message": reply["fault"]}
+            return ExecutionReport(
+                compiled=True, tests=tuple(judge(t, raw) for t in tests), backend=self.name
+            )
         if "dead" in reply:
             raw = {"status": reply["dead"], "error_type": "WorkerDied", "message": reply["why"]}
-            results = tuple(judge(test, raw) for test in tests)
-            return ExecutionReport(compiled=True, tests=results, backend=self.name)
+            return ExecutionReport(
+                compiled=True, tests=tuple(judge(t, raw) for t in tests), backend=self.name
+            )
         results = tuple(judge(test, raw) for test, raw in zip(tests, reply["results"], strict=True))
         return ExecutionReport(
             compiled=True,
             tests=results,
             stdout=reply["stdout"],
             stderr=reply["stderr"],
-            duration_s=reply["duration_s"],
+            duration_s=float(reply["duration_s"]),
             backend=self.name,
         )
 
-    def _exchange(self, job: dict, budget_s: float) -> dict:
+    def _exchange(self, job: dict, budget_s: float, count: int) -> dict:
+        """Send one job to an idle worker and read its reply, as untrusted input.
+
+        Returns the reply, ``{"dead": status, "why": ...}`` when the worker died or hung, or
+        ``{"fault": why}`` when it broke the protocol (a malformed, foreign or extra message). A worker
+        that did not answer cleanly is replaced. Raises SandboxError only for the sandbox's own failures
+        (closed, a worker that cannot be restarted or cannot confine a job), never for a program's doing.
+        """
         channel = self._idle.get()
         if channel is None:  # closed, or a worker could not be restarted: pass the news on to other waiters
             self._idle.put(None)
             raise SandboxError(self._broken or "the sandbox was closed during the run")
+        with self._lock:
+            self._job_ids += 1
+            job = dict(job, id=self._job_ids)
         healthy = False
         try:
             channel.send(dumps_line(job))
-            reply = json.loads(channel.read_line(time.monotonic() + budget_s))
+            line = channel.read_line(time.monotonic() + budget_s)
+            reply = _check_reply(line, job["id"], count)
+            if reply.get("setup"):
+                raise SandboxError(f"the {self.name} sandbox cannot confine programs here: {reply['fatal']}")
             if "fatal" in reply:
-                raise SandboxError(
-                    f"sandbox worker failed (a CodeGym bug, please report it): {reply['fatal']}"
-                )
-            if reply.get("id") != job["id"]:
-                raise SandboxError(f"sandbox worker answered job {reply.get('id')} to job {job['id']}")
+                return {"fault": f"the worker failed: {reply['fatal']}"}
+            if channel.has_pending():
+                return {"fault": "the worker sent more than one reply to a job"}
             healthy = True
             return reply
+        except _BadReply as exc:
+            return {"fault": str(exc)}
         except WorkerGone as exc:
             status = channel.death_status()
             logger.warning("%s sandbox: a worker died (%s); replacing it", self.name, exc)
@@ -344,3 +373,38 @@ class Sandbox(ABC):
             self._broken = f"a {self.name} sandbox worker died and could not be restarted: {exc}"
             logger.error("%s", self._broken)
             return None
+
+
+class _BadReply(Exception):
+    """A worker's reply that breaks the protocol."""
+
+
+_RESULT_STATUSES = frozenset({"passed", "returned", "exited", *(status.value for status in TestStatus)})
+
+
+def _check_reply(line: bytes, job_id: int, count: int) -> dict:
+    """Parse a worker's reply to job ``job_id`` with ``count`` tests; _BadReply for anything malformed."""
+    try:
+        reply = json.loads(line)
+    except (ValueError, RecursionError):
+        raise _BadReply(f"the worker sent a reply that is not JSON: {line[:80]!r}") from None
+    if type(reply) is not dict:
+        raise _BadReply(f"the worker sent {type(reply).__name__} instead of a reply object")
+    if reply.get("id") != job_id:
+        raise _BadReply(f"the worker answered job {reply.get('id')!r:.40} to job {job_id}")
+    if "fatal" in reply:
+        reply["fatal"] = str(reply["fatal"])[:2000]
+        return reply
+    results = reply.get("results")
+    if type(results) is not list or len(results) != count:
+        raise _BadReply(
+            f"the worker sent {'no' if type(results) is not list else len(results)} results for {count} tests"
+        )
+    for raw in results:
+        if type(raw) is not dict or raw.get("status") not in _RESULT_STATUSES:
+            raise _BadReply(f"the worker sent a malformed result: {str(raw)[:80]}")
+    if not (type(reply.get("stdout")) is str and type(reply.get("stderr")) is str):
+        raise _BadReply("the worker sent a reply without its output")
+    if type(reply.get("duration_s")) not in (int, float):
+        raise _BadReply("the worker sent a reply without its duration")
+    return reply

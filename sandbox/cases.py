@@ -177,9 +177,26 @@ def _preview(value: Any, limit: int = 200) -> str:
 
 
 def judge(test: Test, raw: dict) -> TestResult:
-    """Turn a worker's raw result for ``test`` into a verdict."""
+    """Turn a worker's raw result for ``test`` into a verdict.
+
+    ``raw`` comes from the sandbox and is untrusted: anything malformed is an ``error`` verdict with
+    error type ``ProtocolError``, never an exception and never a pass.
+    """
+    try:
+        return _judge(test, raw)
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError, OverflowError) as exc:
+        return TestResult(
+            TestStatus.ERROR,
+            "ProtocolError",
+            f"the sandbox sent a malformed result ({type(exc).__name__}: {exc})",
+        )
+
+
+def _judge(test: Test, raw: dict) -> TestResult:
     status = raw["status"]
     duration = float(raw.get("duration_s", 0.0))
+    if not math.isfinite(duration):
+        duration = 0.0
     if status == "returned" and isinstance(test, CallTest):
         actual = decode_plain(raw["value"])
         if test.equality == "python":
@@ -195,11 +212,11 @@ def judge(test: Test, raw: dict) -> TestResult:
             returned=actual,
         )
     if status == "exited" and isinstance(test, StdioTest):
-        if raw["exit_code"] != 0:
+        if raw["exit_code"] != 0 or type(raw["exit_code"]) is not int:
             return TestResult(
                 TestStatus.ERROR, "Exit", f"the program exited with status {raw['exit_code']}", duration
             )
-        stdout = raw.get("stdout", "")
+        stdout = str(raw.get("stdout", ""))
         if stdout_matches(stdout, test.expected_stdout, test.rel_tol, test.abs_tol):
             return TestResult(TestStatus.PASSED, duration_s=duration)
         return TestResult(
@@ -214,4 +231,10 @@ def judge(test: Test, raw: dict) -> TestResult:
         return TestResult(
             TestStatus.ERROR, "ProtocolError", f"unexpected {status!r} for {type(test).__name__}"
         )
-    return TestResult(TestStatus(status), raw.get("error_type"), raw.get("message", ""), duration)
+    error_type = raw.get("error_type")
+    return TestResult(
+        TestStatus(status),
+        None if error_type is None else str(error_type),
+        str(raw.get("message", "")),
+        duration,
+    )

@@ -27,9 +27,9 @@ from codegym.sandbox.base import (
     WorkerGone,
     worker_command,
 )
+from codegym.sandbox.framing import LineReader
 from codegym.sandbox.image import DEFAULT_IMAGE, build_instructions
 from codegym.sandbox.report import TestStatus
-from codegym.sandbox.runner import LineReader
 
 logger = logging.getLogger("codegym.sandbox")
 
@@ -140,6 +140,9 @@ class DockerWorkerChannel(WorkerChannel):
                 raise WorkerGone("the container did not answer in time") from None
             except OSError as exc:
                 raise WorkerGone(f"lost the container's stream: {exc}") from None
+
+    def has_pending(self) -> bool:
+        return bool(self._demux.stdout.buffer)
 
     def death_status(self) -> TestStatus:
         try:

@@ -15,7 +15,8 @@ import sys
 import time
 
 from codegym.sandbox.base import Sandbox, WorkerChannel, WorkerGone, worker_command
-from codegym.sandbox.runner import SAFE_ENV, LineReader
+from codegym.sandbox.framing import LineReader
+from codegym.sandbox.isolation import SAFE_ENV
 
 STARTUP_TIMEOUT_S = 30.0
 
@@ -57,6 +58,9 @@ class LocalWorkerChannel(WorkerChannel):
         if line is None:
             raise WorkerGone(f"the worker exited (status {self.process.poll()})")
         return line
+
+    def has_pending(self) -> bool:
+        return bool(self._reader.buffer)
 
     def close(self) -> None:
         # The worker leads its own process group; its children run in sessions of their own and die with

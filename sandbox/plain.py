@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import math
+import time
 
 # ---------------------------------------------------------------------------------------------------
 
@@ -22,8 +23,15 @@ class NotPlainDataError(TypeError):
 _SCALARS = (type(None), bool, int, str)
 
 
-def encode_plain(value, *, max_depth: int = 100, max_items: int = 1_000_000):
-    """Encode plain data as a JSON-able tree that keeps tuples, sets, bytes and non-finite floats."""
+def encode_plain(value, *, max_depth: int = 100, max_items: int = 1_000_000, other=None):
+    """Encode plain data as a JSON-able tree that keeps tuples, sets, bytes and non-finite floats.
+
+    ``other``, when given, encodes any value that is not plain data (it returns a tree, typically a
+    ``{"r": handle}`` reference); without it such a value raises :class:`NotPlainDataError`.
+    """
+    kind = type(value)
+    if kind in _SCALARS or (kind is float and math.isfinite(value)):  # the common case, without a walk
+        return value
     budget = [max_items]
 
     def enc(obj, depth):
@@ -51,6 +59,8 @@ def encode_plain(value, *, max_depth: int = 100, max_items: int = 1_000_000):
             return {"b": base64.b64encode(obj).decode("ascii")}
         if kind is complex:
             return {"c": [enc(obj.real, depth + 1), enc(obj.imag, depth + 1)]}
+        if other is not None:
+            return other(obj)
         raise NotPlainDataError(
             f"value of type {kind.__qualname__} is not plain data (expected None, bool, int, float, "
             "complex, str, bytes or a list/tuple/dict/set of those)"
@@ -59,31 +69,81 @@ def encode_plain(value, *, max_depth: int = 100, max_items: int = 1_000_000):
     return enc(value, 0)
 
 
-def decode_plain(tree):
-    """Inverse of :func:`encode_plain`."""
-    if isinstance(tree, list):
-        return [decode_plain(item) for item in tree]
-    if not isinstance(tree, dict):
+def decode_plain(tree, *, ref=None):
+    """Inverse of :func:`encode_plain`; ``ref`` turns a ``{"r": handle}`` node back into an object.
+
+    The tree may come from an untrusted process: anything malformed raises ``ValueError``, never
+    another exception type (deep nesting included).
+    """
+    try:
+        return _decode(tree, ref)
+    except ValueError:
+        raise
+    except (TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError) as exc:
+        raise ValueError(f"malformed plain data ({type(exc).__name__}: {exc})") from None
+
+
+def _decode(tree, ref):
+    kind = type(tree)
+    if kind in _SCALARS or kind is float:
         return tree
-    if len(tree) != 1:
+    if kind is list:
+        return [_decode(item, ref) for item in tree]
+    if kind is not dict or len(tree) != 1:
         raise ValueError(f"malformed plain-data node: {tree!r:.200}")
     ((tag, body),) = tree.items()
-    if tag == "t":
-        return tuple(decode_plain(item) for item in body)
-    if tag == "d":
-        return {decode_plain(k): decode_plain(v) for k, v in body}
-    if tag == "s":
-        return {decode_plain(item) for item in body}
-    if tag == "fs":
-        return frozenset(decode_plain(item) for item in body)
-    if tag == "b":
-        return base64.b64decode(body)
-    if tag == "c":
-        return complex(decode_plain(body[0]), decode_plain(body[1]))
     if tag == "f":
+        if body not in ("inf", "-inf", "nan"):
+            raise ValueError(f"malformed non-finite float {body!r:.50}")
         return float(body)
-    raise ValueError(f"unknown plain-data tag {tag!r}")
+    if tag == "b":
+        if type(body) is not str:
+            raise ValueError("malformed bytes node")
+        return base64.b64decode(body, validate=True)
+    if tag == "r":
+        if ref is None or type(body) is not int:
+            raise ValueError("an object reference where only plain data may travel")
+        return ref(body)
+    if type(body) is not list:
+        raise ValueError(f"malformed plain-data node for tag {tag!r:.20}")
+    if tag == "t":
+        return tuple(_decode(item, ref) for item in body)
+    if tag == "d":
+        return {_decode(key, ref): _decode(value, ref) for key, value in body}
+    if tag == "s":
+        return {_decode(item, ref) for item in body}
+    if tag == "fs":
+        return frozenset(_decode(item, ref) for item in body)
+    if tag == "c":
+        real, imag = (_decode(part, ref) for part in body)
+        if type(real) not in (int, float) or type(imag) not in (int, float):
+            raise ValueError("malformed complex node")
+        return complex(real, imag)
+    raise ValueError(f"unknown plain-data tag {tag!r:.20}")
 
 
-# ---------------------------------------------------------------------------------------------------
-# Framing: one JSON object per line, both host <-> worker and child -> worker.
+def _truncate(text: str, limit: int = 2000) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
+
+
+def error_result(exc: BaseException, started: float) -> dict:
+    """An exception raised while running a test, as a raw result (plain data) for the worker or judge."""
+    if isinstance(exc, MemoryError):
+        status = "memory"
+    elif isinstance(exc, AssertionError):
+        status = "failed"
+    else:
+        status = "error"
+    try:
+        message = str(exc)
+    except BaseException:  # a candidate's exception may have a __str__ that raises
+        message = "<unprintable exception>"
+    if isinstance(exc, SystemExit):
+        message = f"the program called exit({message}) instead of returning"
+    error_type = getattr(exc, "error_type", None) or type(exc).__name__
+    return {
+        "status": status,
+        "error_type": str(error_type),
+        "message": _truncate(message),
+        "duration_s": time.monotonic() - started,
+    }

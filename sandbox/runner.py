@@ -1,15 +1,17 @@
 """The fork server that runs inside every sandbox worker, local or in a Docker container.
 
-This module, with ``plain`` and ``isolation``, is the whole in-sandbox program. The three use only the
-standard library, because the host ships their source to the worker (see ``base.worker_command``): a
-Docker image then needs nothing but python3, and the runner never drifts from the host library.
+This module, with ``plain``, ``framing``, ``isolation``, ``candidate`` and ``judge``, is the whole
+in-sandbox program. They use only the standard library, because the host ships their source to the
+worker (see ``base.worker_command``): a Docker image then needs nothing but python3, and the runner
+never drifts from the host library.
 
-A worker is a warm interpreter. For each job it forks a child, and the child applies the per-job
-limits, loads the candidate program and runs the tests, reporting each result over a private pipe
-with a per-child random token. The worker, outside the candidate's process, enforces wall-clock
-deadlines (SIGKILL to the child's whole process group: a loop that swallows an exception or ignores
-signals cannot outlive it), caps the output, reaps anything the child left behind, and answers the
-host with one JSON line per job.
+A worker is a warm interpreter. For each job it forks two processes: the candidate's (``candidate``),
+which loads the untrusted program and answers calls into it, and the judge's (``judge``), which runs
+the tests, calls into the candidate through a pipe with plain data only, and alone reports verdicts
+to the worker. A ``StdioTest`` forks the candidate alone and is judged by its exit status and the
+stdout the worker captured. The worker, outside both, enforces wall-clock deadlines (SIGKILL to the
+whole process group: a loop that swallows an exception or ignores signals cannot outlive it), caps
+the output, reaps anything a job left behind, and answers the host with one JSON line per job.
 
 What the worker returns is raw: ``CallTest`` values and ``StdioTest`` output go back to the host,
 which compares them with expected values that never enter the sandbox.
@@ -17,30 +19,33 @@ which compares them with expected values that never enter the sandbox.
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import json
 import math
 import os
-import resource
-import secrets
 import select
 import shutil
 import signal
+import socket
 import sys
 import time
 
+from codegym.sandbox.candidate import candidate_main
+from codegym.sandbox.framing import LineReader, dumps_line, write_all
 from codegym.sandbox.isolation import (
-    PR_SET_PDEATHSIG,
+    SAFE_ENV,
     Isolation,
-    libc_call,
+    children_of,
+    on_one_cpu,
     oom_kills,
     reap_leftovers,
     setup_isolation,
 )
-from codegym.sandbox.plain import decode_plain, encode_plain
+from codegym.sandbox.judge import judge_server
 
-PROTOCOL_VERSION = 1
+__all__ = ["PROTOCOL_VERSION", "SAFE_ENV", "serve"]
+
+PROTOCOL_VERSION = 2
 
 # Modules most solutions import, loaded before any fork so that children start warm, and so that a
 # sandbox user who cannot read the interpreter's own directories still has them.
@@ -75,245 +80,124 @@ PRELOAD = [
     "typing",
     "unicodedata",
 ]
-SAFE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+MAX_MESSAGE_BYTES = 128 << 20
+RECURSION_LIMIT = 10_000
 
 
-# ---------------------------------------------------------------------------------------------------
+class SetupError(RuntimeError):
+    """A job's process could not confine itself: the sandbox's fault, never the candidate's."""
 
 
-def dumps_line(obj) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode("utf-8") + b"\n"
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-class LineReader:
-    """Reads newline-terminated frames from a file descriptor, with a size cap per frame."""
-
-    def __init__(self, fd: int, max_line: int = 1 << 30):
-        self.fd = fd
-        self.max_line = max_line
-        self.buffer = bytearray()
-        self.eof = False
-
-    def take_line(self) -> bytes | None:
-        """One complete frame from the buffer, or None if there is none yet."""
-        cut = self.buffer.find(b"\n")
-        if cut < 0:
-            if len(self.buffer) > self.max_line:
-                raise ValueError(f"frame longer than {self.max_line} bytes")
-            return None
-        line = bytes(self.buffer[:cut])
-        del self.buffer[: cut + 1]
-        return line
-
-    def pop_lines(self) -> list[bytes]:
-        lines = []
-        while (line := self.take_line()) is not None:
-            lines.append(line)
-        return lines
-
-    def feed(self) -> None:
-        chunk = os.read(self.fd, 1 << 16)
-        if chunk:
-            self.buffer += chunk
-        else:
-            self.eof = True
-
-    def read_line(self, deadline: float | None = None) -> bytes | None:
-        """Read one frame; None at end of file; TimeoutError past ``deadline`` (time.monotonic)."""
-        while True:
-            line = self.take_line()
-            if line is not None:
-                return line
-            if self.eof:
-                return None
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
-                    raise TimeoutError("no frame before the deadline")
-            self.feed()
-
-
-# ---------------------------------------------------------------------------------------------------
-# ---------------------------------------------------------------------------------------------------
-
-
-def _set_limit(which: int, value: int) -> None:
-    _soft, hard = resource.getrlimit(which)
-    if hard != resource.RLIM_INFINITY:
-        value = min(value, hard)
-    resource.setrlimit(which, (value, value if hard == resource.RLIM_INFINITY else hard))
-
-
-def _describe_exit(code) -> tuple[int, str]:
-    if code is None:
-        return 0, ""
-    if isinstance(code, int):
-        return code, ""
-    return 1, str(code)
-
-
-def _truncate(text: str, limit: int = 2000) -> str:
-    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
-
-
-def _error_result(exc: BaseException, started: float) -> dict:
-    if isinstance(exc, MemoryError):
-        status = "memory"
-    elif isinstance(exc, AssertionError):
-        status = "failed"
-    else:
-        status = "error"
-    try:
-        message = str(exc)
-    except BaseException:  # a candidate's exception may have a __str__ that raises
-        message = "<unprintable exception>"
-    if isinstance(exc, SystemExit):
-        message = f"the program called exit({message}) instead of returning"
-    return {
-        "status": status,
-        "error_type": type(exc).__name__,
-        "message": _truncate(message),
-        "duration_s": time.monotonic() - started,
-    }
-
-
-def _guarded(function):
-    """Wrap the entry point so assertions see its result rebuilt from plain data."""
-
-    def guarded(*args, **kwargs):
-        return decode_plain(encode_plain(function(*args, **kwargs)))
-
-    guarded.__name__ = getattr(function, "__name__", "candidate")
-    guarded.__doc__ = getattr(function, "__doc__", None)
-    return guarded
-
-
-def _child_main(ctx: dict) -> None:
-    """Runs in the forked child; never returns."""
-    exit_ = os._exit
-    write = os.write
-    dumps = json.dumps
-    monotonic = time.monotonic
-    token = ctx["token"]
-    verdict_fd = ctx["verdict_fd"]
-
-    def send(message: dict) -> None:
-        message["t"] = token
-        data = dumps(message, separators=(",", ":")).encode("utf-8") + b"\n"
-        view = memoryview(data)
-        while view:
-            view = view[write(verdict_fd, view) :]
-
-    try:
-        os.setsid()
-        os.dup2(ctx["stdin_fd"], 0)
-        os.dup2(ctx["stdout_fd"], 1)
-        os.dup2(ctx["stderr_fd"], 2)
-        os.closerange(3, verdict_fd)
-        os.closerange(verdict_fd + 1, 1 << 16)
-        os.chdir(ctx["workdir"])
-        limits = ctx["limits"]
-        _set_limit(resource.RLIMIT_AS, limits["memory_bytes"])
-        _set_limit(resource.RLIMIT_CPU, limits["cpu_s"])
-        _set_limit(resource.RLIMIT_FSIZE, limits["file_bytes"])
-        _set_limit(resource.RLIMIT_NOFILE, 256)
-        _set_limit(resource.RLIMIT_CORE, 0)
-        uid = ctx["uid"]
-        if uid is not None:
-            _set_limit(resource.RLIMIT_NPROC, limits["processes"])
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-        libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        os.environ.clear()
-        os.environ.update(SAFE_ENV, HOME=ctx["workdir"], TMPDIR=ctx["workdir"])
-        sys.argv[:] = ["solution.py"]
-        sys.setrecursionlimit(ctx["recursion_limit"])
-    except BaseException as exc:
-        send({"setup_error": f"{type(exc).__name__}: {exc}"})
-        exit_(70)
-
-    stdout, stderr = sys.stdout, sys.stderr
-
-    def flush() -> None:
-        for stream in {id(s): s for s in (sys.stdout, sys.stderr, stdout, stderr)}.values():
-            with contextlib.suppress(BaseException):
-                stream.flush()
-
-    tests = ctx["tests"]
-    started = monotonic()
-    namespace = {"__builtins__": builtins, "__name__": "__main__" if ctx["stdio"] else "solution"}
-    try:
-        code = compile(ctx["program"], "solution.py", "exec")
-        ctx = None  # drop the job description before any candidate code runs
-        exec(code, namespace)
-    except BaseException as exc:
-        if tests is None and isinstance(exc, SystemExit):  # how a stdio program may end cleanly
-            exit_code, message = _describe_exit(exc.code)
-            if message:
-                stderr.write(message + "\n")
-            flush()
-            send(
-                {
-                    "i": -1,
-                    "r": {
-                        "status": "exited",
-                        "exit_code": exit_code,
-                        "duration_s": monotonic() - started,
-                    },
-                }
-            )
-            exit_(0)
-        flush()
-        send({"load": _error_result(exc, started)})
-        exit_(0)
-    flush()
-    if tests is None:
-        send({"i": -1, "r": {"status": "exited", "exit_code": 0, "duration_s": monotonic() - started}})
-        exit_(0)
-    send({"load": None})
-
-    for index, test in tests:
-        started = monotonic()
+def _fork(main, ctx: dict) -> int:
+    pid = os.fork()
+    if pid == 0:
         try:
-            if test["kind"] == "assert":
-                scope = dict(namespace)
-                entry_point = test.get("entry_point")
-                if entry_point and callable(scope.get(entry_point)):
-                    scope[entry_point] = _guarded(scope[entry_point])
-                exec(compile(test["code"], "test.py", "exec"), scope)
-                result = {"status": "passed", "duration_s": monotonic() - started}
-            else:
-                entry_point = test["entry_point"]
-                if entry_point not in namespace:
-                    raise NameError(f"the program does not define {entry_point!r}")
-                args = decode_plain(test["args"])
-                kwargs = decode_plain(test["kwargs"])
-                value = encode_plain(namespace[entry_point](*args, **kwargs))
-                result = {"status": "returned", "value": value, "duration_s": monotonic() - started}
-        except BaseException as exc:
-            result = _error_result(exc, started)
-        flush()
-        send({"i": index, "r": result})
-    exit_(0)
+            main(ctx)
+        finally:
+            os._exit(70)
+    return pid
 
 
-# ---------------------------------------------------------------------------------------------------
-# The worker side of one child: deadlines, output caps, verdict checking, clean-up.
-# ---------------------------------------------------------------------------------------------------
+class _Watched:
+    """A forked process whose end the worker notices at once (a pidfd) and whose status it keeps."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.status: int | None = None
+        self.died_on_its_own = False
+        try:
+            self.fd: int | None = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # before Linux 5.3: poll instead
+            self.fd = None
+
+    def poll(self) -> bool:
+        """True once the process has ended (and was reaped)."""
+        if self.status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = status
+                self.died_on_its_own = True
+                self.close()
+        return self.status is not None
+
+    def kill_and_wait(self, grace_s: float = 0.0) -> None:
+        """End the process (after ``grace_s`` seconds to end by itself) and its group."""
+        give_up = time.monotonic() + grace_s
+        while not self.poll() and time.monotonic() < give_up:
+            time.sleep(0.002)
+        if self.status is None:
+            with contextlib.suppress(OSError):
+                os.killpg(self.pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+            self.status = os.waitpid(self.pid, 0)[1]
+        self.close()
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class _Judge:
+    """The worker's judge process (``judge.judge_server``): forked once, it judges job after job.
+
+    One per worker rather than one per job: a fork and exit of a warm interpreter costs about as much
+    CPU as a whole small job. It is killed and started again whenever a job does not end cleanly.
+    """
+
+    def __init__(self, iso: Isolation):
+        worker_end, judge_end = socket.socketpair()
+        null_r = os.open(os.devnull, os.O_RDONLY)
+        null_w = os.open(os.devnull, os.O_WRONLY)
+        try:
+            self.pid = _fork(
+                judge_server,
+                {
+                    "stdin": null_r,
+                    "stdout": null_w,
+                    "stderr": null_w,
+                    "verdicts": judge_end.fileno(),
+                    "workdir": "/",
+                    "uid": iso.judge_uid,
+                    # Memory is set per job; no CPU limit, since rlimits add up over a process's life: the
+                    # worker's wall-clock deadline bounds each job instead.
+                    "limits": {"memory_bytes": None, "cpu_s": None, "file_bytes": 64 << 20, "processes": 16},
+                    "recursion_limit": RECURSION_LIMIT,
+                },
+            )
+        finally:
+            for fd in (null_r, null_w):
+                os.close(fd)
+            judge_end.close()
+        self.sock = worker_end
+        self.fd = worker_end.fileno()
+        self.reader = LineReader(self.fd, max_line=MAX_MESSAGE_BYTES)
+
+    def start(self, tests: list, memory_mb: int, to_candidate: int, from_candidate: int) -> None:
+        """Hand the judge a job: the pipes to and from its candidate, then the tests."""
+        try:
+            socket.send_fds(self.sock, [b"j"], [to_candidate, from_candidate])
+            self.sock.sendall(dumps_line({"tests": tests, "memory_mb": memory_mb}))
+        except OSError:
+            self.reader.eof = True  # it died between jobs: the job's loop reports it
+
+    def kill(self) -> int:
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        try:
+            status = os.waitpid(self.pid, 0)[1]
+        except ChildProcessError:  # it died earlier and was reaped with a job's leftovers
+            status = signal.SIGKILL
+        self.sock.close()
+        return status
 
 
 class Worker:
     def __init__(self, iso: Isolation):
         self.iso = iso
         self.sequence = 0
+        self.judge: _Judge | None = None
 
     def _workdir(self) -> str:
         self.sequence += 1
@@ -323,151 +207,241 @@ class Worker:
             os.chown(path, self.iso.child_uid, self.iso.child_uid)
         return path
 
-    def run_child(self, job: dict, tests, stdin_data: str | None, output: dict) -> dict:
-        """Fork one child for the program (and ``tests``, or one stdio run when ``tests`` is None).
+    @staticmethod
+    def _limits(job: dict, count: int) -> dict:
+        return {
+            "memory_bytes": job["memory_mb"] << 20,
+            "cpu_s": math.ceil(job["timeout_s"] * count) + 1,
+            "file_bytes": 64 << 20,
+            "processes": 64,
+        }
+
+    def _judge(self) -> _Judge:
+        if self.judge is None:
+            self.judge = _Judge(self.iso)
+        return self.judge
+
+    def _drop_judge(self) -> int | None:
+        """Kill the judge (it is started again for the next job); its wait status."""
+        judge, self.judge = self.judge, None
+        return judge.kill() if judge else None
+
+    def run_tests(self, job: dict, tests: list, output: dict) -> dict:
+        """Run the program in a candidate process and ``tests`` (``(index, wire test)`` pairs) in the judge.
 
         Returns {"load": result-or-None, "results": {index: result}, "stopped": result-or-None}:
-        ``stopped`` describes why the child ended before reporting everything.
+        ``stopped`` describes why the job ended before the judge reported every test.
         """
         timeout_s = job["timeout_s"]
-        count = 1 if tests is None else len(tests) + 1
-        token = secrets.token_hex(16)
-        verdict_r, verdict_w = os.pipe()
+        judge = self._judge()
+        to_candidate_r, to_candidate_w = os.pipe()
+        from_candidate_r, from_candidate_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        if stdin_data is None:
-            stdin_fd = os.open(os.devnull, os.O_RDONLY)
-        else:
-            stdin_fd = os.memfd_create("stdin")
-            write_all(stdin_fd, stdin_data.encode("utf-8"))
-            os.lseek(stdin_fd, 0, os.SEEK_SET)
+        null_r = os.open(os.devnull, os.O_RDONLY)
         workdir = self._workdir()
         oom_before = oom_kills()
-        ctx = {
-            "token": token,
-            "verdict_fd": verdict_w,
-            "stdin_fd": stdin_fd,
-            "stdout_fd": out_w,
-            "stderr_fd": err_w,
-            "workdir": workdir,
-            "uid": self.iso.child_uid,
-            "program": job["program"],
-            "tests": tests,
-            "stdio": tests is None,
-            "recursion_limit": 10_000,
-            "limits": {
-                "memory_bytes": job["memory_mb"] << 20,
-                "cpu_s": math.ceil(timeout_s * count) + 1,
-                "file_bytes": 64 << 20,
-                "processes": 64,
-            },
-        }
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _child_main(ctx)
-            finally:
-                os._exit(70)
-        for fd in (verdict_w, out_w, err_w, stdin_fd):
+        candidate = _Watched(
+            _fork(
+                candidate_main,
+                {
+                    "stdin": null_r,
+                    "stdout": out_w,
+                    "stderr": err_w,
+                    "requests": to_candidate_r,
+                    "replies": from_candidate_w,
+                    "workdir": workdir,
+                    "uid": self.iso.child_uid,
+                    "limits": self._limits(job, len(tests) + 1),
+                    "recursion_limit": RECURSION_LIMIT,
+                    "program": job["program"],
+                    "stdio": False,
+                },
+            )
+        )
+        for fd in (to_candidate_r, from_candidate_w, out_w, err_w, null_r):
             os.close(fd)
+        try:
+            judge.start(tests, job["memory_mb"], to_candidate_w, from_candidate_r)
+        finally:
+            os.close(to_candidate_w)
+            os.close(from_candidate_r)
 
         outcome = {"load": None, "results": {}, "stopped": None}
-        loaded = tests is None
-        verdicts = LineReader(verdict_r, max_line=64 << 20)
+        pending = [index for index, _ in tests]
+        loaded = ended = False
         streams = {out_r: "stdout", err_r: "stderr"}
-        open_fds = [verdict_r, out_r, err_r]
         item_started = time.monotonic()
         deadline = item_started + timeout_s
-        expected = count
-        killed_by_us = None
+        stopped = gone = None
         try:
-            while open_fds and expected:
+            while not ended and not judge.reader.eof and not (stopped or gone):
+                watch = [judge.fd, *streams]
+                if candidate.fd is not None:
+                    watch.append(candidate.fd)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    killed_by_us = {
-                        "status": "timeout",
-                        "error_type": "Timeout",
-                        "message": f"no result within {timeout_s:g} s (wall clock)",
-                        "duration_s": time.monotonic() - item_started,
-                    }
+                    stopped = _timeout(timeout_s, item_started)
                     break
-                ready, _, _ = select.select(open_fds, [], [], remaining)
-                for fd in ready:
-                    if fd == verdict_r:
-                        verdicts.feed()
-                        if verdicts.eof:
-                            open_fds.remove(fd)
-                        for line in verdicts.pop_lines():
-                            message = self._check(line, token)
-                            if message is None:
-                                killed_by_us = {
-                                    "status": "error",
-                                    "error_type": "VerdictTampered",
-                                    "message": "the verdict channel received data the harness did not send",
-                                }
-                                break
-                            if "setup_error" in message:
-                                raise RuntimeError(f"sandbox child setup failed: {message['setup_error']}")
-                            if "load" in message:
-                                loaded = True
-                                outcome["load"] = message["load"]
-                                expected = 0 if message["load"] else expected - 1
-                            else:
-                                outcome["results"][message["i"]] = message["r"]
-                                expected -= 1
-                            item_started = time.monotonic()
-                            deadline = item_started + timeout_s
-                        if killed_by_us:
-                            break
-                    else:
-                        chunk = os.read(fd, 1 << 16)
-                        if not chunk:
-                            open_fds.remove(fd)
-                            continue
-                        name = streams[fd]
-                        output[name] += chunk
-                        if len(output[name]) > job["max_output_bytes"]:
-                            killed_by_us = {
-                                "status": "error",
-                                "error_type": "OutputLimitExceeded",
-                                "message": f"{name} exceeded {job['max_output_bytes']} bytes",
-                            }
-                            break
-                if killed_by_us:
-                    break
-            if killed_by_us or expected:
-                with contextlib.suppress(OSError):
-                    os.killpg(pid, signal.SIGKILL)
-            _, wait_status = os.waitpid(pid, 0)
-            # Drain what the child wrote just before it died (bounded by the cap).
-            for fd in (out_r, err_r):
-                while len(output[streams[fd]]) <= job["max_output_bytes"]:
-                    if not select.select([fd], [], [], 0)[0]:
-                        break
-                    chunk = os.read(fd, 1 << 16)
-                    if not chunk:
-                        break
-                    output[streams[fd]] += chunk
+                polling = candidate.fd is None and candidate.status is None
+                ready = select.select(watch, [], [], min(remaining, 0.02) if polling else remaining)[0]
+                if (candidate.fd in ready or polling) and candidate.status is None and candidate.poll():
+                    # Whatever the candidate left running may hold its pipe open: end it, so that the judge
+                    # sees the end of the pipe at once instead of waiting for the deadline.
+                    _kill_children(keep=judge.pid)
+                if judge.fd in ready:
+                    judge.reader.feed()
+                    for line in judge.reader.pop_lines():
+                        message = _parse(line)
+                        if "setup_error" in message:
+                            raise SetupError(f"sandbox process setup failed: {message['setup_error']}")
+                        if "end" in message:
+                            ended = True
+                        elif not loaded:
+                            loaded = True
+                            outcome["load"] = message["load"]
+                            if message["load"] is not None:
+                                pending = []
+                        elif not pending or message.get("i") != pending[0]:
+                            raise RuntimeError(f"the judge reported {str(message)[:80]} out of turn")
+                        elif "gone" in message:
+                            gone = message
+                        else:
+                            outcome["results"][pending.pop(0)] = message["r"]
+                        item_started = time.monotonic()
+                        deadline = item_started + timeout_s
+                for fd in streams:
+                    if fd in ready and not stopped:
+                        stopped = _pump(fd, streams[fd], output, job["max_output_bytes"])
         finally:
-            for fd in (verdict_r, out_r, err_r):
+            # A judge that lost the candidate's pipe was usually told so by the candidate's exit: give that
+            # exit a moment to be seen, so the verdict names the cause (a signal, the OOM killer, exit(0)).
+            candidate.kill_and_wait(grace_s=0.5 if gone and gone.get("gone") else 0.0)
+            judge_status = None if ended else self._drop_judge()  # a judge cut off mid-job starts afresh
+            _drain(streams, output, job["max_output_bytes"])
+            for fd in (out_r, err_r):
                 os.close(fd)
-            reap_leftovers()
+            reap_leftovers(keep=self.judge.pid if self.judge else None)
             shutil.rmtree(workdir, ignore_errors=True)
-        if expected:
-            outcome["stopped"] = killed_by_us or self._death(wait_status, oom_before)
-            if not loaded and outcome["load"] is None:
-                outcome["load"] = outcome["stopped"]
+        if pending:
+            if stopped is None and gone is not None and not gone["gone"]:
+                stopped = {
+                    "status": "error",
+                    "error_type": "ProtocolError",
+                    "message": str(gone.get("message")),
+                }
+            elif stopped is None:
+                stopped = self._end_of_pair(candidate, judge_status, gone, oom_before)
+            outcome["stopped"] = stopped
+            if not loaded:
+                outcome["load"] = stopped
         return outcome
 
-    @staticmethod
-    def _check(line: bytes, token: str) -> dict | None:
+    def _end_of_pair(self, candidate: _Watched, judge_status: int, gone: dict | None, oom_before) -> dict:
+        """Why a candidate and judge pair ended with tests left: the candidate's death, or the judge's."""
+        if candidate.died_on_its_own:
+            return self._death(candidate.status, oom_before)
+        if gone is not None:
+            return {
+                "status": "crashed",
+                "error_type": "ChannelClosed",
+                "message": f"the program closed the pipe to its judge: {gone.get('message')}",
+            }
+        death = self._death(judge_status, oom_before)
+        if death["status"] == "crashed":
+            death["message"] = "the judge process died under the program: " + death["message"]
+        return death
+
+    def run_stdio(self, job: dict, stdin_data: str, output: dict) -> dict:
+        """Run the whole program once on ``stdin_data``; its verdict comes from its exit and its stdout."""
+        timeout_s = job["timeout_s"]
+        info_r, info_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        stdin_fd = os.memfd_create("stdin")
+        write_all(stdin_fd, stdin_data.encode("utf-8"))
+        os.lseek(stdin_fd, 0, os.SEEK_SET)
+        workdir = self._workdir()
+        oom_before = oom_kills()
+        candidate = _Watched(
+            _fork(
+                candidate_main,
+                {
+                    "stdin": stdin_fd,
+                    "stdout": out_w,
+                    "stderr": err_w,
+                    "replies": info_w,
+                    "workdir": workdir,
+                    "uid": self.iso.child_uid,
+                    "limits": self._limits(job, 1),
+                    "recursion_limit": RECURSION_LIMIT,
+                    "program": job["program"],
+                    "stdio": True,
+                },
+            )
+        )
+        for fd in (info_w, out_w, err_w, stdin_fd):
+            os.close(fd)
+        started = time.monotonic()
+        deadline = started + timeout_s
+        info = LineReader(info_r, max_line=1 << 20)
+        streams = {out_r: "stdout", err_r: "stderr"}
+        stopped = None
         try:
-            message = json.loads(line)
-        except ValueError:
-            return None
-        if not isinstance(message, dict) or message.pop("t", None) != token:
-            return None
-        return message
+            while candidate.status is None and not stopped:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    stopped = _timeout(timeout_s, started)
+                    break
+                watch = [*streams] + ([info_r] if not info.eof else [])
+                if candidate.fd is not None:
+                    watch.append(candidate.fd)
+                polling = candidate.fd is None
+                ready = select.select(watch, [], [], min(remaining, 0.02) if polling else remaining)[0]
+                if info_r in ready:
+                    with contextlib.suppress(ValueError):  # an oversized frame is the program's own loss
+                        info.feed()
+                for fd in streams:
+                    if fd in ready and not stopped:
+                        stopped = _pump(fd, streams[fd], output, job["max_output_bytes"])
+                if candidate.fd in ready or polling:
+                    candidate.poll()
+        finally:
+            candidate.kill_and_wait()
+            _kill_children(keep=self.judge.pid if self.judge else None)
+            _drain(streams, output, job["max_output_bytes"])
+            with contextlib.suppress(ValueError, OSError):
+                while select.select([info_r], [], [], 0)[0] and not info.eof:
+                    info.feed()
+            for fd in (info_r, out_r, err_r):
+                os.close(fd)
+            reap_leftovers(keep=self.judge.pid if self.judge else None)
+            shutil.rmtree(workdir, ignore_errors=True)
+        if stopped:
+            return stopped
+        messages = [_parse_or_none(line) for line in info.pop_lines()]
+        if messages and messages[0] is not None and "setup_error" in messages[0]:
+            raise SetupError(f"sandbox process setup failed: {messages[0]['setup_error']}")
+        status = candidate.status
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            return {"status": "exited", "exit_code": 0, "duration_s": time.monotonic() - started}
+        if os.WIFEXITED(status):
+            # The program's own account of its error only explains a failure, so it may be believed.
+            for message in messages[1:]:
+                raw = message.get("exit") if message else None
+                if type(raw) is dict and raw.get("status") in ("error", "memory"):
+                    return {
+                        "status": raw["status"],
+                        "error_type": str(raw.get("error_type", "Exit"))[:200],
+                        "message": str(raw.get("message", ""))[:4000],
+                        "duration_s": time.monotonic() - started,
+                    }
+            return {
+                "status": "exited",
+                "exit_code": os.WEXITSTATUS(status),
+                "duration_s": time.monotonic() - started,
+            }
+        return self._death(status, oom_before)
 
     @staticmethod
     def _death(wait_status: int, oom_before: int | None) -> dict:
@@ -494,33 +468,36 @@ class Worker:
     def run_job(self, job: dict) -> dict:
         """Run every test of one job; return one raw result per test, in order."""
         started = time.monotonic()
+        with on_one_cpu():
+            return self._run_job(job, started)
+
+    def _run_job(self, job: dict, started: float) -> dict:
         tests = job["tests"]
         results: list[dict | None] = [None] * len(tests)
         output = {"stdout": bytearray(), "stderr": bytearray()}
         pending = [i for i, test in enumerate(tests) if test["kind"] != "stdio"]
         while pending:
-            outcome = self.run_child(job, [(i, tests[i]) for i in pending], None, output)
+            outcome = self.run_tests(job, [(i, tests[i]) for i in pending], output)
             if outcome["load"]:
                 # Loading failed: every test shares that fate, so do not retry the program.
                 for i in pending:
                     results[i] = dict(
                         outcome["load"],
-                        message="while loading the program: " + outcome["load"].get("message", ""),
+                        message="while loading the program: " + str(outcome["load"].get("message", "")),
                     )
                 break
             for i, result in outcome["results"].items():
                 results[i] = result
             pending = [i for i in pending if results[i] is None]
             if pending and outcome["stopped"]:
-                # The test that was running when the child stopped takes the blame; the rest get a
-                # fresh child so that one crash does not sink tests that were never tried.
+                # The test that was running when the pair stopped takes the blame; the rest get a fresh
+                # pair so that one crash does not sink tests that were never tried.
                 results[pending.pop(0)] = outcome["stopped"]
         for i, test in enumerate(tests):
             if test["kind"] != "stdio":
                 continue
             stream = {"stdout": bytearray(), "stderr": output["stderr"]}
-            outcome = self.run_child(job, None, test["stdin"], stream)
-            result = outcome["results"].get(-1) or outcome["stopped"] or outcome["load"]
+            result = self.run_stdio(job, test["stdin"], stream)
             if result["status"] == "exited":
                 result["stdout"] = stream["stdout"].decode("utf-8", errors="replace")
             output["stdout"] += stream["stdout"][: max(0, job["report_bytes"] - len(output["stdout"]))]
@@ -533,6 +510,62 @@ class Worker:
             "stderr": output["stderr"][:cap].decode("utf-8", errors="replace"),
             "duration_s": time.monotonic() - started,
         }
+
+
+def _timeout(timeout_s: float, since: float) -> dict:
+    return {
+        "status": "timeout",
+        "error_type": "Timeout",
+        "message": f"no result within {timeout_s:g} s (wall clock)",
+        "duration_s": time.monotonic() - since,
+    }
+
+
+def _pump(fd: int, name: str, output: dict, cap: int) -> dict | None:
+    """Move what a job printed into ``output``; a result when it printed more than ``cap`` bytes."""
+    chunk = os.read(fd, 1 << 16)
+    output[name] += chunk
+    if len(output[name]) > cap:
+        return {
+            "status": "error",
+            "error_type": "OutputLimitExceeded",
+            "message": f"{name} exceeded {cap} bytes",
+        }
+    return None
+
+
+def _drain(streams: dict, output: dict, cap: int) -> None:
+    """Collect what a job wrote just before it ended (bounded by the cap)."""
+    for fd, name in streams.items():
+        while len(output[name]) <= cap and select.select([fd], [], [], 0)[0]:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            output[name] += chunk
+
+
+def _kill_children(keep: int | None) -> None:
+    """SIGKILL every process of this worker's but ``keep`` (a job's leftovers are re-parented to us)."""
+    for pid in children_of(os.getpid()):
+        if pid != keep:
+            for kill in (os.killpg, os.kill):
+                with contextlib.suppress(OSError):
+                    kill(pid, signal.SIGKILL)
+
+
+def _parse(line: bytes) -> dict:
+    message = json.loads(line)
+    if type(message) is not dict:
+        raise RuntimeError(f"the judge sent {line[:80]!r}")
+    return message
+
+
+def _parse_or_none(line: bytes) -> dict | None:
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return message if type(message) is dict else None
 
 
 def _signal_name(number: int) -> str:
@@ -565,6 +598,9 @@ def serve(config: dict) -> None:
         job = json.loads(line)
         try:
             reply = worker.run_job(job)
+        except SetupError as exc:  # the sandbox cannot confine a job here: the host must hear of it
+            write_all(1, dumps_line({"id": job.get("id"), "fatal": str(exc), "setup": True}))
+            return
         except Exception as exc:  # a runner bug: say so, and let the host replace this worker
             write_all(1, dumps_line({"id": job.get("id"), "fatal": f"{type(exc).__name__}: {exc}"}))
             return

@@ -91,13 +91,13 @@ CASES = {
     "lying_eq_assert": Hostile(
         "class Liar:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__\n"
         "def solve():\n    return Liar()\n",
-        {E},
+        {F},  # the judge compares a handle to a non-plain object by identity
         assert_test=True,
     ),
     "int_subclass_with_lying_eq": Hostile(
         "class Sly(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n"
         "def solve():\n    return Sly(0)\n",
-        {E},
+        {F},
         assert_test=True,
     ),
     "forged_results_on_every_fd": Hostile(
@@ -132,7 +132,7 @@ CASES = {
     "recursion_bomb": Hostile("def solve(n=0):\n    return solve(n + 1)\n", {E, C}),
     "recursion_bomb_no_limit": Hostile(
         "import sys\nsys.setrecursionlimit(10 ** 8)\ndef solve(n=0):\n    return solve(n + 1) + 1\n",
-        {E, C, M},
+        {E, C, M, T},  # T: on a loaded machine filling 512 MB with frames can take longer than 10 s
         timeout_s=10.0,  # Python-to-Python calls use no C stack in 3.11: it grows until memory runs out
     ),
     "close_stdout_then_loop": Hostile(
@@ -143,7 +143,8 @@ CASES = {
         "def solve():\n    raise Evil()\n",
         {T, E},
     ),
-    "huge_return_value": Hostile("def solve():\n    return list(range(5_000_000))\n", {E, M, F}),
+    # Encoding stops at a million elements, which can take longer than the 1 s limit on a loaded machine.
+    "huge_return_value": Hostile("def solve():\n    return list(range(5_000_000))\n", {E, M, F, T}),
 }
 
 
