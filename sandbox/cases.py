@@ -212,7 +212,9 @@ def _judge(test: Test, raw: dict) -> TestResult:
             returned=actual,
         )
     if status == "exited" and isinstance(test, StdioTest):
-        if raw["exit_code"] != 0 or type(raw["exit_code"]) is not int:
+        if type(raw["exit_code"]) is not int:
+            raise ValueError(f"exit code {raw['exit_code']!r:.20} is not an int")
+        if raw["exit_code"] != 0:
             return TestResult(
                 TestStatus.ERROR, "Exit", f"the program exited with status {raw['exit_code']}", duration
             )

@@ -287,8 +287,9 @@ def judge_server(ctx: dict) -> None:
         os._exit(70)
     jobs = LineReader(sock.fileno(), max_line=MAX_REPLY_BYTES)
     while True:
-        _, fds, _, _ = socket.recv_fds(sock, 1, 2)
-        line = jobs.read_line()
+        data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 2)
+        jobs.buffer += data
+        line = jobs.read_line() if data else None
         if line is None or len(fds) != 2:
             os._exit(0)
         job = json.loads(line)

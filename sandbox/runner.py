@@ -176,9 +176,10 @@ class _Judge:
 
     def start(self, tests: list, memory_mb: int, to_candidate: int, from_candidate: int) -> None:
         """Hand the judge a job: the pipes to and from its candidate, then the tests."""
+        payload = dumps_line({"tests": tests, "memory_mb": memory_mb})
         try:
-            socket.send_fds(self.sock, [b"j"], [to_candidate, from_candidate])
-            self.sock.sendall(dumps_line({"tests": tests, "memory_mb": memory_mb}))
+            sent = socket.send_fds(self.sock, [payload], [to_candidate, from_candidate])
+            self.sock.sendall(payload[sent:])
         except OSError:
             self.reader.eof = True  # it died between jobs: the job's loop reports it
 
