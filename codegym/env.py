@@ -20,7 +20,7 @@ from codegym.rewards import (
     make_outcome,
     make_reward_scheme,
 )
-from codegym.sandbox import ExecutionReport, Sandbox, make_sandbox
+from codegym.sandbox import ExecutionReport, Sandbox, SandboxError, make_sandbox
 from codegym.spaces import UnicodeText
 from codegym.steps import classify_step, extract_code, render_state, step_header
 from codegym.tasks import Task, TaskSource, load_tasks
@@ -526,6 +526,10 @@ class CodeReasonEnv(gym.Env[str, str]):
             )
         except UnsupportedTask as exc:
             note = str(exc)
+        except SandboxError:
+            raise  # the sandbox itself failed: no task is to blame, and the caller must hear of it
+        except Exception as exc:  # a generator bug on this one task must not end the run: degrade, loudly
+            note = f"it failed on this task ({type(exc).__name__}: {exc})"
         if note is None:
             task = with_visible_tests(task, generation.tests, source="tcg")
         else:

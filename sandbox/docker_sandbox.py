@@ -11,6 +11,7 @@ removed on close and at interpreter exit.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import select
@@ -109,9 +110,11 @@ class DockerWorkerChannel(WorkerChannel):
             socket_io = self.client.api.attach_socket(
                 self.container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
             )
-            # docker-py returns a SocketIO wrapper; the multiplexed protocol needs the raw socket.
-            self.sock: socket.socket = getattr(socket_io, "_sock", socket_io)
-            self._socket_io = socket_io
+            # docker-py returns a SocketIO wrapper, and its HTTP response keeps buffered readers over the
+            # same socket that nothing ever closes, so the descriptor would outlive close(). Take the
+            # descriptor over: the old socket object is detached and a socket of our own owns it.
+            raw = getattr(socket_io, "_sock", socket_io)
+            self.sock: socket.socket = socket.socket(fileno=raw.detach())
             self._demux = _AttachDemux(self.sock)
             self.container.start()
             self.handshake(time.monotonic() + STARTUP_TIMEOUT_S)
@@ -154,12 +157,10 @@ class DockerWorkerChannel(WorkerChannel):
     def close(self) -> None:
         import docker.errors
 
-        for closable in (getattr(self, "_socket_io", None), getattr(self, "sock", None)):
-            try:
-                if closable is not None:
-                    closable.close()
-            except OSError:
-                pass
+        sock = getattr(self, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
         try:
             self.container.remove(force=True)
         except docker.errors.NotFound:
@@ -204,6 +205,7 @@ class DockerSandbox(Sandbox):
         try:
             self.client.images.get(image)
         except Exception as exc:
+            self.client.close()
             raise SandboxUnavailable(
                 f"the sandbox image {image!r} is not there ({type(exc).__name__}). {build_instructions(image)}"
             ) from None
@@ -215,6 +217,13 @@ class DockerSandbox(Sandbox):
         remove_orphans(self.client)
         super().__init__(workers or os.cpu_count() or 1, **kwargs)
         _live_sandboxes.add(self)
+
+    def close(self) -> None:
+        """Stop every container, then release the client's connections to the daemon. Safe to call twice."""
+        super().close()
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close()
 
     def _start_worker(self) -> WorkerChannel:
         try:
@@ -229,10 +238,13 @@ def connect():
         import docker
     except ImportError:
         raise SandboxUnavailable("the docker SDK is not installed: pip install docker") from None
+    client = None
     try:
         client = docker.from_env(timeout=120)
         client.ping()
     except Exception as exc:
+        if client is not None:
+            client.close()
         raise SandboxUnavailable(
             f"cannot reach the Docker daemon ({type(exc).__name__}: {exc}). Start it (as root: dockerd, or "
             "systemctl start docker; set DOCKER_HOST if it listens elsewhere), or use sandbox='local'."

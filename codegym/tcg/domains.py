@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,7 +68,13 @@ def build_domain(arg_type: ArgType, values: Sequence[Any], wide: bool = False) -
     seeds = tuple(_unique(v for v in values if fits(v, arg_type)))
     kind = arg_type.kind
     if kind in ("any", "int", "float"):
-        numbers = [float(v) for v in seeds if isinstance(v, int | float) and not isinstance(v, bool)]
+        # Only finite examples shape the range (an example may be inf or nan, or an int past any float), and
+        # the range is clamped, so that no draw below overflows.
+        numbers = [
+            _clamp(float(v))
+            for v in seeds
+            if isinstance(v, int | float) and not isinstance(v, bool) and _finite(v)
+        ]
         low, high = (min(numbers), max(numbers)) if numbers else (-10.0, 10.0)
         decimals = max([_decimals(v) for v in numbers if isinstance(v, float)] or [1])
         return Domain(
@@ -112,6 +119,17 @@ def build_domain(arg_type: ArgType, values: Sequence[Any], wide: bool = False) -
     return Domain(arg_type, seeds)  # bool, none
 
 
+_LIMIT = 1e300  # numbers are drawn within +-_LIMIT: far past any example, and far from float overflow
+
+
+def _finite(value: int | float) -> bool:
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def _clamp(value: float) -> float:
+    return min(max(value, -_LIMIT), _LIMIT)
+
+
 def _unique(values: Any) -> list:
     seen, unique = set(), []
     for value in values:
@@ -149,13 +167,15 @@ class ValueDrawer:
     # -- numbers -------------------------------------------------------------------------------------
 
     def _span(self, domain: Domain) -> tuple[float, float]:
-        pad = max(2.0, (domain.high - domain.low) / 2) * (4 if self.wide else 1)
-        low = domain.low - pad
+        pad = max(2.0, domain.high / 2 - domain.low / 2) * (4 if self.wide else 1)
+        low = _clamp(domain.low - pad)
         if domain.non_negative:
             low = max(low, 0.0)
-        return low, domain.high + pad
+        return low, _clamp(domain.high + pad)
 
     def _number(self, domain: Domain, value: float) -> int | float:
+        if isinstance(value, float) and not math.isfinite(value):  # a mutated example: inf * 2, nan
+            value = _clamp(value) if not math.isnan(value) else 0.0
         if domain.non_negative:
             value = abs(value)
         if domain.type.kind == "int":
@@ -164,9 +184,18 @@ class ValueDrawer:
 
     def draw_number(self, domain: Domain) -> int | float:
         low, high = (domain.low, domain.high) if self.rng.random() < 0.75 else self._span(domain)
+        low, high = min(low, high), max(low, high)
         if domain.type.kind == "int":
-            return self._number(domain, int(self.rng.integers(int(np.floor(low)), int(np.ceil(high)) + 1)))
-        return self._number(domain, self.rng.uniform(low, high))
+            first, last = math.floor(low), math.ceil(high)  # Python ints: any size
+            return self._number(domain, first + self._below(last - first + 1))
+        share = self.rng.random()
+        return self._number(domain, low * (1 - share) + high * share)  # no high - low: it may overflow
+
+    def _below(self, bound: int) -> int:
+        """A uniform int in [0, bound), for bounds past numpy's int64 too."""
+        if bound < 1 << 62:
+            return int(self.rng.integers(bound))
+        return int.from_bytes(self.rng.bytes(bound.bit_length() // 8 + 8), "little") % bound
 
     def number_edges(self, domain: Domain) -> list:
         low, high = domain.low, domain.high

@@ -147,6 +147,8 @@ class OracleTCG(TestCaseGenerator):
 
     def propose(self, task: Task, n: int, rng: np.random.Generator) -> list[Proposal]:
         signature, examples, domains = self.domains(task)
+        if not domains:  # no parameters: there is one input, and one test
+            return [Proposal(())]
         values = ValueDrawer(rng, wide=self.domain == "wide")
         seen = (
             {arguments_key(args) for args in hidden_calls(task, signature)}

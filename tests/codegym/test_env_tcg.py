@@ -30,6 +30,13 @@ class RefusingTCG(TestCaseGenerator):
         raise UnsupportedTask("no signature here")
 
 
+class BuggyTCG(TestCaseGenerator):
+    """A generator with a bug on some tasks, as a user's own may have: it raises what it did not mean to."""
+
+    def propose(self, task, n, rng):
+        raise ValueError("high is out of bounds for int64")
+
+
 @pytest.fixture
 def make_env(sandbox_factory):
     made = []
@@ -104,6 +111,25 @@ def test_a_task_the_generator_cannot_serve_keeps_its_own_tests_and_says_why(
     _, _, _, _, info = env.step(CODE.format("def double(x):\n    return 2 * x"))
     assert info["visible_source"] == "task" and info["test_report"].total == 1
     assert "RefusingTCG wrote no visible tests (no signature here)" in info["visible_note"]
+
+
+def test_a_generator_that_crashes_on_a_task_degrades_to_the_hidden_tests_and_warns(
+    make_env, sandbox_factory, caplog
+):
+    from codegym.tasks.humaneval import load_humaneval
+
+    task = load_humaneval()[0]  # no visible tests of its own: the hidden ones pay
+    env = make_env(tasks=[task], visible_tests=BuggyTCG(sandbox=sandbox_factory("local")))
+    with caplog.at_level("WARNING", logger="codegym"):
+        env.reset(seed=0)
+    assert [r.getMessage() for r in caplog.records if task.task_id in r.getMessage()] == [
+        f"task {task.task_id}: BuggyTCG wrote no visible tests (it failed on this task (ValueError: high is out "
+        "of bounds for int64)); the task's own tests pay"
+    ]
+    _, _, _, _, info = env.step(CODE.format(task.reference_solution))
+    assert info["visible_source"] == "hidden"
+    assert info["test_report"] is info["hidden_report"] and info["hidden_pass_rate"] == 1.0
+    assert "ValueError" in info["visible_note"]
 
 
 def test_default_has_no_generator(make_env, double_task):

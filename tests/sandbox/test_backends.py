@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
+import threading
 
 import pytest
 
@@ -81,3 +83,31 @@ def test_a_hung_worker_is_replaced(monkeypatch):
         report = box.run(*OK, timeout_s=0.5)
         assert report.tests[0].status is TestStatus.CRASHED
         assert box.run(*OK).passed == 1
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("kind", ["local", pytest.param("docker", marks=pytest.mark.docker)])
+def test_closing_a_sandbox_releases_everything_it_opened(sandbox_factory, kind):
+    sandbox_factory(kind)  # skips (or fails under CODEGYM_REQUIRE_DOCKER=1) when the backend cannot run
+    with make_sandbox(kind, workers=2) as box:  # the first start loads modules and opens log files
+        box.run(*OK)
+    gc.collect()
+    descriptors, threads = _open_descriptors(), threading.active_count()
+    for _ in range(3):
+        with make_sandbox(kind, workers=2) as box:
+            assert box.run(*OK).passed == 1
+    gc.collect()
+    assert _open_descriptors() <= descriptors and threading.active_count() <= threads
+
+
+def test_auto_without_docker_leaks_no_client(monkeypatch):
+    make_sandbox("auto", workers=1, image="codegym-no-such-image:never").close()
+    gc.collect()
+    descriptors = _open_descriptors()
+    for _ in range(3):
+        make_sandbox("auto", workers=1, image="codegym-no-such-image:never").close()
+    gc.collect()
+    assert _open_descriptors() <= descriptors
