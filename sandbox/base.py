@@ -42,14 +42,16 @@ sys.modules["codegym.sandbox.runner"].serve(CONFIG)
 """
 
 
-def worker_command(python: str, isolation: str) -> list[str]:
+def worker_command(python: str, isolation: str, slot: int | None = None) -> list[str]:
     """The argv that starts a worker: the interpreter with the runner's own modules sent inline.
 
     Shipping the source (rather than importing an installed copy) means a Docker image needs nothing
-    but python3, and a worker always runs exactly the code of the library that started it.
+    but python3, and a worker always runs exactly the code of the library that started it. ``slot``
+    (the worker's place in its pool) pins the worker to one CPU, slot by slot over the CPUs it may use;
+    None leaves it free.
     """
     source = _BOOTSTRAP.replace("MODULES", _shipped_sources()).replace(
-        "CONFIG", repr({"isolation": isolation})
+        "CONFIG", repr({"isolation": isolation, "cpu_slot": slot})
     )
     return [python, "-s", "-B", "-c", source]
 
@@ -82,6 +84,7 @@ class WorkerChannel(ABC):
     """One warm worker: a byte pipe to a running ``runner.py`` fork server."""
 
     hello: dict
+    slot: int = 0  # the worker's place in its pool (see worker_command)
 
     @abstractmethod
     def send(self, data: bytes) -> None: ...
@@ -126,10 +129,18 @@ class Sandbox(ABC):
 
     name: str = "abstract"
 
-    def __init__(self, workers: int, *, report_bytes: int = 16_384, max_output_bytes: int = 1 << 20):
+    def __init__(
+        self,
+        workers: int,
+        *,
+        report_bytes: int = 16_384,
+        max_output_bytes: int = 1 << 20,
+        pin_cpus: bool = True,
+    ):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers = workers
+        self.pin_cpus = pin_cpus
         self.report_bytes = report_bytes
         self.max_output_bytes = max_output_bytes
         self._idle: queue.Queue[WorkerChannel | None] = queue.Queue()
@@ -150,12 +161,16 @@ class Sandbox(ABC):
     # -- what a backend provides ---------------------------------------------------------------------
 
     @abstractmethod
-    def _start_worker(self) -> WorkerChannel:
-        """Start one worker and complete its handshake."""
+    def _start_worker(self, slot: int | None) -> WorkerChannel:
+        """Start one worker (pinned by ``slot``, see :func:`worker_command`) and complete its handshake."""
 
     def _start_many(self, count: int) -> list[WorkerChannel]:
-        channels = list(self._executor.map(lambda _: self._adopt(self._start_worker()), range(count)))
-        return channels
+        return list(self._executor.map(self._start_in_slot, range(count)))
+
+    def _start_in_slot(self, slot: int) -> WorkerChannel:
+        channel = self._start_worker(slot if self.pin_cpus else None)
+        channel.slot = slot
+        return self._adopt(channel)
 
     def _adopt(self, channel: WorkerChannel) -> WorkerChannel:
         with self._lock:
@@ -368,7 +383,7 @@ class Sandbox(ABC):
         if self._closed:
             return None
         try:
-            return self._adopt(self._start_worker())
+            return self._start_in_slot(channel.slot)
         except Exception as exc:
             self._broken = f"a {self.name} sandbox worker died and could not be restarted: {exc}"
             logger.error("%s", self._broken)

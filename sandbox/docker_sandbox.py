@@ -76,7 +76,7 @@ class _AttachDemux:
 
 
 class DockerWorkerChannel(WorkerChannel):
-    def __init__(self, sandbox: DockerSandbox):
+    def __init__(self, sandbox: DockerSandbox, slot: int | None):
         self.client = sandbox.client
         api = self.client.api
         host_config = api.create_host_config(
@@ -95,7 +95,7 @@ class DockerWorkerChannel(WorkerChannel):
         # socket closes, for whatever reason, the runner sees end of input, exits, and --rm removes it.
         created = api.create_container(
             sandbox.image,
-            command=worker_command("python3", "container"),
+            command=worker_command("python3", "container", slot),
             stdin_open=True,
             detach=False,
             tty=False,
@@ -181,7 +181,7 @@ class DockerSandbox(Sandbox):
         cpus: CPU quota of each container.
         pids_limit: processes per container.
         tmpfs_mb: size of each container's /tmp.
-        report_bytes, max_output_bytes: as for :class:`~codegym.sandbox.local_sandbox.LocalSandbox`.
+        report_bytes, max_output_bytes, pin_cpus: as for :class:`~codegym.sandbox.local_sandbox.LocalSandbox`.
 
     Raises:
         SandboxUnavailable: the daemon cannot be reached or the image is missing (the message says how
@@ -225,9 +225,9 @@ class DockerSandbox(Sandbox):
         if client is not None:
             client.close()
 
-    def _start_worker(self) -> WorkerChannel:
+    def _start_worker(self, slot: int | None) -> WorkerChannel:
         try:
-            return DockerWorkerChannel(self)
+            return DockerWorkerChannel(self, slot)
         except WorkerGone as exc:
             raise SandboxError(f"a sandbox container failed to start: {exc}") from None
 

@@ -10,7 +10,7 @@ from codegym.sandbox.local_sandbox import LocalSandbox
 logger = logging.getLogger("codegym.sandbox")
 
 BACKENDS = ("local", "docker", "auto")
-_COMMON_OPTIONS = ("workers", "report_bytes", "max_output_bytes")
+_COMMON_OPTIONS = ("workers", "report_bytes", "max_output_bytes", "pin_cpus")
 
 
 def make_sandbox(kind: str | Sandbox = "auto", **options) -> Sandbox:

@@ -22,13 +22,13 @@ STARTUP_TIMEOUT_S = 30.0
 
 
 class LocalWorkerChannel(WorkerChannel):
-    def __init__(self, python: str):
+    def __init__(self, python: str, slot: int | None):
         # The worker's environment is the allow-list alone: nothing the host holds (tokens, keys) can
         # be read back from /proc/<pid>/environ by a candidate. A fixed hash seed keeps set order, and
         # so printed output, the same from run to run.
         env = dict(SAFE_ENV, PYTHONHASHSEED="0")
         self.process = subprocess.Popen(
-            worker_command(python, "local"),
+            worker_command(python, "local", slot),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -82,6 +82,8 @@ class LocalSandbox(Sandbox):
         python: the interpreter that runs candidates (default: this one, so installed packages import).
         report_bytes: how much stdout/stderr each report keeps.
         max_output_bytes: output past this is an error for the test that printed it.
+        pin_cpus: pin each worker to one CPU, the pool spread evenly over the CPUs this process may use
+            (a job's processes then talk without waking another CPU); False lets the scheduler move them.
     """
 
     name = "local"
@@ -90,5 +92,5 @@ class LocalSandbox(Sandbox):
         self.python = python or sys.executable
         super().__init__(workers or os.cpu_count() or 1, **kwargs)
 
-    def _start_worker(self) -> WorkerChannel:
-        return LocalWorkerChannel(self.python)
+    def _start_worker(self, slot: int | None) -> WorkerChannel:
+        return LocalWorkerChannel(self.python, slot)

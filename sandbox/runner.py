@@ -36,8 +36,8 @@ from codegym.sandbox.isolation import (
     SAFE_ENV,
     Isolation,
     children_of,
-    on_one_cpu,
     oom_kills,
+    pin_to_cpu,
     reap_leftovers,
     setup_isolation,
 )
@@ -469,10 +469,6 @@ class Worker:
     def run_job(self, job: dict) -> dict:
         """Run every test of one job; return one raw result per test, in order."""
         started = time.monotonic()
-        with on_one_cpu():
-            return self._run_job(job, started)
-
-    def _run_job(self, job: dict, started: float) -> dict:
         tests = job["tests"]
         results: list[dict | None] = [None] * len(tests)
         output = {"stdout": bytearray(), "stderr": bytearray()}
@@ -582,6 +578,7 @@ def serve(config: dict) -> None:
     for name in PRELOAD:
         __import__(name)
     iso = setup_isolation(config["isolation"])
+    pin_to_cpu(config.get("cpu_slot"))
     worker = Worker(iso)
     requests = LineReader(0)
     hello = {

@@ -111,3 +111,14 @@ def test_auto_without_docker_leaks_no_client(monkeypatch):
         make_sandbox("auto", workers=1, image="codegym-no-such-image:never").close()
     gc.collect()
     assert _open_descriptors() <= descriptors
+
+
+def test_local_workers_are_pinned_one_cpu_each_and_spread_out():
+    allowed = sorted(os.sched_getaffinity(0))
+    with make_sandbox("local", workers=2 * len(allowed)) as box:
+        pinned = [os.sched_getaffinity(channel.process.pid) for channel in box._all]
+        assert box.run(*OK).passed == 1
+    assert all(len(cpus) == 1 for cpus in pinned)
+    assert sorted(cpu for cpus in pinned for cpu in cpus) == sorted(allowed * 2)
+    with make_sandbox("local", workers=1, pin_cpus=False) as box:
+        assert os.sched_getaffinity(box._all[0].process.pid) == set(allowed)

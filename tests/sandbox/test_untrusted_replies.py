@@ -67,7 +67,7 @@ class ScriptedSandbox(Sandbox):
         self.started = 0
         super().__init__(1)
 
-    def _start_worker(self) -> WorkerChannel:
+    def _start_worker(self, slot: int | None) -> WorkerChannel:
         self.started += 1
         return ScriptedChannel(self.script)
 
