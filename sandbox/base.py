@@ -66,6 +66,8 @@ def _shipped_sources() -> str:
 
 # Extra seconds the host waits past the worker's own worst case before it declares the worker hung.
 HOST_SLACK_S = 30.0
+# How long the pool keeps trying to replace a dead worker before it declares itself broken.
+RESTART_PATIENCE_S = 60.0
 
 
 class SandboxError(RuntimeError):
@@ -307,6 +309,12 @@ class Sandbox(ABC):
         # The worker enforces the real limits; this watchdog only catches a worker that stopped answering.
         budget_s = timeout_s * (2 * len(tests) + 2) + HOST_SLACK_S
         reply = self._exchange(job, budget_s, len(tests))
+        if "dead" in reply:
+            # No program can kill its worker (it runs under another uid, or as PID 1 of its container): a
+            # worker killed from outside, or lost with its container, takes the job with it. Run it again
+            # once on the fresh worker; a job that loses that one too is reported, not retried forever.
+            logger.warning("%s sandbox: running a job again on a fresh worker (%s)", self.name, reply["why"])
+            reply = self._exchange(job, budget_s, len(tests))
         if "fault" in reply:
             # Nothing a program does should get here; if one does, it must not pass, nor stop the caller.
             # A second try on a fresh worker tells a passing fault from one this program causes.
@@ -378,16 +386,24 @@ class Sandbox(ABC):
                 self._all.remove(channel)
         try:
             channel.close()
-        except Exception:
-            logger.exception("could not close a broken %s sandbox worker", self.name)
-        if self._closed:
-            return None
-        try:
-            return self._start_in_slot(channel.slot)
-        except Exception as exc:
-            self._broken = f"a {self.name} sandbox worker died and could not be restarted: {exc}"
-            logger.error("%s", self._broken)
-            return None
+        except Exception as exc:  # e.g. its Docker daemon is restarting: nothing more to release here
+            logger.warning("could not close a broken %s sandbox worker: %s", self.name, exc)
+        # A worker that cannot start at once may be waiting for its backend (a Docker daemon restarting):
+        # try for a while, more and more slowly, before the pool gives up and says why.
+        give_up = time.monotonic() + RESTART_PATIENCE_S
+        delay = 0.5
+        while not self._closed:
+            try:
+                return self._start_in_slot(channel.slot)
+            except Exception as exc:
+                if time.monotonic() + delay > give_up:
+                    self._broken = f"a {self.name} sandbox worker died and could not be restarted: {exc}"
+                    logger.error("%s", self._broken)
+                    return None
+                logger.warning("%s sandbox: could not restart a worker (%s); trying again", self.name, exc)
+                time.sleep(delay)
+                delay = min(2 * delay, 8.0)
+        return None
 
 
 class _BadReply(Exception):
