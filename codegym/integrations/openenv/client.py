@@ -239,9 +239,10 @@ class CodeReasonClient(gym.Env[str, str]):
 
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         try:
+            # __enter__ opens it: the form every websockets version since 13 accepts without a warning.
             self._connection = connect(
                 self.ws_url, additional_headers=headers, open_timeout=self.timeout_s, max_size=None
-            )
+            ).__enter__()
         except InvalidStatus as exc:
             status = exc.response.status_code
             hint = " (missing or wrong bearer token: pass token=)" if status in (401, 403) else ""

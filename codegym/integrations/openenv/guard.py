@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -17,6 +18,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+logger = logging.getLogger("codegym.serve")
 
 # Paths open without a token: orchestrators probe health before they hold any secret.
 OPEN_PATHS = frozenset({"/health"})
@@ -127,7 +130,14 @@ class Guard:
                     return {"type": "websocket.receive", "text": json.dumps({"type": self._too_large(size)})}
             return message
 
-        await self.app(scope, bounded, send)
+        from starlette.websockets import WebSocketDisconnect
+
+        try:
+            await self.app(scope, bounded, send)
+        except WebSocketDisconnect:
+            # OpenEnv closes the socket of a client that already vanished, which raises here; the
+            # session was cleaned up before that, and a client that left is not a server error.
+            logger.debug("a WebSocket client disconnected without closing its session")
 
     def _too_large(self, size: int, at_least: bool = False) -> str:
         return (
