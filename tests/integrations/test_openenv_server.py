@@ -229,3 +229,13 @@ def test_session_limit_and_idle_timeout(strict_server, synthetic_tasks):
     finally:
         for client in (first, second, third):
             client.close()
+
+
+def test_the_client_passes_gymnasiums_env_checker(server):
+    from gymnasium.utils.env_checker import check_env
+
+    client = CodeReasonClient(server.url)
+    try:
+        check_env(client, skip_render_check=True)  # seeded resets repeat, spaces hold what it returns
+    finally:
+        client.close()
