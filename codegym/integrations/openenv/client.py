@@ -262,8 +262,11 @@ class CodeReasonClient(gym.Env[str, str]):
             if not reconnect:
                 raise RemoteEnvError("the session has ended; call reset() to start a new one", "NO_SESSION")
             self._connect()
-        try:
+        # A server that refuses a new session (at capacity) sends its error and closes at once, so the
+        # send can fail while the error waits to be read: read it either way.
+        with contextlib.suppress(ConnectionClosed):
             self._connection.send(json.dumps(message))
+        try:
             reply = json.loads(self._connection.recv(timeout=self.timeout_s))
         except ConnectionClosed as exc:
             self._connection, self._state = None, None

@@ -93,6 +93,14 @@ class CodeReasonSession(Environment[CodeReasonAction, CodeReasonObservation, Cod
         self, action: CodeReasonAction, timeout_s: float | None = None, **kwargs: Any
     ) -> CodeReasonObservation:
         """Play ``action.step`` (from ``action.restore`` when given)."""
+        # OpenEnv's StepRequest lets any extra top-level field through to here; name the stray ones.
+        unknown = set(kwargs) - {"request_id"}
+        if unknown:
+            raise RequestError(
+                f"unknown step fields {sorted(unknown)}; a step request is {{'action': {{'step': ...}}}} "
+                "(optionally with 'timeout_s' and 'request_id')",
+                "UNKNOWN_FIELDS",
+            )
         with self._lock:
             self._check_open()
             if self._episode_id is None:
