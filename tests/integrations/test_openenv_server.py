@@ -155,7 +155,9 @@ def test_bad_http_requests_get_clear_errors(server):
         reply = http.post("/step", json={"action": {"step": "x", "bogus": 1}})
         assert reply.status_code == 422 and reply.json()["detail"][0]["type"] == "extra_forbidden"
         reply = http.post("/step", json={"action": {"step": "x"}, "colour": "red"})
-        assert reply.status_code == 400 and reply.json()["code"] == "UNKNOWN_FIELDS" and "colour" in reply.text
+        assert (
+            reply.status_code == 400 and reply.json()["code"] == "UNKNOWN_FIELDS" and "colour" in reply.text
+        )
         reply = http.post("/step", json={"action": {"step": "Outline: x"}})
         assert reply.status_code == 409 and reply.json()["code"] == "STEP_BEFORE_RESET"
         assert "/ws" in reply.json()["error"]
