@@ -175,3 +175,12 @@ def test_example_runs_two_grpo_steps_on_cpu(route, tmp_path):
     else:
         # The tiny policy never learned to call tools: no submission, reward 0, zero advantages.
         assert result["reward"] == [0.0, 0.0] and result["parameters_changed"] is False
+
+
+def test_factory_loads_the_task_source_once(sandbox_factory, synthetic_tasks):
+    with environment_factory(sandbox=sandbox_factory("local"), tasks=synthetic_tasks[:2]) as factory:
+        first, second = factory(), factory()
+        assert first._env.task_source is second._env.task_source
+        assert synthetic_tasks[1].problem.strip() in second.reset(task_id=synthetic_tasks[1].task_id)
+        with pytest.raises(KeyError, match="unknown task id"):
+            first.reset(task_id=synthetic_tasks[3].task_id)

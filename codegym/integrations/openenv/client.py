@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ import gymnasium as gym
 from codegym.spaces import UnicodeText
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+_LEADING_CODE = re.compile(r"^([A-Z][A-Z_]+): ")
 
 
 class RemoteEnvError(RuntimeError):
@@ -282,7 +284,9 @@ class CodeReasonClient(gym.Env[str, str]):
         if reply.get("type") == "error":
             data = reply.get("data") or {}
             text = str(data.get("message", "unknown error"))
-            code = text.split(":", 1)[0] if text[:1].isupper() and ":" in text[:40] else str(data.get("code"))
+            # Our own errors lead with their code ("STEP_BEFORE_RESET: ..."); OpenEnv's carry it beside.
+            leading = _LEADING_CODE.match(text)
+            code = leading.group(1) if leading else str(data.get("code"))
             if code in ("SESSION_CLOSED", "CAPACITY_REACHED") or data.get("code") == "CAPACITY_REACHED":
                 self._connection.close()
                 self._connection, self._state = None, None

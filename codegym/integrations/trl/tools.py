@@ -29,7 +29,8 @@ def _fence(code: str) -> str:
 def report_text(report: ExecutionReport, label: str) -> str:
     """A short, plain-text account of a test report for a model to read."""
     if not report.compiled:
-        return f"{label}: the code did not compile. {report.tests[0].message[:MAX_MESSAGE_CHARS] if report.tests else ''}"
+        reason = report.tests[0].message.strip()[:MAX_MESSAGE_CHARS] if report.tests else ""
+        return f"{label}: the code did not compile. {reason}".rstrip()
     lines = [f"{label}: {report.passed}/{report.total} passed."]
     failures = [result for result in report.tests if not result.passed]
     for number, result in enumerate(failures[:MAX_FAILURES_SHOWN], start=1):
@@ -143,20 +144,27 @@ class ToolEnvFactory:
         self._workers = sandbox_workers
         self._env_options = env_options
         self._sandbox: Sandbox | None = None
+        self._task_source: Any = None
         self._lock = threading.Lock()
         self.instances: list[CodeReasonToolEnv] = []
 
     def __call__(self) -> CodeReasonToolEnv:
         from codegym.env import CodeReasonEnv
         from codegym.sandbox import Sandbox, make_sandbox
+        from codegym.tasks import load_tasks
 
+        options = dict(self._env_options)
+        tasks = options.pop("tasks", "synthetic")
+        split, task_options = options.pop("split", None), options.pop("task_options", None)
         with self._lock:
+            if self._task_source is None:  # loaded once (HumanEval, a file), shared by every rollout
+                self._task_source = load_tasks(tasks, split=split, **(task_options or {}))
             if self._sandbox is None:
                 spec = self._sandbox_spec
                 self._sandbox = (
                     spec if isinstance(spec, Sandbox) else make_sandbox(spec, workers=self._workers)
                 )
-            instance = CodeReasonToolEnv(CodeReasonEnv(sandbox=self._sandbox, **self._env_options))
+            instance = CodeReasonToolEnv(CodeReasonEnv(self._task_source, sandbox=self._sandbox, **options))
             self.instances.append(instance)
         return instance
 
