@@ -42,6 +42,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--reward", default=defaults.reward, help="reward scheme (default: %(default)s)")
     serve.add_argument(
+        "--process-reward",
+        default=None,
+        help="a PRM scoring every step, shared by all sessions: tiny, a folder or a hub id (default: none)",
+    )
+    serve.add_argument(
         "--outcome", default=defaults.outcome, help="outcome of a test report (default: %(default)s)"
     )
     serve.add_argument(
@@ -108,6 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
             sandbox=args.sandbox,
             sandbox_workers=args.sandbox_workers,
             reward=args.reward,
+            process_reward=args.process_reward,
             outcome=args.outcome,
             max_steps=args.max_steps,
             timeout_s=args.timeout_s,

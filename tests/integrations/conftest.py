@@ -83,7 +83,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def strict_server(tmp_path_factory) -> Iterator[Server]:
-    """A server with a token, 2 sessions, a 1 s idle timeout and 16 KiB requests."""
+    """A server with a token, 2 sessions, a 1 s idle timeout, 16 KiB requests and the tiny PRM."""
     running = start_server(
         "--max-sessions",
         "2",
@@ -91,6 +91,8 @@ def strict_server(tmp_path_factory) -> Iterator[Server]:
         "1",
         "--max-body-bytes",
         "16384",
+        "--process-reward",
+        "tiny",
         token=TOKEN,
         log=tmp_path_factory.mktemp("serve") / "server.log",
     )

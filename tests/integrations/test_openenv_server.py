@@ -212,6 +212,12 @@ def test_body_limits(strict_server, synthetic_tasks):
         assert reply["type"] == "error" and "the server's limit is 16384" in reply["data"]["message"]
         reply = ask(connection, {"type": "step", "data": {"step": "Outline: still here"}})
         assert reply["type"] == "observation"
+        # --process-reward tiny: the PRM's score of the step reaches the client
+        info = reply["data"]["observation"]["info"]
+        assert (
+            0.0 <= info["process_reward"] <= 1.0
+            and info["reward_terms"]["process_reward"] == info["process_reward"]
+        )
 
 
 def test_session_limit_and_idle_timeout(strict_server, synthetic_tasks):

@@ -17,6 +17,8 @@ class ServeConfig:
         sandbox: ``"auto"``, ``"local"`` or ``"docker"``: one sandbox shared by every session.
         sandbox_workers: its workers (the number of programs run at once, across sessions).
         reward: the env's reward scheme.
+        process_reward: a PRM scoring every step (``"tiny"``, a folder or a hub id), shared by all
+            sessions, or None; its score reaches clients as ``info["process_reward"]``.
         outcome: how a test report becomes the outcome.
         max_steps: steps per episode, the code step included.
         timeout_s: per-test time limit.
@@ -36,6 +38,7 @@ class ServeConfig:
     sandbox: str = "auto"
     sandbox_workers: int = 2
     reward: str = "o1coder"
+    process_reward: str | None = None
     outcome: str = "pass_rate"
     max_steps: int = 8
     timeout_s: float = 3.0

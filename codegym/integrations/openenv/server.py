@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from codegym.integrations.openenv.config import ServeConfig
@@ -36,6 +38,19 @@ logger = logging.getLogger("codegym.serve")
 WS_HARD_LIMIT_FACTOR = 4
 
 
+class SerializedPRM:
+    """A process reward model whose ``score`` one thread at a time may call: the sessions of a server
+    run on their own threads, and one model in memory serves them all."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self._lock = threading.Lock()
+
+    def score(self, problem: str, steps: Sequence[str]) -> list[float]:
+        with self._lock:
+            return self.model.score(problem, steps)
+
+
 def session_factory(config: ServeConfig, sandbox: Sandbox) -> Callable[[], CodeReasonSession]:
     """A factory of session envs that share ``sandbox`` and one loaded task source."""
     from codegym.env import CodeReasonEnv
@@ -43,12 +58,18 @@ def session_factory(config: ServeConfig, sandbox: Sandbox) -> Callable[[], CodeR
     from codegym.tasks import load_tasks
 
     task_source = load_tasks(config.tasks, split=config.split)
+    process_reward = None
+    if config.process_reward is not None:
+        from codegym.models import load_prm
+
+        process_reward = SerializedPRM(load_prm(config.process_reward))
 
     def make_session() -> CodeReasonSession:
         env = CodeReasonEnv(
             task_source,
             sandbox=sandbox,
             reward=config.reward,
+            process_reward=process_reward,
             outcome=config.outcome,
             max_steps=config.max_steps,
             timeout_s=config.timeout_s,
