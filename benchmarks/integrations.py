@@ -2,7 +2,8 @@
 
 What it measures, side by side in one run:
   1. TRL: ``examples/trl_grpo.py`` for each route (``rewards``: CodeTestReward; ``tools``:
-     environment_factory), the tiny policy on CPU in fp32: seconds per GRPO step and mean reward.
+     environment_factory), the tiny policy on CPU in fp32: seconds per GRPO step and mean reward; and
+     the rewards route once more with GRPOConfig's own defaults (bf16, gradient checkpointing).
   2. OpenEnv: a real ``codegym serve`` on 127.0.0.1 (local sandbox), played by 1 and by 8 concurrent
      ``CodeReasonClient`` sessions replaying reference episodes of synthetic tasks (outline, refinement,
      code): episodes per second; and the same episodes through the in-process env for comparison.
@@ -64,15 +65,20 @@ args = parse_args(Args, __doc__)
 child_env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 # 1. TRL routes ------------------------------------------------------------------------------------------
+# The third run keeps GRPOConfig's defaults (bf16, gradient checkpointing) to measure what they cost here.
 trl = {}
-for route in ("rewards", "tools"):
+for name, route, extra in (
+    ("rewards", "rewards", []),
+    ("tools", "tools", []),
+    ("rewards, bf16 + checkpointing", "rewards", ["--trl-cpu-defaults"]),
+):
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "trl_grpo.py"), "--route", route, "--steps", str(args.grpo_steps),
-         "--seed", str(args.seed), "--out", tempfile.mkdtemp(prefix="codegym-bench-grpo-")],
+         "--seed", str(args.seed), "--out", tempfile.mkdtemp(prefix="codegym-bench-grpo-"), *extra],
         capture_output=True, text=True, env=child_env, check=True,
     )  # fmt: skip
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    trl[route] = {
+    trl[name] = {
         "step_seconds": result["step_seconds"],
         "mean_step_seconds": round(statistics.mean(result["step_seconds"]), 3),
         "reward_per_step": result["reward"],
@@ -171,21 +177,22 @@ Path(args.out).parent.mkdir(parents=True, exist_ok=True)
 Path(args.out).write_text(json.dumps(report, indent=2))
 print(json.dumps(report, indent=2))
 
-figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+figure, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
 names = ["in-process", "server, 1 client", f"server, {args.clients} clients"]
 rates = [local["episodes_per_s"], remote[0]["episodes_per_s"], remote[1]["episodes_per_s"]]
 left.bar(names, rates, color=["#555555", "#1f77b4", "#2ca02c"])
 left.set_ylabel("episodes per second")
 left.set_title(f"CodeReason-v0 reference episodes ({len(tasks)})")
 routes = list(trl)
-right.bar(routes, [trl[r]["mean_step_seconds"] for r in routes], color=["#ff7f0e", "#9467bd"])
+right.bar(routes, [trl[r]["mean_step_seconds"] for r in routes], color=["#ff7f0e", "#9467bd", "#8c564b"])
 for index, route in enumerate(routes):
     mean_reward = statistics.mean(trl[route]["reward_per_step"])
     right.annotate(
         f"reward {mean_reward:.2f}", (index, trl[route]["mean_step_seconds"]), ha="center", va="bottom"
     )
 right.set_ylabel("seconds per GRPO step")
-right.set_title("TRL GRPOTrainer, tiny policy, CPU fp32")
+right.set_title("TRL GRPOTrainer, tiny policy, CPU")
+right.tick_params(axis="x", labelsize=8)
 figure.tight_layout()
 Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
 figure.savefig(args.plot, dpi=120)

@@ -42,6 +42,11 @@ def main() -> None:
     parser.add_argument("--num-generations", type=int, default=4, help="completions per prompt (default: 4)")
     parser.add_argument("--max-completion-length", type=int, default=128, help="tokens (default: 128)")
     parser.add_argument("--sandbox", default="local", help="local, docker or auto (default: local)")
+    parser.add_argument(
+        "--trl-cpu-defaults",
+        action="store_true",
+        help="keep GRPOConfig's bf16=True and gradient checkpointing (to measure what they cost on a CPU)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="output folder (default: a temporary one)")
     args = parser.parse_args()
@@ -62,8 +67,7 @@ def main() -> None:
     config = GRPOConfig(
         output_dir=args.out or tempfile.mkdtemp(prefix="codegym-grpo-"),
         use_cpu=True,
-        bf16=False,
-        gradient_checkpointing=False,
+        **({} if args.trl_cpu_defaults else {"bf16": False, "gradient_checkpointing": False}),
         max_steps=args.steps,
         per_device_train_batch_size=args.num_generations,
         num_generations=args.num_generations,
