@@ -150,6 +150,10 @@ def test_bad_websocket_messages_get_errors_and_the_session_lives_on(server, synt
 def test_bad_http_requests_get_clear_errors(server):
     with httpx.Client(base_url=server.url, timeout=30) as http:
         assert http.get("/health").json() == {"status": "healthy"}
+        schema = http.get("/schema").json()
+        assert schema["action"]["required"] == ["step"] and "restore" in schema["action"]["properties"]
+        assert {"state", "info", "snapshot", "terminated"} <= set(schema["observation"]["properties"])
+        assert http.get("/state").json()["step_count"] == 0
         reply = http.post("/step", content=b"{oops", headers={"content-type": "application/json"})
         assert reply.status_code == 422 and reply.json()["detail"][0]["type"] == "json_invalid"
         reply = http.post("/step", json={"action": {"step": "x", "bogus": 1}})
