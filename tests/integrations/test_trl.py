@@ -184,3 +184,35 @@ def test_factory_loads_the_task_source_once(sandbox_factory, synthetic_tasks):
         assert synthetic_tasks[1].problem.strip() in second.reset(task_id=synthetic_tasks[1].task_id)
         with pytest.raises(KeyError, match="unknown task id"):
             first.reset(task_id=synthetic_tasks[3].task_id)
+
+
+def test_trl_parses_a_tool_call_to_our_tools_and_the_reward_follows(sandbox_factory, synthetic_tasks):
+    """A scripted model turn goes through TRL's own template, parser and dispatch (as in its tool loop)."""
+    from transformers import AutoTokenizer
+    from trl.chat_template_utils import add_response_schema, parse_response, qwen2_5_chat_template
+
+    from codegym.models.tiny import tiny_checkpoint
+
+    task = synthetic_tasks[0]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint("policy"))
+    tokenizer.chat_template = qwen2_5_chat_template
+    tokenizer = add_response_schema(tokenizer)
+    with environment_factory(sandbox=sandbox_factory("local")) as factory:
+        env = factory()
+        tools = [env.run_tests, env.submit]
+        messages = grpo_dataset([task], conversational=True)[0]["prompt"]
+        messages[-1]["content"] += "\n\n" + env.reset(task_id=task.task_id)
+        prompt = tokenizer.apply_chat_template(
+            messages, tools=tools, tokenize=False, add_generation_prompt=True
+        )
+        assert '"name": "submit"' in prompt and '"code"' in prompt  # our schemas reach the model
+        call = json.dumps({"name": "submit", "arguments": {"code": task.reference_solution}})
+        turn = f"<tool_call>\n{call}\n</tool_call><|im_end|>"
+        prompt_ids = tokenizer(prompt, add_special_tokens=False).input_ids
+        parsed = parse_response(
+            tokenizer, tokenizer(turn, add_special_tokens=False).input_ids, prefix=prompt_ids, tools=tools
+        )
+        [tool_call] = parsed["tool_calls"]
+        function = tool_call["function"]
+        result = getattr(env, function["name"])(**function["arguments"])
+        assert result.startswith("submitted: ") and env.get_reward() == 1.0
