@@ -92,7 +92,11 @@ class CodeReasonSession(Environment[CodeReasonAction, CodeReasonObservation, Cod
     def step(
         self, action: CodeReasonAction, timeout_s: float | None = None, **kwargs: Any
     ) -> CodeReasonObservation:
-        """Play ``action.step`` (from ``action.restore`` when given)."""
+        """Play ``action.step`` (from ``action.restore`` when given).
+
+        ``timeout_s`` (OpenEnv's optional per-request limit) is not used: every test the step runs has
+        the server's own per-test limit (``--timeout-s``).
+        """
         # OpenEnv's StepRequest lets any extra top-level field through to here; name the stray ones.
         unknown = set(kwargs) - {"request_id"}
         if unknown:
@@ -120,8 +124,15 @@ class CodeReasonSession(Environment[CodeReasonAction, CodeReasonObservation, Cod
                         "UNKNOWN_SNAPSHOT",
                         status=404,
                     )
+                before = self._env.get_state()
                 self._env.set_state(snapshot)
-            observation, reward, terminated, truncated, info = self._env.step(action.step)
+                try:
+                    observation, reward, terminated, truncated, info = self._env.step(action.step)
+                except Exception:
+                    self._env.set_state(before)  # a refused step leaves the episode where it was
+                    raise
+            else:
+                observation, reward, terminated, truncated, info = self._env.step(action.step)
             return self._observation(observation, reward, terminated, truncated, info)
 
     @property
