@@ -96,12 +96,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from codegym.integrations.openenv.config import ServeConfig
 
-    try:
-        from codegym.integrations.openenv.server import serve
-        from codegym.integrations.openenv.session import CodeReasonSession  # noqa: F401 (needs openenv-core)
-    except ImportError as exc:
-        raise UsageError(f"codegym serve needs openenv-core ({exc}): pip install 'codegym[serve]'") from None
-
     # The token comes from the environment, never argv: argv is visible to every user in `ps`.
     token = os.environ.get(args.token_env) or None
     try:
@@ -126,6 +120,12 @@ def _serve(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    # Checked after the options, so a bad option is reported without loading the server (seconds).
+    try:
+        from codegym.integrations.openenv.server import serve
+        from codegym.integrations.openenv.session import CodeReasonSession  # noqa: F401 (needs openenv-core)
+    except ImportError as exc:
+        raise UsageError(f"codegym serve needs openenv-core ({exc}): pip install 'codegym[serve]'") from None
 
     def ready(url: str) -> None:
         fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "token"}
