@@ -234,7 +234,9 @@ def test_session_limit_and_idle_timeout(strict_server, synthetic_tasks):
         second.reset(options={"task_id": task.task_id})
         with pytest.raises(RemoteEnvError, match=r"(?i)capacity|maximum"):
             third.reset(options={"task_id": task.task_id})
-        time.sleep(8.5)  # past the 1 s idle timeout and the reaper's 5 s period, with slack for a busy machine
+        time.sleep(
+            8.5
+        )  # past the 1 s idle timeout and the reaper's 5 s period, with slack for a busy machine
         with pytest.raises(RemoteEnvError, match="SESSION_CLOSED"):
             first.step("Outline: too late")
         third.reset(options={"task_id": task.task_id})  # the reaped sessions freed their slots
