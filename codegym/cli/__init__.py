@@ -12,6 +12,7 @@ Commands (``codegym COMMAND --help`` explains every option):
 - ``rl ppo|pg``: reinforcement learning on the env (SB3 PPO over candidates, LM policy gradient);
 - ``sandbox humaneval|build-image``: check and build the code-execution sandbox;
 - ``bench``: list or run the scripts in the source checkout's ``benchmarks/``.
+- ``serve``: serve CodeReason-v0 over OpenEnv's HTTP/WebSocket protocol (extra ``serve``).
 
 Each command group is one module of this package with ``add_commands(subparsers)``; :data:`COMMANDS`
 lists them, so a new group is one line. A command's parser may be *lazy* (``populate=``): options
@@ -46,6 +47,7 @@ COMMANDS = [
     "rl",  # codegym rl ppo|pg
     "sandbox",  # codegym sandbox humaneval|build-image
     "bench",  # codegym bench [NAME]
+    "serve",  # codegym serve (OpenEnv server)
 ]
 
 EXIT_USAGE = 2
