@@ -22,6 +22,7 @@ import importlib
 import json
 import os
 import resource
+import signal
 import socket
 import sys
 import time
@@ -129,7 +130,7 @@ class Channel:
 def _exception(raw) -> BaseException:
     if type(raw) is not dict:
         return ChannelBroken("the candidate sent a malformed exception", gone=False)
-    error_type, message = str(raw.get("error_type", "Exception")), str(raw.get("message", ""))
+    error_type, message = str(raw.get("error_type", "Exception"))[:200], str(raw.get("message", ""))[:4000]
     cls = getattr(builtins, error_type, None)
     if isinstance(cls, type) and issubclass(cls, BaseException) and not issubclass(cls, _NOT_RERAISED):
         try:
@@ -279,6 +280,9 @@ def judge_server(ctx: dict) -> None:
 
     try:
         confine(ctx)
+        # A candidate that shares the judge's uid (in a container) may signal it: SIGINT must not become a
+        # KeyboardInterrupt raised into test code. Any other signal can only kill it (crashed, never passed).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         sys.path[:] = [entry for entry in sys.path if entry and os.path.isabs(entry)]
         sys.dont_write_bytecode = True
         _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -299,6 +303,8 @@ def judge_server(ctx: dict) -> None:
         try:
             _judge_job(job["tests"], channel, report)
         finally:
+            # A handle a test kept past its job must not reach the next job's candidate through a reused fd.
+            channel.broken = ChannelBroken("the job is over", gone=True)
             for fd in fds:
                 os.close(fd)
         report({"end": True})

@@ -340,6 +340,8 @@ class Worker:
 
     def _end_of_pair(self, candidate: _Watched, judge_status: int, gone: dict | None, oom_before) -> dict:
         """Why a candidate and judge pair ended with tests left: the candidate's death, or the judge's."""
+        if judge_status is None:  # the judge ended the job cleanly yet left tests unreported
+            return {"status": "error", "error_type": "ProtocolError", "message": "the judge skipped tests"}
         if candidate.died_on_its_own:
             return self._death(candidate.status, oom_before)
         if gone is not None:
@@ -575,6 +577,9 @@ def _signal_name(number: int) -> str:
 def serve(config: dict) -> None:
     """Answer jobs read from stdin, one JSON line each, until stdin closes."""
     sys.dont_write_bytecode = True
+    # As PID 1 of a container the worker ignores every signal it has no handler for; Python's SIGINT
+    # handler would let a candidate of the same uid raise KeyboardInterrupt into it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in PRELOAD:
         __import__(name)
     iso = setup_isolation(config["isolation"])

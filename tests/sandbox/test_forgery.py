@@ -154,6 +154,19 @@ CASES = {
         "                    pass\n"
         "    return -1\n"
     ),
+    # SIGINT is the one signal Python handles by default: as a KeyboardInterrupt it could land in the
+    # judge's or the worker's own code (both share the candidate's uid in a container).
+    "sigint_to_every_process": (
+        "import os, signal\n"
+        "def f(x):\n"
+        "    for pid in [1] + [int(p) for p in os.listdir('/proc') if p.isdigit()]:\n"
+        "        if pid != os.getpid():\n"
+        "            try:\n"
+        "                os.kill(pid, signal.SIGINT)\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "    return -1\n"
+    ),
     # Closing the pipe to the judge half way.
     "closes_its_pipes": (
         "import os\n"
