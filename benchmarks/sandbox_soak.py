@@ -340,15 +340,21 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
+    draw(results, args)
 
+
+def draw(results: dict, args: Args) -> None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     keys = ["processes", "descriptors", "threads", "containers", "job_dirs"]
-    for offset, backend in enumerate(results["soak"]):
-        values = [results["soak"][backend]["left_behind"][key] for key in keys]
-        left.bar([i + 0.4 * offset for i in range(len(keys))], values, width=0.4, label=backend)
-    left.set_xticks([i + 0.2 for i in range(len(keys))], keys, rotation=20)
-    left.set_title(f"left behind after {args.executions} executions (0 = none)")
-    left.legend()
+    bars = [(backend, when) for backend in results["soak"] for when in ("before", "after")]
+    width = 0.8 / max(1, len(bars))
+    for offset, (backend, when) in enumerate(bars):
+        values = [results["soak"][backend][when][key] for key in keys]
+        left.bar([i + width * offset for i in range(len(keys))], values, width=width, label=f"{backend} {when}",
+                 hatch="//" if when == "after" else None)  # fmt: skip
+    left.set_xticks([i + 0.4 - width / 2 for i in range(len(keys))], keys, rotation=20)
+    left.set_title(f"before and after {args.executions} executions per backend")
+    left.legend(fontsize=8)
     names = [name for name, fault in results["faults"].items() if "correct" in fault]
     for label, key in (
         ("correct", "correct"),
