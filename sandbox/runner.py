@@ -340,8 +340,6 @@ class Worker:
 
     def _end_of_pair(self, candidate: _Watched, judge_status: int, gone: dict | None, oom_before) -> dict:
         """Why a candidate and judge pair ended with tests left: the candidate's death, or the judge's."""
-        if judge_status is None:  # the judge ended the job cleanly yet left tests unreported
-            return {"status": "error", "error_type": "ProtocolError", "message": "the judge skipped tests"}
         if candidate.died_on_its_own:
             return self._death(candidate.status, oom_before)
         if gone is not None:
@@ -350,6 +348,8 @@ class Worker:
                 "error_type": "ChannelClosed",
                 "message": f"the program closed the pipe to its judge: {gone.get('message')}",
             }
+        if judge_status is None:  # the judge ended the job cleanly yet left tests unreported
+            return {"status": "error", "error_type": "ProtocolError", "message": "the judge skipped tests"}
         death = self._death(judge_status, oom_before)
         if death["status"] == "crashed":
             death["message"] = "the judge process died under the program: " + death["message"]
