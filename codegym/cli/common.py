@@ -15,7 +15,7 @@ from codegym.cli.args import json_object
 if TYPE_CHECKING:
     from codegym.tasks import Task
 
-SANDBOXES = ("local", "docker", "auto")  # codegym.sandbox.BACKENDS, without importing the sandbox here
+SANDBOXES = ("local", "docker", "auto", "ray")  # codegym.sandbox.BACKENDS, without importing the sandbox here
 
 
 # -- argparse types ----------------------------------------------------------------------------------
@@ -97,8 +97,9 @@ def add_sandbox_option(parser: argparse.ArgumentParser, default: str = "auto") -
         "--sandbox",
         choices=SANDBOXES,
         default=default,
-        help="where code runs: local (fork server on this machine), docker (container pool), or auto "
-        "(docker when the daemon and image are there, else local) (default: %(default)s)",
+        help="where code runs: local (fork server on this machine), docker (container pool), auto "
+        "(docker when the daemon and image are there, else local), or ray (actors over the Ray cluster at "
+        "RAY_ADDRESS, or a Ray started here, each owning an auto sandbox on its node) (default: %(default)s)",
     )
 
 
