@@ -34,4 +34,3 @@ def ray_box(ray_cluster):
 
     with make_sandbox("ray", backend="local", chunk_size=4) as box:
         yield box
-

@@ -72,9 +72,11 @@ def test_a_job_that_keeps_killing_its_actor_is_reported_not_retried_forever(ray_
     culprit = (
         f"import ctypes, time\nctypes.CDLL(None).prctl(15, {marker.encode()!r}, 0, 0, 0)\ntime.sleep(20)\n"
     )
-    jobs = [("x = 1", [AssertTest("assert x == 1")])] * 5 + [(culprit, [AssertTest("True")])] + [
-        ("x = 2", [AssertTest("assert x == 1")])
-    ] * 5
+    jobs = (
+        [("x = 1", [AssertTest("assert x == 1")])] * 5
+        + [(culprit, [AssertTest("True")])]
+        + [("x = 2", [AssertTest("assert x == 1")])] * 5
+    )
     stop = threading.Event()
     kills = []
 
