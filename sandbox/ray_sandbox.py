@@ -175,8 +175,8 @@ class RaySandbox(Sandbox):
         self._slots: list[_Slot] = []
         self._owns_ray = False
         self.restarts = 0  # actors replaced after a death, over this sandbox's life
-        self._ray = _import_ray()
-        self._owns_ray = _join_ray(self._ray, address)
+        self._ray = import_ray()
+        self._owns_ray = join_ray(address)
         try:
             self._slots = self._plan(actors, workers)
             for slot in self._slots:
@@ -271,7 +271,6 @@ class RaySandbox(Sandbox):
 
     def close(self) -> None:
         """Close every actor's sandbox, end the actors, and leave Ray if this sandbox joined it. Safe twice."""
-        global _ray_owners
         if self._closed:
             return
         self._closed = True
@@ -285,10 +284,7 @@ class RaySandbox(Sandbox):
             for actor in actors:
                 self._ray.kill(actor)
         if self._owns_ray:
-            with _ray_lock:
-                _ray_owners -= 1
-                if _ray_owners == 0:
-                    self._ray.shutdown()
+            leave_ray()
 
     def __repr__(self) -> str:
         nodes = len({info.node_id for info in self.actor_infos()})
@@ -467,35 +463,54 @@ def _died_report(tests: tuple[Test, ...], deaths: int, exc: Exception) -> Execut
     return ExecutionReport(compiled=True, tests=(result,) * len(tests), backend=RaySandbox.name)
 
 
-def _import_ray() -> Any:
+def import_ray() -> Any:
+    """The ``ray`` module, or :class:`SandboxUnavailable` saying how to install it."""
     try:
         import ray
     except ImportError:
         raise SandboxUnavailable(
-            "the ray sandbox needs Ray: pip install 'codegym[ray]' (or pip install 'ray[default]')"
+            "this needs Ray: pip install 'codegym[ray]' (or pip install 'ray[default]')"
         ) from None
     return ray
 
 
-def _join_ray(ray: Any, address: str | None) -> bool:
-    """Initialise Ray unless it already is; True when this call did (the sandbox then owns a share)."""
+def join_ray(address: str | None = None) -> bool:
+    """Connect this process to Ray unless it already is; True when this call did (call :func:`leave_ray`).
+
+    Args:
+        address: "auto" (the cluster this machine belongs to), "local" (start Ray here), "host:port",
+            or "ray://host:10001"; default ``RAY_ADDRESS``, else "local". Ignored when Ray is initialised.
+
+    Raises:
+        SandboxUnavailable: Ray is not installed, or the cluster cannot be reached.
+    """
     global _ray_owners
+    ray = import_ray()
     with _ray_lock:
         if ray.is_initialized():
-            if _ray_owners:
-                _ray_owners += 1
-                return True
-            return False
-        target = address or os.environ.get("RAY_ADDRESS") or None
+            if not _ray_owners:  # the caller's own Ray session: use it, never shut it down
+                return False
+            _ray_owners += 1
+            return True
+        target = address or os.environ.get("RAY_ADDRESS") or "local"
+        options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+        if target == "local":
+            options["include_dashboard"] = False
         try:
-            if target:
-                ray.init(address=target, logging_level=logging.WARNING, log_to_driver=False)
-            else:
-                ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+            ray.init(address=target, **options)
         except ConnectionError as exc:
             raise SandboxUnavailable(
-                f"cannot reach the Ray cluster at {target!r}: {exc}; start it with `ray start --head`, "
-                "or unset RAY_ADDRESS to run Ray on this machine"
+                f"cannot reach the Ray cluster at {target!r}: {exc}; start one with `ray start --head` "
+                "(or pass address='local' to run Ray on this machine alone)"
             ) from None
         _ray_owners += 1
         return True
+
+
+def leave_ray() -> None:
+    """Undo one :func:`join_ray` that returned True; the last one shuts this process's Ray down."""
+    global _ray_owners
+    with _ray_lock:
+        _ray_owners -= 1
+        if _ray_owners == 0:
+            import_ray().shutdown()
