@@ -87,3 +87,25 @@ def test_bad_distribution_options_name_the_fix(ray_cluster):
     # An error inside the work comes back as itself (int() / [1] on the worker).
     with pytest.raises(TypeError, match="unsupported operand"):
         map_chunks(int, operator.truediv, [[1]])
+
+
+@pytest.mark.parametrize("command", ["solve", "search"])
+def test_distributed_solve_and_search_equal_the_single_process_ones(command, ray_cluster, tmp_path):
+    argv = [command, "--n-tasks", "6", "--batch-size", "2", "--sandbox", "local", "--max-steps", "3"]
+    argv += ["--max-new-tokens", "32", "--seed", "4", "--visible-tests", "task"]
+    argv += ["--agent", "sample"] if command == "solve" else ["--simulations", "3"]
+    out = "--out"
+    assert main([*argv, out, str(tmp_path / "one")]) == 0
+    assert main([*argv, out, str(tmp_path / "ray"), "--ray-address", ray_cluster.address]) == 0
+    single, remote = (_episodes(tmp_path / run, command) for run in ("one", "ray"))
+    assert len(single) == 6 and remote == single
+    assert {record["task_id"] for record in single} == {record["task_id"] for record in remote}
+
+
+def _episodes(path, command: str) -> list[dict]:
+    """The episode records, without the one field that is a measurement (wall-clock seconds)."""
+    lines = (path / "episodes.jsonl" if command == "search" else path).read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    for record in records:
+        record["spend"].pop("wall_s")
+    return records
