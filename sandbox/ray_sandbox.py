@@ -210,13 +210,15 @@ class RaySandbox(Sandbox):
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         remote_class = self._ray.remote(SandboxActor)
-        # Soft affinity: the actor goes to its node while that node lives, and anywhere once it is gone.
+        # The actor goes to its home node while that node lives (hard: a soft preference was seen to
+        # place replacements elsewhere, leaving a node without an actor), and anywhere once it is gone.
+        home_alive = any(node["NodeID"] == slot.node_id and node.get("Alive") for node in self._ray.nodes())
         return remote_class.options(
             num_cpus=self.cpus_per_actor,
             max_concurrency=IN_FLIGHT_PER_ACTOR,
             max_restarts=0,
             max_task_retries=0,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(slot.node_id, soft=True),
+            scheduling_strategy=NodeAffinitySchedulingStrategy(slot.node_id, soft=not home_alive),
         ).remote(self.backend, slot.workers, self.sandbox_options)
 
     def _await_info(self, actor: Any) -> ActorInfo:
@@ -295,7 +297,8 @@ class RaySandbox(Sandbox):
 
     # -- what a batch needs from the pool --------------------------------------------------------------
 
-    def _chunk_size(self, jobs: int) -> int:
+    def chunk_size_for(self, jobs: int) -> int:
+        """How many programs go in one remote call for a batch of ``jobs``."""
         if self.chunk_size:
             return self.chunk_size
         actors = max(1, len(self._slots))
@@ -344,7 +347,7 @@ class RaySandbox(Sandbox):
                     self._slots.remove(slot)
             return
         with self._lock:
-            slot.actor, slot.info, slot.node_id = actor, info, info.node_id
+            slot.actor, slot.info = actor, info  # slot.node_id stays the home node the next one aims for
             self.restarts += 1
         logger.warning(
             "ray sandbox: an actor died; replaced it with pid %d on node %s", info.pid, info.node_id[:8]
@@ -360,7 +363,7 @@ class _Batch:
         self.pool, self.jobs, self.timeout_s, self.memory_mb = pool, jobs, timeout_s, memory_mb
         self.reports: list[ExecutionReport | None] = [None] * len(jobs)
         self.deaths = [0] * len(jobs)
-        size = pool._chunk_size(len(jobs))
+        size = pool.chunk_size_for(len(jobs))
         self.pending = collections.deque(
             _Chunk(list(range(i, min(i + size, len(jobs))))) for i in range(0, len(jobs), size)
         )

@@ -63,7 +63,9 @@ def test_sigkill_of_an_actor_mid_batch_changes_no_result(ray_box):
     assert [report.passed for report in reports] == [int(i % 3 == i) for i in range(90)]
     assert {report.tests[0].status for report in reports} == {TestStatus.PASSED, TestStatus.FAILED}
     assert ray_box.restarts == restarts + 1
-    assert victim not in {info.pid for info in ray_box.actor_infos()} and len(ray_box.actor_infos()) == 3
+    infos = ray_box.actor_infos()
+    assert victim not in {info.pid for info in infos} and len(infos) == 3
+    assert len({info.node_id for info in infos}) == 3  # the replacement went back to the victim's node
 
 
 def test_a_job_that_keeps_killing_its_actor_is_reported_not_retried_forever(ray_box):
@@ -103,6 +105,7 @@ def test_a_job_that_keeps_killing_its_actor_is_reported_not_retried_forever(ray_
         watcher.join()
     assert len(kills) == ray_box.max_job_attempts == 3
     assert ray_box.restarts == restarts + 3
+    assert len({info.node_id for info in ray_box.actor_infos()}) == 3  # still one actor per node
     [verdict] = reports[5].tests
     assert verdict.status is TestStatus.CRASHED and verdict.error_type == "SandboxActorDied"
     assert "died 3 times" in verdict.message
