@@ -43,7 +43,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="loop iterations (overrides the file; may grow to extend a run)",
     )
-    parser.add_argument("--sandbox", default=None, help="auto, local or docker (overrides the file)")
+    parser.add_argument("--sandbox", default=None, help="auto, local, docker or ray (overrides the file)")
     parser.add_argument(
         "--until",
         default=None,
