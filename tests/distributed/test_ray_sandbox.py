@@ -133,3 +133,19 @@ def test_bad_options_name_the_fix(ray_cluster):
         make_sandbox("ray", backend="ray")
     with pytest.raises(ValueError, match="chunk_size must be an int >= 1"):
         make_sandbox("ray", chunk_size=0)
+
+
+@pytest.mark.docker
+def test_actors_owning_docker_sandboxes_give_the_local_verdicts(ray_cluster, sandbox_factory):
+    from codegym.tasks.humaneval import broken_program, load_humaneval
+
+    sandbox_factory("docker")  # skips (or fails under CODEGYM_REQUIRE_DOCKER=1) without Docker
+    tasks = list(load_humaneval())[:40]
+    jobs = [(t.reference_solution, t.hidden_tests) for t in tasks] + [
+        (broken_program(t), t.hidden_tests) for t in tasks
+    ]
+    with make_sandbox("ray", backend="docker") as box:
+        assert {info.backend for info in box.actor_infos()} == {"docker"} and len(box.actor_infos()) == 3
+        remote = box.run_batch(jobs)
+    assert _verdicts(remote) == _verdicts(sandbox_factory("local").run_batch(jobs))
+    assert [report.all_passed for report in remote] == [True] * 40 + [False] * 40
