@@ -36,7 +36,8 @@ STARTUP_TIMEOUT_S = 300.0
 
 
 class WorkerFailed(RuntimeError):
-    """A chunk's worker died ``max_attempts`` times; the chunk is not retried further."""
+    """A chunk's worker died ``max_attempts`` times (the chunk is not retried further), or a worker's setup
+    raised (the message carries its traceback)."""
 
 
 class ChunkWorker:
@@ -84,7 +85,7 @@ def map_chunks(
         One result list per chunk, in the order of ``chunks``.
 
     Raises:
-        WorkerFailed: a chunk kept killing its worker.
+        WorkerFailed: a chunk kept killing its worker, or ``setup`` raised on a worker.
         Exception: whatever ``setup`` or ``work`` raised, re-raised here.
     """
     from codegym.sandbox.ray_sandbox import join_ray, leave_ray
@@ -151,6 +152,8 @@ class _ChunkRun:
         try:
             result = self.ray.get(ref)
         except RayActorError as exc:
+            if exc.actor_init_failed:  # setup raised: it would on every worker, so do not retry
+                raise WorkerFailed(f"a Ray worker's setup failed: {exc}") from None
             self.attempts[index] += 1
             if self.attempts[index] >= self.max_attempts:
                 raise WorkerFailed(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
 import os
@@ -78,12 +79,15 @@ def test_sampled_rollouts_do_not_depend_on_workers_or_on_a_worker_dying(ray_clus
 
 
 def test_bad_distribution_options_name_the_fix(ray_cluster):
-    from codegym.distributed import distributed_rollout, map_chunks
+    from codegym.distributed import WorkerFailed, distributed_rollout, map_chunks
 
     with pytest.raises(ValueError, match="tasks_per_chunk must be an int >= 1"):
         distributed_rollout("tiny", [], tasks_per_chunk=0)
     with pytest.raises(ValueError, match="workers must be an int >= 1"):
         map_chunks(dict, lambda state, chunk: chunk, [[1]], workers=0)
+    # A setup that raises is reported at once (it would raise on every worker), with its error.
+    with pytest.raises(WorkerFailed, match=r"(?s)setup failed.*ZeroDivisionError"):
+        map_chunks(functools.partial(operator.truediv, 1, 0), operator.add, [[1]], workers=1)
     # An error inside the work comes back as itself (int() / [1] on the worker).
     with pytest.raises(TypeError, match="unsupported operand"):
         map_chunks(int, operator.truediv, [[1]])
