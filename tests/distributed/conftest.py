@@ -6,7 +6,11 @@ pay for it; every ``make_sandbox("ray")`` here joins it.
 
 from __future__ import annotations
 
+import time
+
 import pytest
+
+from tests.distributed.processes import alive, descendants
 
 NODES = 3  # the head and two more
 
@@ -23,8 +27,20 @@ def ray_cluster():
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
     yield cluster
+    started = [
+        info.process.pid
+        for node in cluster.list_all_nodes()
+        for infos in node.all_processes.values()
+        for info in infos
+    ]
+    started += [pid for root in started for pid in descendants(root)]  # Ray's workers, sandbox workers
     ray.shutdown()
     cluster.shutdown()
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in started) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in started if alive(pid)]
+    assert not left, f"processes left after the cluster shut down: {left}"
 
 
 @pytest.fixture(scope="session")

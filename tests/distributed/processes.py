@@ -44,3 +44,13 @@ def process_name(pid: int) -> str:
 
 def all_pids() -> list[int]:
     return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` now."""
+    found, frontier = [], [pid]
+    while frontier:
+        below = [child for parent_pid in frontier for child in children(parent_pid)]
+        found += below
+        frontier = below
+    return found
