@@ -28,6 +28,7 @@ import dataclasses
 import logging
 import math
 import os
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -43,6 +44,7 @@ INNER_BACKENDS = ("local", "docker", "auto")
 STARTUP_TIMEOUT_S = 120.0
 IN_FLIGHT_PER_ACTOR = 2  # one chunk running, one queued: the actor's workers never wait for the network
 MAX_AUTO_CHUNK = 32
+REACH_TIMEOUT_S = 10.0
 
 # Ray is started or joined once per process; sandboxes that started it share it and the last one to
 # close shuts it down (a process-wide resource, so a process-wide count).
@@ -496,6 +498,7 @@ def join_ray(address: str | None = None) -> bool:
             _ray_owners += 1
             return True
         target = address or os.environ.get("RAY_ADDRESS") or "local"
+        _check_reachable(target)
         options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
         if target == "local":
             options["include_dashboard"] = False
@@ -504,10 +507,28 @@ def join_ray(address: str | None = None) -> bool:
         except ConnectionError as exc:
             raise SandboxUnavailable(
                 f"cannot reach the Ray cluster at {target!r}: {exc}; start one with `ray start --head` "
-                "(or pass address='local' to run Ray on this machine alone)"
+                "(or give the address 'local' to run Ray on this machine alone)"
             ) from None
         _ray_owners += 1
         return True
+
+
+def _check_reachable(target: str) -> None:
+    """Fail fast on a ``host:port`` nobody answers at: Ray itself retries such an address for minutes."""
+    if target in ("auto", "local"):
+        return
+    host, _, port = target.removeprefix("ray://").rpartition(":")
+    if not (host and port.isdigit()):
+        raise SandboxUnavailable(
+            f"Ray address {target!r} is not 'auto', 'local', 'host:port' or 'ray://host:port'"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        raise SandboxUnavailable(
+            f"nothing answers at Ray address {target!r} ({exc}): start the head there with "
+            "`ray start --head`, or check the address (`ray status` on the head prints it)"
+        ) from None
 
 
 def leave_ray() -> None:

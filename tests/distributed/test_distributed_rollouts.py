@@ -7,6 +7,8 @@ import json
 import operator
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -113,3 +115,18 @@ def _episodes(path, command: str) -> list[dict]:
     for record in records:
         record["spend"].pop("wall_s")
     return records
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [("127.0.0.1:1", "nothing answers at Ray address '127.0.0.1:1'"), ("nonsense", "is not 'auto', 'local'")],
+)
+def test_a_bad_ray_address_fails_fast_and_says_why(address, message):
+    # A fresh process: this one is already connected to the test cluster, which an address cannot change.
+    argv = ["eval", "--n-tasks", "1", "--temperature", "0", "--samples", "1", "--ray-address", address]
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "codegym.cli", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0 and message in done.stderr
+    assert time.monotonic() - started < 60  # Ray alone would retry such an address for minutes
