@@ -10,7 +10,7 @@ import time
 import pytest
 
 from codegym.sandbox import AssertTest, CallTest, SandboxError, TestStatus, make_sandbox
-from tests.distributed.processes import alive, all_pids, children, parent, process_name
+from tests.distributed.processes import alive, all_pids, children, descendants, parent, process_name
 
 pytestmark = pytest.mark.slow
 
@@ -149,3 +149,35 @@ def test_actors_owning_docker_sandboxes_give_the_local_verdicts(ray_cluster, san
         remote = box.run_batch(jobs)
     assert _verdicts(remote) == _verdicts(sandbox_factory("local").run_batch(jobs))
     assert [report.all_passed for report in remote] == [True] * 40 + [False] * 40
+
+
+def test_a_node_dying_mid_batch_changes_no_result(ray_cluster):
+    # Last in this folder's last file: the node it removes is added back, but the cluster is new there.
+    victim = ray_cluster.list_all_nodes()[1]
+    box = make_sandbox("ray", backend="local", workers=1, chunk_size=4)
+    try:
+        victim_actor = next(info.pid for info in box.actor_infos() if info.node_id == victim.node_id)
+        below = [victim_actor, *descendants(victim_actor)]  # the actor and its sandbox workers
+        jobs = [
+            (
+                f"import time\ndef f():\n    time.sleep(0.05)\n    return {i}",
+                [CallTest("f", (), expected=i % 3)],
+            )
+            for i in range(90)
+        ]
+        remover = threading.Timer(0.6, ray_cluster.remove_node, (victim,))
+        remover.start()
+        reports = box.run_batch(jobs)
+        remover.join()
+        assert [report.passed for report in reports] == [int(i % 3 == i) for i in range(90)]
+        infos = box.actor_infos()
+        assert box.restarts == 1 and len(infos) == 3
+        assert victim.node_id not in {info.node_id for info in infos}  # the replacement went elsewhere
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in below) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in below if alive(pid)]  # nothing of the dead node's sandbox is left
+    finally:
+        box.close()
+        ray_cluster.add_node(num_cpus=1)
+        ray_cluster.wait_for_nodes()
