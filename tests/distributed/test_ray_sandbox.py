@@ -34,6 +34,23 @@ def test_one_actor_per_node_with_the_nodes_cpus(ray_box, ray_cluster):
     assert report.passed == 1 and report.backend == "ray"
 
 
+def test_the_env_runs_on_a_ray_sandbox_given_by_name(ray_cluster, double_task):
+    import gymnasium as gym
+
+    import codegym  # noqa: F401  (registers CodeReason-v0)
+
+    env = gym.make("CodeReason-v0", tasks=[double_task], sandbox="ray", reward="terminal")
+    env.reset(seed=0)
+    _, reward, terminated, _, info = env.step("```python\ndef double(x):\n    return 2 * x\n```")
+    assert terminated and reward == 1.0 and info["hidden_all_passed"]
+    assert info["test_report"].backend == "ray"
+    box = env.unwrapped.sandbox
+    assert box.workers == 2 * 3  # the env's two sandbox workers, in each of the three actors
+    env.close()  # the env started the sandbox by name, so it closes it
+    with pytest.raises(SandboxError, match="closed"):
+        box.run("x = 1", [AssertTest("assert x == 1")])
+
+
 def test_humaneval_verdicts_equal_the_local_sandbox(ray_box, sandbox_factory):
     from codegym.tasks.humaneval import broken_program, load_humaneval
 
