@@ -130,6 +130,15 @@ class _ChunkRun:
     def run(self) -> list[list]:
         self.idle = [self._spawn() for _ in range(self.size)]
         try:
+            # Workers that cannot even be placed (no free CPUs) would otherwise be waited for forever.
+            started, _ = self.ray.wait(
+                [worker.pid.remote() for worker in self.idle], timeout=STARTUP_TIMEOUT_S
+            )
+            if not started:
+                raise WorkerFailed(
+                    f"no Ray worker started within {STARTUP_TIMEOUT_S:.0f} s: the cluster may have no "
+                    f"{self.cpus_per_worker:g} free CPUs per worker (see `ray status`), or setup is stuck"
+                )
             while self.pending or self.in_flight:
                 while self.pending and self.idle:
                     index = self.pending.popleft()
