@@ -74,7 +74,7 @@ def map_chunks(
         work: plays one chunk with that state; must pickle likewise.
         chunks: the units of work; each runs on one worker, whole.
         address: the Ray cluster ("auto", "local", "host:port", "ray://..."); see
-            :func:`codegym.sandbox.ray_sandbox.join_ray`.
+            :func:`codegym.sandbox.ray_connection.join_ray`.
         workers: how many workers (default: the cluster's CPUs divided by ``cpus_per_worker``, at most
             one per chunk).
         cpus_per_worker: Ray CPUs each worker reserves.
@@ -88,7 +88,7 @@ def map_chunks(
         WorkerFailed: a chunk kept killing its worker, or ``setup`` raised on a worker.
         Exception: whatever ``setup`` or ``work`` raised, re-raised here.
     """
-    from codegym.sandbox.ray_sandbox import join_ray, leave_ray
+    from codegym.sandbox.ray_connection import join_ray, leave_ray
 
     if not (isinstance(max_attempts, int) and max_attempts >= 1):
         raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")

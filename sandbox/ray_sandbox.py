@@ -28,7 +28,6 @@ import dataclasses
 import logging
 import math
 import os
-import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ from typing import Any
 
 from codegym.sandbox.base import HOST_SLACK_S, Sandbox, SandboxError, SandboxUnavailable, WorkerChannel
 from codegym.sandbox.cases import Test
+from codegym.sandbox.ray_connection import import_ray, join_ray, leave_ray
 from codegym.sandbox.report import ExecutionReport, TestResult, TestStatus
 
 logger = logging.getLogger("codegym.sandbox")
@@ -44,12 +44,6 @@ INNER_BACKENDS = ("local", "docker", "auto")
 STARTUP_TIMEOUT_S = 120.0
 IN_FLIGHT_PER_ACTOR = 2  # one chunk running, one queued: the actor's workers never wait for the network
 MAX_AUTO_CHUNK = 32
-REACH_TIMEOUT_S = 10.0
-
-# Ray is started or joined once per process; sandboxes that started it share it and the last one to
-# close shuts it down (a process-wide resource, so a process-wide count).
-_ray_lock = threading.Lock()
-_ray_owners = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -466,75 +460,3 @@ def _died_report(tests: tuple[Test, ...], deaths: int, exc: Exception) -> Execut
     )
     result = TestResult(TestStatus.CRASHED, "SandboxActorDied", why)
     return ExecutionReport(compiled=True, tests=(result,) * len(tests), backend=RaySandbox.name)
-
-
-def import_ray() -> Any:
-    """The ``ray`` module, or :class:`SandboxUnavailable` saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise SandboxUnavailable(
-            "this needs Ray: pip install 'codegym[ray]' (or pip install 'ray[default]')"
-        ) from None
-    return ray
-
-
-def join_ray(address: str | None = None) -> bool:
-    """Connect this process to Ray unless it already is; True when this call did (call :func:`leave_ray`).
-
-    Args:
-        address: "auto" (the cluster this machine belongs to), "local" (start Ray here), "host:port",
-            or "ray://host:10001"; default ``RAY_ADDRESS``, else "local". Ignored when Ray is initialised.
-
-    Raises:
-        SandboxUnavailable: Ray is not installed, or the cluster cannot be reached.
-    """
-    global _ray_owners
-    ray = import_ray()
-    with _ray_lock:
-        if ray.is_initialized():
-            if not _ray_owners:  # the caller's own Ray session: use it, never shut it down
-                return False
-            _ray_owners += 1
-            return True
-        target = address or os.environ.get("RAY_ADDRESS") or "local"
-        _check_reachable(target)
-        options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
-        if target == "local":
-            options["include_dashboard"] = False
-        try:
-            ray.init(address=target, **options)
-        except ConnectionError as exc:
-            raise SandboxUnavailable(
-                f"cannot reach the Ray cluster at {target!r}: {exc}; start one with `ray start --head` "
-                "(or give the address 'local' to run Ray on this machine alone)"
-            ) from None
-        _ray_owners += 1
-        return True
-
-
-def _check_reachable(target: str) -> None:
-    """Fail fast on a ``host:port`` nobody answers at: Ray itself retries such an address for minutes."""
-    if target in ("auto", "local"):
-        return
-    host, _, port = target.removeprefix("ray://").rpartition(":")
-    if not (host and port.isdigit()):
-        raise SandboxUnavailable(
-            f"Ray address {target!r} is not 'auto', 'local', 'host:port' or 'ray://host:port'"
-        )
-    try:
-        socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S).close()
-    except OSError as exc:
-        raise SandboxUnavailable(
-            f"nothing answers at Ray address {target!r} ({exc}): start the head there with "
-            "`ray start --head`, or check the address (`ray status` on the head prints it)"
-        ) from None
-
-
-def leave_ray() -> None:
-    """Undo one :func:`join_ray` that returned True; the last one shuts this process's Ray down."""
-    global _ray_owners
-    with _ray_lock:
-        _ray_owners -= 1
-        if _ray_owners == 0:
-            import_ray().shutdown()
