@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet $(TORCH) -e ".[dev]"
+	$(BIN)/pip install --quiet $(TORCH) -e ".[dev,ray]"
 	touch $(STAMP)
 
 install: $(STAMP)

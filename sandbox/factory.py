@@ -9,7 +9,7 @@ from codegym.sandbox.local_sandbox import LocalSandbox
 
 logger = logging.getLogger("codegym.sandbox")
 
-BACKENDS = ("local", "docker", "auto")
+BACKENDS = ("local", "docker", "auto", "ray")
 _COMMON_OPTIONS = ("workers", "report_bytes", "max_output_bytes", "pin_cpus")
 
 
@@ -17,11 +17,13 @@ def make_sandbox(kind: str | Sandbox = "auto", **options) -> Sandbox:
     """Start a sandbox.
 
     Args:
-        kind: "local" (fork server on this machine), "docker" (warm container pool), or "auto" (Docker
-            when the daemon and the image are there, else local; it logs which it chose). A Sandbox
+        kind: "local" (fork server on this machine), "docker" (warm container pool), "auto" (Docker
+            when the daemon and the image are there, else local; it logs which it chose), or "ray" (Ray
+            actors over a cluster, each owning a local or Docker sandbox on its node). A Sandbox
             instance is returned as it is.
         **options: passed to :class:`~codegym.sandbox.local_sandbox.LocalSandbox` or
-            :class:`~codegym.sandbox.docker_sandbox.DockerSandbox` (``workers``, ``image``, ...).
+            :class:`~codegym.sandbox.docker_sandbox.DockerSandbox` (``workers``, ``image``, ...), or
+            :class:`~codegym.sandbox.ray_sandbox.RaySandbox` (``address``, ``actors``, ``backend``, ...).
 
     Raises:
         ValueError: an unknown kind.
@@ -45,4 +47,8 @@ def make_sandbox(kind: str | Sandbox = "auto", **options) -> Sandbox:
             return LocalSandbox(**{k: v for k, v in options.items() if k in _COMMON_OPTIONS})
         logger.info("sandbox='auto' chose docker (image %s)", sandbox.image)
         return sandbox
+    if kind == "ray":
+        from codegym.sandbox.ray_sandbox import RaySandbox
+
+        return RaySandbox(**options)
     raise ValueError(f"unknown sandbox {kind!r}: choose one of {', '.join(BACKENDS)}")

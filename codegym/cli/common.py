@@ -15,7 +15,7 @@ from codegym.cli.args import json_object
 if TYPE_CHECKING:
     from codegym.tasks import Task
 
-SANDBOXES = ("local", "docker", "auto")  # codegym.sandbox.BACKENDS, without importing the sandbox here
+SANDBOXES = ("local", "docker", "auto", "ray")  # codegym.sandbox.BACKENDS, without importing the sandbox here
 
 
 # -- argparse types ----------------------------------------------------------------------------------
@@ -97,9 +97,33 @@ def add_sandbox_option(parser: argparse.ArgumentParser, default: str = "auto") -
         "--sandbox",
         choices=SANDBOXES,
         default=default,
-        help="where code runs: local (fork server on this machine), docker (container pool), or auto "
-        "(docker when the daemon and image are there, else local) (default: %(default)s)",
+        help="where code runs: local (fork server on this machine), docker (container pool), auto "
+        "(docker when the daemon and image are there, else local), or ray (actors over the Ray cluster at "
+        "RAY_ADDRESS, or a Ray started here, each owning an auto sandbox on its node) (default: %(default)s)",
     )
+
+
+def add_ray_options(parser: argparse.ArgumentParser, *, chunk_help: str | None = None) -> None:
+    """``--ray-address``, ``--ray-workers`` and (with ``chunk_help``) ``--ray-chunk``: spread the tasks over a
+    Ray cluster (``codegym.distributed``)."""
+    group = parser.add_argument_group("Ray (spread the tasks over a cluster; pip install 'codegym[ray]')")
+    group.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="play the tasks on Ray workers, each with its own policy replica and sandbox: 'auto' (the "
+        "cluster this machine joined with `ray start`), 'local' (start Ray here), host:port or "
+        "ray://host:10001 (default: one process, no Ray)",
+    )
+    group.add_argument(
+        "--ray-workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="Ray workers (default: one per CPU of the cluster)",
+    )
+    if chunk_help:
+        group.add_argument("--ray-chunk", type=positive_int, default=8, metavar="N", help=chunk_help)
 
 
 def add_task_options(parser: argparse.ArgumentParser, *, endless_default: int) -> None:

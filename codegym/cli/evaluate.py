@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from codegym.cli import UsageError, command, print_table
 from codegym.cli.common import (
+    add_ray_options,
     add_sandbox_option,
     add_seed_option,
     add_task_options,
@@ -84,6 +85,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     add_seed_option(parser)
     add_sandbox_option(parser)
+    add_ray_options(
+        parser,
+        chunk_help="tasks per Ray work unit (default: %(default)s); greedy results never depend on it, "
+        "sampled ones are fixed for a fixed value",
+    )
     parser.add_argument(
         "--out",
         default=None,
@@ -125,24 +131,46 @@ def _eval(args: argparse.Namespace) -> int:
     from codegym.sandbox import make_sandbox
 
     tasks = select_tasks(args)
-    policy = load_policy(args.policy)
     started = time.perf_counter()
     common = {"seed": args.seed, "max_steps": args.max_steps, "max_new_tokens": args.max_new_tokens}
-    with make_sandbox(args.sandbox) as box:
-        episodes = rollout(
-            policy,
-            tasks,
-            samples_per_task=samples,
-            temperature=args.temperature,
-            sandbox=box,
-            progress=True,
-            **common,
-        )
-        greedy = (
-            rollout(policy, tasks, samples_per_task=1, temperature=0.0, sandbox=box, progress=True, **common)
-            if args.greedy
-            else []
-        )
+    if args.ray_address:
+        from codegym.distributed import distributed_rollout
+
+        def play(samples_per_task: int, temperature: float) -> list:
+            return distributed_rollout(
+                args.policy,
+                tasks,
+                address=args.ray_address,
+                workers=args.ray_workers,
+                tasks_per_chunk=args.ray_chunk,
+                sandbox=args.sandbox,
+                progress=True,
+                samples_per_task=samples_per_task,
+                temperature=temperature,
+                **common,
+            )
+
+        episodes = play(samples, args.temperature)
+        greedy = play(1, 0.0) if args.greedy else []
+    else:
+        policy = load_policy(args.policy)
+        with make_sandbox(args.sandbox) as box:
+            episodes = rollout(
+                policy,
+                tasks,
+                samples_per_task=samples,
+                temperature=args.temperature,
+                sandbox=box,
+                progress=True,
+                **common,
+            )
+            greedy = (
+                rollout(
+                    policy, tasks, samples_per_task=1, temperature=0.0, sandbox=box, progress=True, **common
+                )
+                if args.greedy
+                else []
+            )
     seconds = time.perf_counter() - started
 
     correct: dict[str, int] = defaultdict(int)
@@ -196,6 +224,7 @@ def _eval(args: argparse.Namespace) -> int:
                 "seed": args.seed,
                 "max_steps": args.max_steps,
                 "max_new_tokens": args.max_new_tokens,
+                "ray_address": args.ray_address,
             },
             "pass_at_k": {str(k): by_group["all"][f"pass@{k}"] for k in ks},
             "greedy_pass_at_1": by_group["all"].get("greedy pass@1"),

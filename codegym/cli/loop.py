@@ -43,7 +43,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="loop iterations (overrides the file; may grow to extend a run)",
     )
-    parser.add_argument("--sandbox", default=None, help="auto, local or docker (overrides the file)")
+    parser.add_argument("--sandbox", default=None, help="auto, local, docker or ray (overrides the file)")
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="run the search and eval stages on this Ray cluster's workers, in the configured batch sizes "
+        "(overrides the file; a run may move between one process and Ray: the results are the same)",
+    )
     parser.add_argument(
         "--until",
         default=None,
@@ -82,7 +89,9 @@ def _until(text: str | None) -> tuple[int, str] | None:
 def _loop(args: argparse.Namespace) -> int:
     from codegym.loop import load_config, run_loop, to_toml
 
-    config = load_config(args.config, iterations=args.iterations, sandbox=args.sandbox)
+    config = load_config(
+        args.config, iterations=args.iterations, sandbox=args.sandbox, ray_address=args.ray_address
+    )
     if args.print_config:
         print(to_toml(config), end="")
         return 0

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from codegym.cli import UsageError, command, print_table
 from codegym.cli.common import (
+    add_ray_options,
     add_sandbox_option,
     add_seed_option,
     add_task_options,
@@ -236,6 +237,7 @@ def add_solve_options(
         "the progress bar advances per batch (default: %(default)s)",
     )
     add_task_options(parser, endless_default=endless_default)
+    add_ray_options(parser)
 
 
 # -- running an agent --------------------------------------------------------------------------------
@@ -309,6 +311,10 @@ def run_agent(
         check_model_spec("--prm", args.prm)
     budget = make_budget(args)
     tasks = select_tasks(args)
+    if args.ray_address:
+        from codegym.cli.distributed import solve_on_ray
+
+        return solve_on_ray(args, tasks, progress_label=progress_label)
     policy = load_policy(args.policy)
     prm = load_prm(args.prm) if needs_prm(args) else None
     agent = make_agent(args, policy, prm)

@@ -55,6 +55,8 @@ class SearchConfig:
     """leaf evaluation: "rollout", "prm" or "mix\""""
     temperature: float = 1.0
     """sampling temperature of the expansions"""
+    batch_size: int = 0
+    """tasks searched together, the unit of work a Ray worker takes (0: all at once; needed with ray_address)"""
 
 
 @dataclass
@@ -111,6 +113,8 @@ class EvalConfig:
     """N for best-of-N (verifier: the generated visible tests)"""
     mcts_simulations: int = 4
     """MCTS simulations per task"""
+    batch_size: int = 0
+    """tasks solved together, the unit of work a Ray worker takes (0: all at once; needed with ray_address)"""
 
 
 @dataclass
@@ -124,7 +128,9 @@ class LoopConfig:
     prm: str = "tiny"
     """the starting process reward model: "tiny", a local path or a hub id"""
     sandbox: str = "auto"
-    """"auto", "local" or "docker\""""
+    """"auto", "local", "docker" or "ray\""""
+    ray_address: str = ""
+    """a Ray cluster ("auto", "local", "host:6379") for the search and eval stages, in batch_size batches; "": no"""
     seed: int = 0
     """seeds task draws, search, training and evaluation"""
     max_steps: int = 6
@@ -156,8 +162,16 @@ class LoopConfig:
             ("sft.replay", self.sft.replay >= 0),
             ("eval.best_of_n", self.eval.best_of_n >= 1),
             ("eval.mcts_simulations", self.eval.mcts_simulations >= 1),
+            ("search.batch_size >= 0", self.search.batch_size >= 0),
+            ("eval.batch_size >= 0", self.eval.batch_size >= 0),
         ]
         bad = [name for name, ok in checks if not ok]
+        if self.ray_address and not (self.search.batch_size and self.eval.batch_size):
+            raise ValueError(
+                "ray_address spreads the search and eval stages over Ray workers in batches: set "
+                "search.batch_size and eval.batch_size (e.g. 16); one process given the same batch sizes "
+                "produces the same results"
+            )
         if bad:
             raise ValueError(
                 f"bad loop configuration value(s): {', '.join(bad)}; see `codegym loop --print-config` "

@@ -87,7 +87,12 @@ def run_loop(
     run_dir.mkdir(parents=True, exist_ok=True)
     saved_path = run_dir / "config.toml"
     if saved_path.exists():
-        changed = [key for key in differences(load_config(saved_path), config) if key != "iterations"]
+        # iterations may grow; ray_address only says where the stages run, not what they compute.
+        changed = [
+            key
+            for key in differences(load_config(saved_path), config)
+            if key not in ("iterations", "ray_address")
+        ]
         if changed:
             raise ValueError(
                 f"{run_dir} holds a run with a different configuration ({', '.join(changed)} differ); "

@@ -17,6 +17,7 @@ returns its metrics (the runner saves them as ``metrics.json``, which marks the 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -177,26 +178,15 @@ def _tasks_with_tests(ctx: StageContext) -> list[Task]:
 
 def stage_search(ctx: StageContext) -> dict[str, Any]:
     """2. MCTS with the current policy; every tree as step-label rows, and the solved paths."""
-    from codegym.agents import MCTSAgent, Spend, solved_paths, trees_dataset, write_html, write_json
-    from codegym.env import CodeReasonEnv
-    from codegym.models import load_policy, load_prm
+    from codegym.agents import Spend, solved_paths, trees_dataset, write_html, write_json
 
     tasks = _tasks_with_tests(ctx)
     search = ctx.config.search
-    prm = load_prm(ctx.prm) if search.evaluation in ("prm", "mix") else None
-    agent = MCTSAgent(
-        load_policy(ctx.policy),
-        prm=prm,
-        simulations=search.simulations,
-        expansions=search.expansions,
-        selection=search.selection,
-        evaluation=search.evaluation,
-        temperature=search.temperature,
-        seed=ctx.seed,
-    )
-    env = CodeReasonEnv(tasks=tasks, sandbox=ctx.sandbox, max_steps=ctx.config.max_steps)
-    episodes = agent.solve_many(env, [task.task_id for task in tasks])
-    env.close()
+    needs_prm = search.evaluation in ("prm", "mix")
+    factory = functools.partial(_search_agent, search, ctx.seed)
+    episodes = solve_in_batches(ctx, tasks, factory, search.batch_size, needs_prm=needs_prm, env_kind="raw")[
+        "mcts"
+    ]
     trees = [episode.tree for episode in episodes]
     dataset = trees_dataset(trees)
     dataset.save_to_disk(str(ctx.out / "trees"))
@@ -316,33 +306,122 @@ def stage_rl(ctx: StageContext) -> dict[str, Any]:
 
 def stage_eval(ctx: StageContext) -> dict[str, Any]:
     """6. pass@1 on held-out tasks (hidden tests) of greedy, best-of-N and MCTS with the current policy."""
-    import gymnasium as gym
-
-    import codegym  # noqa: F401  (registers CodeReason-v0)
-    from codegym.agents import BestOfNAgent, GreedyAgent, MCTSAgent, Spend
-    from codegym.models import load_policy
+    from codegym.agents import Spend
 
     tasks = with_generated_tests(ctx, eval_tasks(ctx.config))
-    policy = load_policy(ctx.policy)
-    seed = ctx.config.seed  # the same seed before and after, so only the policy changes
-    agents = {
-        "greedy": GreedyAgent(policy, seed=seed),
-        f"best-of-{ctx.config.eval.best_of_n}": BestOfNAgent(policy, n=ctx.config.eval.best_of_n, seed=seed),
-        f"mcts-{ctx.config.eval.mcts_simulations}": MCTSAgent(
-            policy, simulations=ctx.config.eval.mcts_simulations, seed=seed
-        ),
-    }
+    factory = functools.partial(_eval_agents, ctx.config.eval, ctx.config.seed)
     results = {}
-    for name, agent in agents.items():
-        env = gym.make("CodeReason-v0", tasks=tasks, sandbox=ctx.sandbox, max_steps=ctx.config.max_steps)
-        episodes = agent.solve_many(env, [task.task_id for task in tasks])
-        env.close()
+    for name, episodes in solve_in_batches(ctx, tasks, factory, ctx.config.eval.batch_size).items():
         spend = sum((e.spend for e in episodes), Spend())
         results[name] = {
             "pass@1": sum(e.hidden_all_passed for e in episodes) / len(episodes),
             "steps_per_task": spend.steps_generated / len(episodes),
         }
     return {"tasks": len(tasks), "policy": ctx.policy, "agents": results}
+
+
+# -- solving in batches, here or on Ray workers ------------------------------------------------------------
+
+
+def _search_agent(search: Any, seed: int, policy: Any, prm: Any) -> dict[str, Any]:
+    from codegym.agents import MCTSAgent
+
+    agent = MCTSAgent(
+        policy,
+        prm=prm,
+        simulations=search.simulations,
+        expansions=search.expansions,
+        selection=search.selection,
+        evaluation=search.evaluation,
+        temperature=search.temperature,
+        seed=seed,
+    )
+    return {"mcts": agent}
+
+
+def _eval_agents(config: Any, seed: int, policy: Any, prm: Any) -> dict[str, Any]:
+    from codegym.agents import BestOfNAgent, GreedyAgent, MCTSAgent
+
+    # The same seed before and after, so only the policy changes.
+    return {
+        "greedy": GreedyAgent(policy, seed=seed),
+        f"best-of-{config.best_of_n}": BestOfNAgent(policy, n=config.best_of_n, seed=seed),
+        f"mcts-{config.mcts_simulations}": MCTSAgent(policy, simulations=config.mcts_simulations, seed=seed),
+    }
+
+
+def _play_batch(
+    agents_for: Callable[[Any, Any], dict[str, Any]],
+    env_kind: str,
+    max_steps: int,
+    models: tuple[Any, Any, Any],
+    tasks: list[Task],
+) -> dict[str, list]:
+    """Every agent (built fresh, so a batch never depends on the ones before it) on one batch of tasks."""
+    policy, prm, sandbox = models
+    results = {}
+    for name, agent in agents_for(policy, prm).items():
+        if env_kind == "raw":
+            from codegym.env import CodeReasonEnv
+
+            env = CodeReasonEnv(tasks=tasks, sandbox=sandbox, max_steps=max_steps)
+        else:
+            import gymnasium as gym
+
+            import codegym  # noqa: F401  (registers CodeReason-v0)
+
+            env = gym.make("CodeReason-v0", tasks=tasks, sandbox=sandbox, max_steps=max_steps)
+        results[name] = agent.solve_many(env, [task.task_id for task in tasks])
+        env.close()
+    return results
+
+
+def _load_models(policy: str, prm: str | None, sandbox: str) -> tuple[Any, Any, Any]:
+    """A Ray worker's models and sandbox, loaded once."""
+    from codegym.distributed import worker_sandbox
+    from codegym.models import load_policy, load_prm
+    from codegym.sandbox import make_sandbox
+
+    return (
+        load_policy(policy),
+        load_prm(prm) if prm else None,
+        make_sandbox(worker_sandbox(sandbox), workers=1),
+    )
+
+
+def _play_chunk(play: Callable[[tuple, list], dict[str, list]], models: tuple, chunk: list) -> list:
+    return [play(models, chunk)]
+
+
+def solve_in_batches(
+    ctx: StageContext,
+    tasks: list[Task],
+    agents_for: Callable[[Any, Any], dict[str, Any]],
+    batch_size: int,
+    *,
+    needs_prm: bool = False,
+    env_kind: str = "gym",
+) -> dict[str, list]:
+    """Each agent's episodes on ``tasks``, solved ``batch_size`` at a time (0: all at once), in this process
+    or, with ``ray_address`` set, on Ray workers; the same batches give the same episodes either way."""
+    from codegym.models import load_policy, load_prm
+
+    batches = [tasks[i : i + batch_size] for i in range(0, len(tasks), batch_size)] if batch_size else [tasks]
+    play = functools.partial(_play_batch, agents_for, env_kind, ctx.config.max_steps)
+    if ctx.config.ray_address:
+        from codegym.distributed import map_chunks
+
+        chunked = map_chunks(
+            functools.partial(_load_models, ctx.policy, ctx.prm if needs_prm else None, ctx.config.sandbox),
+            functools.partial(_play_chunk, play),
+            batches,
+            address=ctx.config.ray_address,
+        )
+        per_batch = [results for [results] in chunked]
+    else:
+        models = (load_policy(ctx.policy), load_prm(ctx.prm) if needs_prm else None, ctx.sandbox)
+        per_batch = [play(models, batch) for batch in batches]
+    return {name: [e for results in per_batch for e in results[name]] for name in per_batch[0]}
 
 
 STAGES: dict[str, Callable[[StageContext], dict[str, Any]]] = {
