@@ -209,17 +209,19 @@ def test_humaneval_conversion_figures():
     }
 
 
-def test_humaneval_references_pass_and_broken_programs_fail(sandbox_factory):
-    box = sandbox_factory("local")
+def test_humaneval_references_pass_and_broken_programs_fail(sandbox):
+    # On every backend: the per-assertion tests and HumanEval's whole check(candidate), run by the judge.
     tasks = list(load_humaneval())
-    reference = box.run_batch([(task.reference_solution, task.hidden_tests) for task in tasks])
-    whole = box.run_batch([(task.reference_solution, [check_program_test(task)]) for task in tasks])
-    broken = box.run_batch([(broken_program(task), task.hidden_tests) for task in tasks])
+    reference = sandbox.run_batch([(task.reference_solution, task.hidden_tests) for task in tasks])
+    whole = sandbox.run_batch([(task.reference_solution, [check_program_test(task)]) for task in tasks])
+    broken = sandbox.run_batch([(broken_program(task), task.hidden_tests) for task in tasks])
+    broken_whole = sandbox.run_batch([(broken_program(task), [check_program_test(task)]) for task in tasks])
     assert [
         task.task_id for task, report in zip(tasks, reference, strict=True) if not report.all_passed
     ] == []
     assert [task.task_id for task, report in zip(tasks, whole, strict=True) if not report.all_passed] == []
     assert [task.task_id for task, report in zip(tasks, broken, strict=True) if report.all_passed] == []
+    assert [task.task_id for task, report in zip(tasks, broken_whole, strict=True) if report.all_passed] == []
 
 
 def test_humaneval_loads_offline(tmp_path):
