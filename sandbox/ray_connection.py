@@ -55,8 +55,7 @@ def join_ray(address: str | None = None) -> bool:
         _check_reachable(target)
         options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
         if target == "local":
-            # Ray on this machine alone: it listens on loopback, not on the machine's network address.
-            options.update(include_dashboard=False, _node_ip_address="127.0.0.1")
+            options["include_dashboard"] = False
         try:
             ray.init(address=target, **options)
         except ConnectionError as exc:

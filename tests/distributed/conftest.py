@@ -59,10 +59,9 @@ def ray_cluster():
     ray = pytest.importorskip("ray", reason="the distributed tests need Ray: pip install -e '.[ray]'")
     from ray.cluster_utils import Cluster
 
-    # Every simulated node listens on loopback only: tests send no traffic to the machine's network address.
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1"})
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     for _ in range(NODES - 1):
-        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+        cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
     _running.update(cluster=cluster, boxes=[])
