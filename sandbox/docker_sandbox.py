@@ -181,7 +181,9 @@ class DockerSandbox(Sandbox):
         cpus: CPU quota of each container.
         pids_limit: processes per container.
         tmpfs_mb: size of each container's /tmp.
-        report_bytes, max_output_bytes, pin_cpus: as for :class:`~codegym.sandbox.local_sandbox.LocalSandbox`.
+        report_bytes, max_output_bytes: as for :class:`~codegym.sandbox.local_sandbox.LocalSandbox`.
+        pin_cpus: as for :class:`~codegym.sandbox.local_sandbox.LocalSandbox`, but off by default: under
+            each container's CPU quota, pinned workers ran HumanEval at 210 programs/s against 300 unpinned.
 
     Raises:
         SandboxUnavailable: the daemon cannot be reached or the image is missing (the message says how
@@ -215,6 +217,7 @@ class DockerSandbox(Sandbox):
         self.pids_limit = pids_limit
         self.tmpfs_mb = tmpfs_mb
         remove_orphans(self.client)
+        kwargs.setdefault("pin_cpus", False)
         super().__init__(workers or os.cpu_count() or 1, **kwargs)
         _live_sandboxes.add(self)
 
