@@ -41,10 +41,11 @@ def candidate_main(ctx: dict) -> None:
     """
     exit_ = os._exit
     # Taken before the candidate runs, so that patching json or os in the program changes nothing here.
-    write, read, dumps, loads = os.write, os.read, json.dumps, json.loads
+    write, read, loads = os.write, os.read, json.loads
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
 
-    def send(message: dict) -> None:
-        data = dumps(message, separators=(",", ":")).encode("utf-8") + b"\n"
+    def send(*messages: dict) -> None:
+        data = "".join(dumps(message) + "\n" for message in messages).encode("utf-8")
         view = memoryview(data)
         while view:
             view = view[write(replies, view) :]
@@ -90,13 +91,12 @@ def candidate_main(ctx: dict) -> None:
     flush()
     if stdio:
         exit_(0)
-    send({"load": None})
     _serve(namespace, requests, send, read, loads, flush)
     exit_(0)
 
 
 def _serve(namespace: dict, requests: int, send, read, loads, flush) -> None:
-    """Answer the judge's requests until it closes the pipe."""
+    """Report the program loaded, then answer the judge's requests until it closes the pipe."""
     handles: list = []
     kinds: dict[int, str] = {}
 
@@ -113,6 +113,9 @@ def _serve(namespace: dict, requests: int, send, read, loads, flush) -> None:
     def encode(value):
         return encode_plain(value, other=register)
 
+    # The load status goes out with the first reply, in one write: the judge asked for the program's names
+    # before it loaded, so one wake-up of the judge serves both.
+    preface = [{"load": None}]
     buffer = bytearray()
     while True:
         cut = buffer.find(b"\n")
@@ -124,7 +127,7 @@ def _serve(namespace: dict, requests: int, send, read, loads, flush) -> None:
             if len(buffer) > MAX_REQUEST_BYTES:
                 return
             cut = buffer.find(b"\n")
-        request = loads(bytes(buffer[:cut]))
+        request = loads(buffer[:cut].decode("utf-8"))
         del buffer[: cut + 1]
         kinds.clear()
         started = time.monotonic()
@@ -154,7 +157,8 @@ def _serve(namespace: dict, requests: int, send, read, loads, flush) -> None:
         flush()
         if kinds:
             reply["kinds"] = {str(k): v for k, v in kinds.items()}
-        send(reply)
+        send(*preface, reply)
+        preface = []
 
 
 def _describe(value, encode) -> dict:

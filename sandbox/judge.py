@@ -72,8 +72,8 @@ class Channel:
         if line is None:
             self.fail("the candidate's process ended", gone=True)
         try:
-            message = json.loads(line)
-        except (ValueError, RecursionError):
+            message = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             self.fail("the candidate sent a frame that is not JSON", gone=False)
         if type(message) is not dict:
             self.fail("the candidate sent a frame that is not an object", gone=False)
@@ -116,15 +116,15 @@ class Channel:
             self.fail(f"the candidate sent malformed data: {exc}", gone=False)
 
     def encode(self, value):
-        def ref(obj):
-            if isinstance(obj, Remote) and obj._channel is self:
-                return {"r": obj._handle}
-            raise NotPlainDataError(
-                f"a test passed a {type(obj).__qualname__} to the candidate; only plain data and the "
-                "candidate's own objects can cross into its process"
-            )
+        return encode_plain(value, other=self._handle_of)
 
-        return encode_plain(value, other=ref)
+    def _handle_of(self, obj) -> dict:
+        if isinstance(obj, Remote) and obj._channel is self:
+            return {"r": obj._handle}
+        raise NotPlainDataError(
+            f"a test passed a {type(obj).__qualname__} to the candidate; only plain data and the "
+            "candidate's own objects can cross into its process"
+        )
 
 
 def _exception(raw) -> BaseException:
