@@ -128,7 +128,7 @@ class CandidateChoiceEnv(gym.Env[np.ndarray, np.int64]):
         size = self.embed_dim + 1 + candidates * (self.embed_dim + len(CANDIDATE_FEATURES))
         self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(size,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(candidates)
-        # What the wrapper spent (DESIGN.md: every agent reports its compute).
+        # What the wrapper spent (every agent reports its compute: CONTRIBUTING.md).
         self.compute = {"policy_calls": 0, "candidates_sampled": 0, "tokens_generated": 0}
         self._offer: list[Sample] = []
         self._text = ""

@@ -10,7 +10,7 @@ from typing import Any
 def lazy_exports(package: str, table: dict[str, str]) -> Callable[[str], Any]:
     """A ``__getattr__`` that imports ``table[name]`` on first use and returns its attribute ``name``.
 
-    Keeps ``import codegym`` quick (STYLE.md: heavy imports load lazily) while the names stay public.
+    Keeps ``import codegym`` quick (heavy imports load lazily: CONTRIBUTING.md) while the names stay public.
     """
 
     def __getattr__(name: str) -> Any:

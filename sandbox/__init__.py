@@ -18,18 +18,18 @@ from codegym.sandbox.report import ExecutionReport, TestResult, TestStatus
 __all__ = [
     # choosing and using a sandbox
     "BACKENDS",
+    "Sandbox",
+    "make_sandbox",
     # tests
     "AssertTest",
     "CallTest",
+    "StdioTest",
+    "Test",
     # results
     "ExecutionReport",
-    "Sandbox",
+    "TestResult",
+    "TestStatus",
     # errors
     "SandboxError",
     "SandboxUnavailable",
-    "StdioTest",
-    "Test",
-    "TestResult",
-    "TestStatus",
-    "make_sandbox",
 ]

@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from codegym.sandbox import SandboxError
 
-    # The library raises these with a message that names the bad value and the fix (STYLE.md, rule 7).
+    # The library raises these with a message that names the bad value and the fix (CONTRIBUTING.md).
     return (SandboxError, OSError, RuntimeError, ValueError, KeyError, TypeError)
 
 

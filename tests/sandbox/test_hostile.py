@@ -1,7 +1,7 @@
 """Hostile programs: each run ends in bounded time, with the right status, never as a pass, leaves
 nothing behind on the host, and the next job on the same sandbox passes normally.
 
-Parametrized over every backend; see REFERENCE.md ("Running untrusted code: what goes wrong").
+Parametrized over every backend: the failures sandboxes are known for (hangs, leaks, forged verdicts).
 """
 
 from __future__ import annotations
