@@ -1,4 +1,4 @@
-"""Run untrusted programs against tests: ``make_sandbox("local" | "docker" | "auto")``.
+"""Run untrusted programs against tests: ``make_sandbox("local" | "docker" | "auto" | "ray")``.
 
 Example:
     >>> from codegym.sandbox import make_sandbox, CallTest

@@ -258,7 +258,7 @@ class Sandbox(ABC):
     def __reduce__(self):
         raise TypeError(
             f"a running {type(self).__name__} cannot be sent to another process; pass the sandbox by name "
-            "(sandbox='local', 'docker' or 'auto') so that each process starts its own"
+            "(sandbox='local', 'docker', 'auto' or 'ray') so that each process starts its own"
         )
 
     # -- internals -----------------------------------------------------------------------------------
