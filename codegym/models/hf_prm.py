@@ -548,6 +548,8 @@ def load_prm(spec: str, **options: Any) -> HFProcessRewardModel:
 
     - ``"tiny"``: the built-in trained tiny PRM (``codegym/models/checkpoints/tiny-prm``; rebuild it
       with ``codegym train prm``).
+    - ``"smollm2-135m-instruct"``: the built-in real pretrained model (:mod:`codegym.models.builtin`), as
+      a starting point to train (``codegym train prm --base smollm2-135m-instruct``).
     - anything else: a local folder (one saved by ``codegym train prm`` carries its ``prm_config.json``)
       or a hub id (pass ``step_tag=``, ``good_token=``, ``bad_token=`` to match how it was trained).
 
@@ -561,4 +563,9 @@ def load_prm(spec: str, **options: Any) -> HFProcessRewardModel:
         from codegym.models.tiny import tiny_checkpoint
 
         return HFProcessRewardModel(tiny_checkpoint("prm"), **options)
+    from codegym.models.builtin import BUILTIN_MODELS, builtin_model_dir
+
+    if spec in BUILTIN_MODELS:
+        # An untrained starting point: its likelihood head reads the model's own "+"/"-" guesses.
+        return HFProcessRewardModel(builtin_model_dir(spec), **options)
     return HFProcessRewardModel(spec, **options)
