@@ -28,8 +28,8 @@ from codegym.lazy import lazy_exports
 from codegym.models.builtin import BUILTIN_MODELS, SMOLLM2, builtin_model_dir
 from codegym.models.hf_prm import load_prm
 from codegym.models.lora import adapter_base, is_adapter
-from codegym.models.protocol import PROTOCOLS, PromptProtocol, get_protocol
 from codegym.models.policy import DEFAULT_STOP, Policy, Sample, cut_at_stop
+from codegym.models.protocol import PROTOCOLS, PromptProtocol, get_protocol
 
 OPENAI_PREFIX = "openai:"
 TINY = "tiny"

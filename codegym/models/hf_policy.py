@@ -152,7 +152,7 @@ class HFPolicy:
             for i, row in zip(
                 indices,
                 self._sample_texts(
-                    texts, indices, n, list(group_stop), max_new_tokens, temperature, base_seed
+                    texts, indices, n, list(group_stop), group_cap, temperature, base_seed
                 ),
                 strict=True,
             ):
