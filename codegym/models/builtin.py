@@ -36,6 +36,8 @@ _INSTALL_HINT = (
 )
 
 BUILTIN_MODELS = (SMOLLM2,)
+# Written last into a finished folder; its name changes when the folder's contents must be remade.
+_MARKER = "codegym-builtin-v1"
 
 
 def cache_dir() -> Path:
@@ -80,7 +82,7 @@ def builtin_model_dir(name: str = SMOLLM2) -> Path:
     if name not in BUILTIN_MODELS:
         raise ValueError(f"unknown built-in model {name!r}; choose one of {list(BUILTIN_MODELS)}")
     target = cache_dir() / "models" / name
-    if (target / "model.safetensors").is_file() and (target / "tokenizer_config.json").is_file():
+    if (target / _MARKER).is_file():
         return target
     gguf = smollm2_gguf()
     try:
@@ -97,16 +99,22 @@ def builtin_model_dir(name: str = SMOLLM2) -> Path:
     plain = AutoModelForCausalLM.from_config(quantised.config, dtype=torch.float32)
     plain.load_state_dict(quantised.state_dict())
     plain.generation_config = quantised.generation_config
+    # Servers (``transformers serve``) sample only when the model's generation config says so; plain
+    # sampling (no top-k/top-p) is what HFPolicy does too. Greedy requests (temperature 0) still are.
+    plain.generation_config.update(do_sample=True, top_k=0, top_p=1.0, temperature=1.0)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Written beside the target and renamed, so a crash or a concurrent process never sees half a folder.
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
         plain.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        (staging / _MARKER).write_text(f"made from {gguf.name}\n")
+        if target.exists() and not (target / _MARKER).is_file():
+            shutil.rmtree(target)  # an older or unfinished folder
         try:
             staging.rename(target)
         except OSError:  # another process finished first; its folder is as good as ours
-            if not (target / "model.safetensors").is_file():
+            if not (target / _MARKER).is_file():
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -151,9 +151,7 @@ class HFPolicy:
             texts = [self._render(built[i]) for i in indices]
             for i, row in zip(
                 indices,
-                self._sample_texts(
-                    texts, indices, n, list(group_stop), group_cap, temperature, base_seed
-                ),
+                self._sample_texts(texts, indices, n, list(group_stop), group_cap, temperature, base_seed),
                 strict=True,
             ):
                 results[i] = [

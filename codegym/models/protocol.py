@@ -51,6 +51,9 @@ _STEP_LINE_STOPS = (
 # A closing fence followed by a newline: the code is complete, and what follows is chatter.
 _CLOSING_FENCE_STOP = "\n```\n"
 _CODE_OPENING = "```python\n"
+_OWN_STEP_LABEL = re.compile(
+    r"\A\s*[#*_]*\s*Step(?:\s*\d+\s*[:.)]?|\s*:|[ \t]*(?=\n|\Z))[*_]*[ \t]*\n?", re.IGNORECASE
+)
 # The end of a neutral policy prompt: the header of the step to write (``next_step_header``).
 _NEXT_HEADER = re.compile(r"\n\n### Step (\d+)\n\Z")
 
@@ -61,6 +64,14 @@ A following step may start with "Refine:" and makes the pseudocode more precise.
 The last step is the code: one ```python block holding the complete function, with its signature and \
 imports, and nothing after the block.
 Each step is one paragraph; start every step on a new line with "Step N:"."""
+
+# What a user message asks for, by the step's opening, when the server cannot continue the assistant turn.
+_ASKS = {
+    "Outline:": 'Step {index}: outline the algorithm in short pseudocode, starting with "Outline:".',
+    "Refine:": 'Step {index}: make the pseudocode more precise, starting with "Refine:".',
+    _CODE_OPENING: "Step {index}: write the complete function in one ```python block.",
+    "": "Step {index}: continue.",
+}
 
 DIRECT_INSTRUCTION = """\
 You are an expert Python programmer. Answer with one ```python block holding the complete function, \
@@ -122,6 +133,7 @@ class PromptProtocol:
         name: ``"native"``, ``"think"``, ``"direct"`` or a user's own.
         instruction: the system message of a chat protocol; None for ``native``.
         outline_prefix: step 1's forced opening (``"Outline:"`` for ``think``); empty for none.
+        refine_prefix: the forced opening of the steps between the outline and the code (``"Refine:"``).
         code_step: the step (1-based) forced to open with ```` ```python ````; None never forces code.
         system_role: send the instruction as a system message (True) or prepend it to the user turn, for
             templates without a system role.
@@ -135,6 +147,7 @@ class PromptProtocol:
     name: str
     instruction: str | None = None
     outline_prefix: str = ""
+    refine_prefix: str = ""
     code_step: int | None = None
     system_role: bool = True
     extra_stop: tuple[str, ...] = field(default=_STEP_LINE_STOPS)
@@ -172,9 +185,19 @@ class PromptProtocol:
         return self.build_steps(problem, steps, stop=stop)
 
     def build_steps(
-        self, problem: str, steps: Sequence[str], *, stop: Sequence[str] = (STEP_STOP,)
+        self,
+        problem: str,
+        steps: Sequence[str],
+        *,
+        stop: Sequence[str] = (STEP_STOP,),
+        continued: bool = True,
     ) -> ProtocolPrompt:
-        """The prompt for the step after ``steps`` of ``problem`` (chat protocols)."""
+        """The prompt for the step after ``steps`` of ``problem`` (chat protocols).
+
+        ``continued=False`` is for chat servers that cannot continue an assistant message (they always
+        open a new assistant turn): the steps so far are a finished assistant message, a user message
+        asks for the next step (naming its opening), and nothing is forced.
+        """
         if self.instruction is None:
             from codegym.steps import policy_prompt, render_state
 
@@ -187,16 +210,18 @@ class PromptProtocol:
         assistant = f"{done}Step {index}:\n{prefix}"
         user = f"Problem:\n{problem.strip()}"
         if self.system_role:
-            messages: tuple[Message, ...] = (
+            head: tuple[Message, ...] = (
                 {"role": "system", "content": self.instruction},
                 {"role": "user", "content": user},
-                {"role": "assistant", "content": assistant},
             )
         else:
-            messages = (
-                {"role": "user", "content": f"{self.instruction}\n\n{user}"},
-                {"role": "assistant", "content": assistant},
-            )
+            head = ({"role": "user", "content": f"{self.instruction}\n\n{user}"},)
+        if continued:
+            messages = (*head, {"role": "assistant", "content": assistant})
+        else:
+            ask = {"role": "user", "content": _ASKS.get(prefix, _ASKS[""]).format(index=index)}
+            messages = (*head, {"role": "assistant", "content": done.strip()}, ask) if done else (*head, ask)
+            prefix = ""
         own_stop = tuple(s for s in stop if s != STEP_STOP) + self.extra_stop + (_CLOSING_FENCE_STOP,)
         cap = None
         if prefix != _CODE_OPENING:
@@ -213,11 +238,13 @@ class PromptProtocol:
             return _CODE_OPENING
         if index == 1:
             return self.outline_prefix
-        return ""
+        return self.refine_prefix
 
     def finish(self, built: ProtocolPrompt, generated: str, stopped: bool) -> str:
         """The step text from a sample: the forced prefix, the generated text and, for a code block
         that stopped at its closing fence, the fence (a block cut by the token limit stays open)."""
+        if not built.prefix:  # a model that labels its step itself ("**Step 2:**"): the env numbers steps
+            generated = _OWN_STEP_LABEL.sub("", generated, count=1)
         text = built.prefix + generated
         if built.is_chat and stopped:
             code = extract_code(text)
@@ -234,7 +261,13 @@ class PromptProtocol:
 
 
 NATIVE = PromptProtocol(name="native", extra_stop=())
-THINK = PromptProtocol(name="think", instruction=THINK_INSTRUCTION, outline_prefix="Outline:", code_step=3)
+THINK = PromptProtocol(
+    name="think",
+    instruction=THINK_INSTRUCTION,
+    outline_prefix="Outline:",
+    refine_prefix="Refine:",
+    code_step=3,
+)
 DIRECT = PromptProtocol(name="direct", instruction=DIRECT_INSTRUCTION, code_step=1)
 
 PROTOCOLS: dict[str, PromptProtocol] = {p.name: p for p in (NATIVE, THINK, DIRECT)}

@@ -230,11 +230,11 @@ def test_null_logprobs_are_skipped(server):
     assert got.logprob == pytest.approx(sum(fake_logprob(i) for i in range(1, 7)))
 
 
-def test_no_logprobs_gives_nan_and_usage_count(server):
+def test_no_logprobs_gives_none_and_usage_count(server):
     server.logprobs_mode = "none"
     server.honour_stop = True
     [[a, b]] = make_policy(server).sample(["abc"], n=2, seed=1)
-    assert math.isnan(a.logprob) and math.isnan(b.logprob)
+    assert a.logprob is None and b.logprob is None  # unknown, not a number
     assert a.num_tokens == b.num_tokens == 7  # usage.completion_tokens (14) shared by 2 choices
     assert a.text == expected_sample("abc", 1, 0).text
 
@@ -256,7 +256,7 @@ def test_one_request_per_prompt_when_not_batching(server):
 def test_wrong_number_of_choices_is_an_error(server):
     server.script.append(("status", 200, {"choices": [{"index": 0, "text": "x", "finish_reason": "stop"}]}))
     with pytest.raises(PolicyServerError, match=r"expected 4 choices.*batch_prompts=False"):
-        make_policy(server).sample(["a", "b"], n=2)
+        make_policy(server, batch_prompts=True).sample(["a", "b"], n=2)
 
 
 def test_argument_checks(server):
@@ -364,7 +364,7 @@ def test_from_spec_talks_to_the_server(server):
 
 def test_constructor_checks_and_repr_hides_key():
     with pytest.raises(ValueError, match="chat endpoint"):
-        OpenAIPolicy("http://h/v1", "m", endpoint="chat/completions")
+        OpenAIPolicy("http://h/v1", "m", endpoint="chat/completions", protocol="native")
     with pytest.raises(ValueError, match="base_url must start with http"):
         OpenAIPolicy("localhost:8000/v1", "m")
     assert "sk-secret" not in repr(OpenAIPolicy("http://h/v1/", "m", api_key="sk-secret"))
