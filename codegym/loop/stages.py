@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from codegym.loop.config import policy_options
 from codegym.sandbox import CallTest
 from codegym.sandbox.plain import decode_plain, encode_plain
 
@@ -185,7 +186,7 @@ def stage_search(ctx: StageContext) -> dict[str, Any]:
     search = ctx.config.search
     prm = load_prm(ctx.prm) if search.evaluation in ("prm", "mix") else None
     agent = MCTSAgent(
-        load_policy(ctx.policy),
+        load_policy(ctx.policy, **policy_options(ctx.config)),
         prm=prm,
         simulations=search.simulations,
         expansions=search.expansions,
@@ -242,6 +243,9 @@ def stage_sft(ctx: StageContext) -> dict[str, Any]:
         batch_size=sft.batch_size,
         seed=ctx.seed,
         progress=ctx.progress,
+        protocol=_protocol_name(ctx),
+        lora_r=ctx.config.lora_r,
+        dtype=ctx.config.dtype,
     )
     return {
         "episodes": len(episodes),
@@ -304,6 +308,10 @@ def stage_rl(ctx: StageContext) -> dict[str, Any]:
         seed=ctx.seed,
         sandbox=ctx.sandbox,
         progress=ctx.progress,
+        protocol=ctx.config.protocol or None,
+        lora_r=ctx.config.lora_r,
+        device=ctx.config.device or None,
+        dtype=ctx.config.dtype,
     )
     metrics = result.metrics
     return {
@@ -323,7 +331,7 @@ def stage_eval(ctx: StageContext) -> dict[str, Any]:
     from codegym.models import load_policy
 
     tasks = with_generated_tests(ctx, eval_tasks(ctx.config))
-    policy = load_policy(ctx.policy)
+    policy = load_policy(ctx.policy, **policy_options(ctx.config))
     seed = ctx.config.seed  # the same seed before and after, so only the policy changes
     agents = {
         "greedy": GreedyAgent(policy, seed=seed),
@@ -354,3 +362,16 @@ STAGES: dict[str, Callable[[StageContext], dict[str, Any]]] = {
     "eval": stage_eval,
 }
 RESUMABLE = {"rl"}  # stages that resume from their own checkpoints inside a half-written folder
+
+
+def _protocol_name(ctx: StageContext) -> str:
+    """The protocol SFT trains in: the configured one, else the one the current policy is prompted with."""
+    if ctx.config.protocol:
+        return ctx.config.protocol
+    from codegym.models.builtin import BUILTIN_MODELS
+    from codegym.models.protocol import read_protocol
+
+    if ctx.policy in BUILTIN_MODELS:
+        return "think"
+    saved = read_protocol(ctx.policy) if Path(ctx.policy).is_dir() else None
+    return saved.name if saved is not None else "native"

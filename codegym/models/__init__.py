@@ -29,7 +29,7 @@ from codegym.models.builtin import BUILTIN_MODELS, SMOLLM2, builtin_model_dir
 from codegym.models.hf_prm import load_prm
 from codegym.models.lora import adapter_base, is_adapter
 from codegym.models.policy import DEFAULT_STOP, Policy, Sample, cut_at_stop
-from codegym.models.protocol import PROTOCOLS, PromptProtocol, get_protocol
+from codegym.models.protocol import PROTOCOLS, PromptProtocol, get_protocol, read_protocol
 
 OPENAI_PREFIX = "openai:"
 TINY = "tiny"
@@ -58,6 +58,9 @@ def load_policy(spec: str, **options: Any) -> Policy:
         if options.get("lora") is not None:
             raise ValueError(f"{spec} is itself a LoRA adapter; do not pass lora= as well")
         base = adapter_base(spec)
+        saved = read_protocol(spec)
+        if saved is not None:
+            options.setdefault("protocol", saved)
         return HFPolicy(builtin_model_dir(base) if base in BUILTIN_MODELS else base, lora=spec, **options)
     return HFPolicy(spec, **options)
 

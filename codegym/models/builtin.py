@@ -37,7 +37,7 @@ _INSTALL_HINT = (
 
 BUILTIN_MODELS = (SMOLLM2,)
 # Written last into a finished folder; its name changes when the folder's contents must be remade.
-_MARKER = "codegym-builtin-v1"
+_MARKER = "codegym-builtin-v2"
 
 
 def cache_dir() -> Path:
@@ -96,7 +96,11 @@ def builtin_model_dir(name: str = SMOLLM2) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # A GGUF-loaded model refuses save_pretrained; a fresh model of the same config takes its weights.
-    plain = AutoModelForCausalLM.from_config(quantised.config, dtype=torch.float32)
+    config = quantised.config
+    # The weights are plain fp32 now; a leftover GGUF quantisation note would make trainers refuse them.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(quantised.state_dict())
     plain.generation_config = quantised.generation_config
     # Servers (``transformers serve``) sample only when the model's generation config says so; plain

@@ -6,12 +6,13 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from os import PathLike
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from codegym.models.policy import DEFAULT_STOP, Sample, check_sample_args, cut_at_stop
-from codegym.models.protocol import PromptProtocol, ProtocolPrompt, get_protocol
+from codegym.models.protocol import PromptProtocol, ProtocolPrompt, get_protocol, read_protocol
 
 if TYPE_CHECKING:
     import torch
@@ -51,7 +52,8 @@ class HFPolicy:
         trust_remote_code: passed to ``from_pretrained``; only for models whose code you trust.
         protocol: how the model is prompted (:mod:`codegym.models.protocol`): ``"native"`` (the env's
             text as is, the default), ``"think"``, ``"direct"`` or a
-            :class:`~codegym.models.protocol.PromptProtocol`. Chat protocols need a chat template.
+            :class:`~codegym.models.protocol.PromptProtocol`. Chat protocols need a chat template. By
+            default the protocol saved beside a model trained here, else ``"native"``.
         lora: a folder holding a PEFT LoRA adapter to apply on top of ``model`` (see
             :func:`codegym.models.lora.apply_lora`).
 
@@ -107,7 +109,9 @@ class HFPolicy:
             raise ValueError("use_chat_template=True but the tokenizer has no chat template")
         if use_chat_template and protocol is not None:
             raise ValueError("pass either protocol= or use_chat_template=True, not both")
-        self.protocol = get_protocol(protocol or "native")
+        # A model trained here carries the protocol it was trained in; otherwise the env's own text.
+        saved = read_protocol(model) if isinstance(model, str | PathLike) and Path(model).is_dir() else None
+        self.protocol = get_protocol(protocol or saved or "native")
         if self.protocol.is_chat and not getattr(self.tokenizer, "chat_template", None):
             raise ValueError(
                 f"protocol {self.protocol.name!r} needs a chat template and this tokenizer has none; "

@@ -416,7 +416,7 @@ class HFProcessRewardModel:
         """The model's parameters, and ``(scale, bias)`` for the likelihood head (whose raw value has no
         free offset of its own)."""
         calibration = [self.calibration] if self.format.head == "likelihood" else []
-        return [*self.model.parameters(), *calibration]
+        return [*(p for p in self.model.parameters() if p.requires_grad), *calibration]
 
     def calibrate(self, windows: Sequence[ScoringWindow], targets: Sequence[float], steps: int = 200) -> None:
         """Fit ``scale`` and ``bias`` so that ``sigmoid(scale * raw + bias)`` matches ``targets`` (Platt

@@ -56,6 +56,7 @@ def add_lora(
     dropout: float = 0.0,
     target_modules: Sequence[str] | None = None,
     task_type: str = "CAUSAL_LM",
+    modules_to_save: Sequence[str] | None = None,
 ) -> Any:
     """``model`` wrapped with fresh LoRA adapters of rank ``r``; only the adapters are trainable.
 
@@ -66,6 +67,7 @@ def add_lora(
         dropout: dropout on the adapters' input.
         target_modules: module name suffixes to adapt; default the Llama projections present in the model.
         task_type: PEFT's task type (``"CAUSAL_LM"``, or ``"TOKEN_CLS"`` for a classifier head).
+        modules_to_save: modules trained whole beside the adapters (a new classifier head).
 
     Raises:
         ValueError: ``r`` is not a positive int, or no target module is in the model.
@@ -85,7 +87,12 @@ def add_lora(
             "pass target_modules= with names of its linear layers"
         )
     config = LoraConfig(
-        r=r, lora_alpha=alpha or 2 * r, lora_dropout=dropout, target_modules=targets, task_type=task_type
+        r=r,
+        lora_alpha=alpha or 2 * r,
+        lora_dropout=dropout,
+        target_modules=targets,
+        task_type=task_type,
+        modules_to_save=list(modules_to_save) if modules_to_save else None,
     )
     return get_peft_model(model, config)
 
@@ -102,3 +109,10 @@ def load_lora(model: PreTrainedModel, folder: str | PathLike[str], *, merge: boo
 
     adapted = PeftModel.from_pretrained(model, str(folder))
     return adapted.merge_and_unload() if merge else adapted
+
+
+def merged(model: Any) -> Any:
+    """A model with its LoRA adapters merged into the weights (the model itself when it has none): what
+    is saved when a whole model is wanted, e.g. a TCG or PRM that later loads as a plain folder."""
+    merge = getattr(model, "merge_and_unload", None)
+    return merge() if callable(merge) else model

@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from os import PathLike
+from pathlib import Path
 from typing import Any
 
 from codegym.steps import STEP_STOP, extract_code, parse_state
@@ -271,6 +273,30 @@ THINK = PromptProtocol(
 DIRECT = PromptProtocol(name="direct", instruction=DIRECT_INSTRUCTION, code_step=1)
 
 PROTOCOLS: dict[str, PromptProtocol] = {p.name: p for p in (NATIVE, THINK, DIRECT)}
+
+
+PROTOCOL_FILE = "codegym_protocol.json"
+
+
+def save_protocol(protocol: PromptProtocol, folder: str | PathLike[str]) -> Path:
+    """Write ``protocol`` beside a trained model, so that loading the model prompts it the same way."""
+    import json
+
+    path = Path(folder) / PROTOCOL_FILE
+    path.write_text(json.dumps(asdict(protocol), indent=2) + "\n")
+    return path
+
+
+def read_protocol(folder: str | PathLike[str]) -> PromptProtocol | None:
+    """The protocol saved beside a model by :func:`save_protocol`, or None."""
+    import json
+
+    path = Path(folder) / PROTOCOL_FILE
+    if not path.is_file():
+        return None
+    fields = json.loads(path.read_text())
+    fields["extra_stop"] = tuple(fields.get("extra_stop", ()))
+    return PromptProtocol(**fields)
 
 
 def get_protocol(protocol: str | PromptProtocol, **overrides: Any) -> PromptProtocol:
