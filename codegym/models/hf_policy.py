@@ -203,13 +203,17 @@ class HFPolicy:
     def prompt_token_ids(self, prompts: Sequence[str]) -> list[list[int]]:
         """The token ids the model is given for each prompt, exactly as :meth:`sample` formats and encodes
         them (chat template and special tokens included); what a trainer scoring sampled steps needs."""
-        return self._encode([self._render(self.protocol.build(prompt)) for prompt in prompts])["input_ids"]
+        return self._encode([self._format(prompt) for prompt in prompts])["input_ids"]
 
     def generated_text(self, prompt: str, step: str) -> str:
         """The part of ``step`` (a step this policy wrote for ``prompt``) that the model generated: the
         step without the protocol's forced opening, which :meth:`prompt_token_ids` already holds."""
         prefix = self.protocol.build(prompt).prefix
         return step[len(prefix) :] if prefix and step.startswith(prefix) else step
+
+    def _format(self, prompt: str) -> str:
+        """``prompt`` exactly as the model sees it (the protocol's form, rendered)."""
+        return self._render(self.protocol.build(prompt))
 
     def _render(self, built: ProtocolPrompt) -> str:
         if built.is_chat:

@@ -34,7 +34,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def transformers_server(smollm2_dir):
     """A real ``transformers serve`` on a free local port, offline; its base URL."""
-    pytest.importorskip("fastapi", reason="transformers[serving] is not installed; `make install` installs it")
+    pytest.importorskip(
+        "fastapi", reason="transformers[serving] is not installed; `make install` installs it"
+    )
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "transformers.cli.transformers", "serve", "--host", "127.0.0.1"]

@@ -36,7 +36,9 @@ def test_load_policy_gives_a_134m_model_with_the_think_protocol(think_policy):
 
 def test_direct_greedy_writes_a_correct_is_even(smollm2_dir):
     policy = load_policy("smollm2-135m-instruct", protocol="direct")
-    [[sample]] = policy.sample([policy_prompt(render_state(IS_EVEN, []), 0)], temperature=0, max_new_tokens=96)
+    [[sample]] = policy.sample(
+        [policy_prompt(render_state(IS_EVEN, []), 0)], temperature=0, max_new_tokens=96
+    )
     code, closed = extract_code(sample.text)
     namespace: dict = {}
     exec(code, namespace)  # our own model's output, in the test process: a 3-line function
