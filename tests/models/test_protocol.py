@@ -94,7 +94,7 @@ def test_servers_that_cannot_continue_get_a_user_request():
 def test_protocol_lookup_and_overrides():
     assert get_protocol("think", code_step=5).step_prefix(4) == "Refine:"
     assert get_protocol("think", code_step=5).step_prefix(5) == "```python\n"
-    with pytest.raises(ValueError, match="unknown prompt protocol 'cot'.*direct"):
+    with pytest.raises(ValueError, match=r"unknown prompt protocol 'cot'.*direct"):
         get_protocol("cot")
     with pytest.raises(ValueError, match="code_step"):
         PromptProtocol(name="x", code_step=0)
