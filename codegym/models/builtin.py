@@ -37,7 +37,7 @@ _INSTALL_HINT = (
 
 BUILTIN_MODELS = (SMOLLM2,)
 # Written last into a finished folder; its name changes when the folder's contents must be remade.
-_MARKER = "codegym-builtin-v2"
+_MARKER = "codegym-builtin-v3"
 
 
 def cache_dir() -> Path:
@@ -104,8 +104,9 @@ def builtin_model_dir(name: str = SMOLLM2) -> Path:
     plain.load_state_dict(quantised.state_dict())
     plain.generation_config = quantised.generation_config
     # Servers (``transformers serve``) sample only when the model's generation config says so; plain
-    # sampling (no top-k/top-p) is what HFPolicy does too. Greedy requests (temperature 0) still are.
-    plain.generation_config.update(do_sample=True, top_k=0, top_p=1.0, temperature=1.0)
+    # sampling (no top-k/top-p: transformers' defaults are None) is what HFPolicy does too. Greedy
+    # requests (temperature 0) stay greedy.
+    plain.generation_config.update(do_sample=True, temperature=1.0)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Written beside the target and renamed, so a crash or a concurrent process never sees half a folder.
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
