@@ -53,7 +53,9 @@ class Args:
     model: str = "smollm2-135m-instruct"
     """the policy spec (a built-in name, a path, a hub id or openai:<url>/<model>)"""
     tasks: int = 20
-    """the first N HumanEval problems (164 is all of them)"""
+    """how many HumanEval problems, from --first on (164 from 0 is all of them)"""
+    first: int = 0
+    """the index of the first problem (to split a long run into parts)"""
     arms: str = ALL_ARMS
     """which arms to run, comma-separated, in this order"""
     samples: int = 8
@@ -137,7 +139,7 @@ def main() -> None:
     unknown = sorted(set(arms) - set(ALL_ARMS.split(",")))
     if unknown:
         raise SystemExit(f"unknown arms {unknown}; choose from {ALL_ARMS}")
-    tasks = list(load_tasks("humaneval"))[: args.tasks]
+    tasks = list(load_tasks("humaneval"))[args.first : args.first + args.tasks]
     policies = {
         name: load_policy(args.model, protocol=name, batch_size=args.batch_size)
         for name in ("direct", "think")
@@ -207,7 +209,7 @@ def write(results: dict, args: Args, started: float) -> None:
     ax.set(
         xlabel="tokens generated per task",
         ylabel="share of tasks (pass@1) / of code paths (ASPR)",
-        title=f"{args.model} on HumanEval ({args.tasks} tasks, hidden tests)",
+        title=f"{args.model} on HumanEval ({args.tasks} tasks from #{args.first}, hidden tests)",
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -227,7 +227,9 @@ class OpenAIPolicy:
         ]
 
     def _chat_prompt(self, prompt: str, built: ProtocolPrompt) -> ProtocolPrompt:
-        if not built.is_chat or self.continue_final_message:
+        if not built.is_chat:  # not an env prompt (a TCG prompt, say): the text as one user message
+            return ProtocolPrompt(messages=({"role": "user", "content": built.text or ""},), stop=built.stop)
+        if self.continue_final_message:
             return built
         from codegym.steps import parse_state
 
