@@ -280,15 +280,24 @@ class OpenAIPolicy:
                     return [self._sample_one(b, n, max_new_tokens, temperature, seed) for b in built]
                 raise
             choices = answer.get("choices") if isinstance(answer, dict) else None
-            if (
-                self.batch_prompts is None
-                and isinstance(choices, list)
-                and len(choices) == 1
-                and len(indices) > 1
-            ):
+            count = len(choices) if isinstance(choices, list) else -1
+            if self.batch_prompts is None and count == 1 and len(indices) > 1:
                 self.batch_prompts = False  # the server read only one prompt of the list
                 return [self._sample_one(b, n, max_new_tokens, temperature, seed) for b in built]
-            self.batch_prompts = True
+            if n > 1 and count == len(indices):  # one choice per prompt: the server ignores n
+                self.supports_n = False
+                if len(indices) > 1:
+                    return [self._sample_one(b, n, max_new_tokens, temperature, seed) for b in built]
+                first = self._parse(answer, 1, 1, built[indices[0]].stop)[0]
+                more = self._more_samples(
+                    built[indices[0]], n - 1, max_new_tokens, temperature, seed, start=1
+                )
+                results[indices[0]] = first + more
+                continue
+            if n > 1:
+                self.supports_n = True
+            if len(indices) > 1:
+                self.batch_prompts = True
             for i, row in zip(
                 indices, self._parse(answer, len(indices), n, built[indices[0]].stop), strict=True
             ):
@@ -311,11 +320,26 @@ class OpenAIPolicy:
             first = self._parse(answer, 1, 1, built.stop)[0]
         else:
             first = []
-        # Separate requests; a greedy one repeats itself, a seeded one differs by its seed.
-        base = seed if seed is not None else None
-        samples = list(first)
-        for j in range(len(samples), n):
-            extra = {"seed": base + j} if base is not None else {}
+        return first + self._more_samples(
+            built, n - len(first), max_new_tokens, temperature, seed, start=len(first)
+        )
+
+    def _more_samples(
+        self,
+        built: ProtocolPrompt,
+        count: int,
+        max_new_tokens: int,
+        temperature: float,
+        seed: int | None,
+        *,
+        start: int,
+    ) -> list[Sample]:
+        """``count`` more samples of one prompt, one request each, sample ``j`` seeded ``seed + j`` (a
+        greedy request repeats itself; unseeded ones differ as the server's sampling does)."""
+        body = self._body(built, max_new_tokens, temperature)
+        samples: list[Sample] = []
+        for j in range(start, start + count):
+            extra = {"seed": seed + j} if seed is not None else {}
             samples += self._parse(self._post({**body, "n": 1, **extra}), 1, 1, built.stop)[0]
         return samples
 
