@@ -75,3 +75,15 @@ def test_prm_and_tcg_accept_the_builtin_model(smollm2_dir):
     assert tcg.policy.protocol.name == "native"  # the TCG prompt is its own format
     evaluation = tcg.evaluate(list(load_tasks("humaneval"))[:1], n=4)
     assert evaluation.tasks == 1 and evaluation.lines >= 1
+
+
+def test_policy_gradient_scores_what_the_model_wrote_after_the_forced_opening(think_policy):
+    from codegym.agents.policy_gradient import continuation_log_probs
+
+    prompts = [policy_prompt(render_state(IS_EVEN, steps), len(steps)) for steps in ([], ["Outline: n % 2"])]
+    samples = [s for [s] in think_policy.sample(prompts, temperature=0, max_new_tokens=16)]
+    assert samples[0].text.startswith("Outline:") and samples[1].text.startswith("Refine:")
+    with __import__("torch").no_grad():
+        scored = continuation_log_probs(think_policy, prompts, [s.text for s in samples])
+    for sample, value in zip(samples, scored.tolist(), strict=True):
+        assert value == pytest.approx(sample.logprob, abs=2e-2)  # the prefix is the prompt's, not scored
