@@ -242,6 +242,23 @@ class PromptProtocol:
             return self.outline_prefix
         return self.refine_prefix
 
+    def step_headers(
+        self, problem: str, count: int, apply_chat_template: Callable[..., str] | None
+    ) -> list[str]:
+        """The text before each of ``count`` steps when a whole path is read at once (a PRM): before step 1
+        everything up to its ``Step 1:`` line, then the separator before each next step. Joined with the
+        steps (each stripped), they give exactly what the policy was shown before each step, forced
+        openings being part of the steps. ``native`` gives the env's own headers.
+        """
+        if self.instruction is None:
+            from codegym.steps import PROBLEM_HEADER, step_header
+
+            first = f"{PROBLEM_HEADER}\n{problem.strip()}\n\n{step_header(1)}\n"
+            return [first] + [f"\n\n{step_header(j)}\n" for j in range(2, count + 1)]
+        head = self.build_steps(problem, [])
+        opening = ProtocolPrompt(messages=head.messages[:-1]).render(apply_chat_template)
+        return [opening + "Step 1:\n"] + [f"\n\nStep {j}:\n" for j in range(2, count + 1)]
+
     def finish(self, built: ProtocolPrompt, generated: str, stopped: bool) -> str:
         """The step text from a sample: the forced prefix, the generated text and, for a code block
         that stopped at its closing fence, the fence (a block cut by the token limit stays open)."""

@@ -150,6 +150,7 @@ def train_prm(
     device: str | None = None,
     progress: bool = True,
     lora_r: int = 0,
+    protocol: str = "",
 ) -> PRMTrainingResult:
     """Train a PRM on step labels, save it with ``save_pretrained`` and write ``training.json``.
 
@@ -188,6 +189,9 @@ def train_prm(
         progress: show a tqdm progress bar.
         lora_r: train LoRA adapters of this rank (PEFT) instead of every weight (0: the whole model);
             they are merged into the saved model, so ``load_prm(out_dir)`` loads it as any other.
+        protocol: lay paths out in this prompt protocol (``native``, ``think``, ``direct``), the one the
+            policy is prompted with; saved in ``prm_config.json``. Empty: the base's own (``native``
+            unless the base is a saved PRM).
     """
     import torch
     from tqdm.auto import tqdm
@@ -227,6 +231,14 @@ def train_prm(
 
     base = str(builtin_model_dir(base)) if base in BUILTIN_MODELS else base
     prm, base_used = prepare_prm(base, head=head, device=device, max_length=max_length, seed=seed)
+    if protocol:
+        from dataclasses import replace as replaced
+
+        from codegym.models.protocol import get_protocol
+
+        if get_protocol(protocol).is_chat and not getattr(prm.tokenizer, "chat_template", None):
+            raise ValueError(f"protocol {protocol!r} needs a chat template; the base's tokenizer has none")
+        prm.format = replaced(prm.format, protocol=protocol)
     if lora_r:
         from codegym.models.lora import add_lora
 

@@ -87,3 +87,14 @@ def test_policy_gradient_scores_what_the_model_wrote_after_the_forced_opening(th
         scored = continuation_log_probs(think_policy, prompts, [s.text for s in samples])
     for sample, value in zip(samples, scored.tolist(), strict=True):
         assert value == pytest.approx(sample.logprob, abs=2e-2)  # the prefix is the prompt's, not scored
+
+
+def test_the_prm_reads_a_path_laid_out_as_the_policy_wrote_it(smollm2_dir, think_policy):
+    prm = load_prm("smollm2-135m-instruct", head="likelihood")
+    assert prm.format.protocol == "think"
+    steps = ["Outline: n % 2 == 0", "Refine: return it"]
+    [window] = prm.encode(IS_EVEN, steps)
+    text = prm.tokenizer.decode(window.input_ids)
+    # What the policy is shown before step 2, followed by step 2: the PRM reads the same layout.
+    shown = think_policy._format(policy_prompt(render_state(IS_EVEN, steps[:1]), 1))
+    assert text.startswith(shown.removesuffix("Refine:")) and text.endswith("Step 2:\nRefine: return it")
