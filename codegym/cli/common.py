@@ -252,7 +252,7 @@ def check_model_spec(flag: str, spec: str) -> None:
     looks_local = spec.startswith(("/", ".", "~")) or spec.count("/") > 1
     if looks_local and not Path(spec).expanduser().exists():
         raise UsageError(
-            f"{flag} {spec}: no such folder; pass tiny, smollm2-135m-instruct, the folder of a saved model, a hub id "
+            f"{flag} {spec}: no such folder; pass tiny, the folder of a saved model, smollm2-135m-instruct, a hub id "
             "(namespace/name) or openai:<url>/<model>"
         )
 
