@@ -31,6 +31,12 @@ def test_every_trainer_takes_lora(capsys, command):
     assert "--lora-r" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", [["train", "policy"], ["train", "prm"], ["rl", "pg"], ["rl", "ppo"]])
+def test_trainers_take_the_protocol(capsys, command):
+    assert run([*command, "--help"]) == 0
+    assert "--protocol" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
