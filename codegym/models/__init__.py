@@ -10,6 +10,7 @@ them (the test case generator lives in :mod:`codegym.tcg`).
   Protocol ``think`` unless ``protocol=`` says otherwise.
 - ``"openai:<http(s)://host:port>/v1/<model>"``: an OpenAI-compatible server (vLLM, SGLang, Ollama,
   llama.cpp server, ``transformers serve``); the model may be an absolute local path.
+- a ``.gguf`` file: dequantised once into the cache (:func:`codegym.models.builtin.gguf_model_dir`).
 - a folder holding a LoRA adapter (``adapter_config.json``): its base model with the adapter merged.
 - anything else: a Hugging Face hub id or a local directory, loaded with transformers'
   ``AutoModelForCausalLM`` (needs the network for a hub id that is not cached).
@@ -54,6 +55,10 @@ def load_policy(spec: str, **options: Any) -> Policy:
     if spec in BUILTIN_MODELS:
         options.setdefault("protocol", "think")
         return HFPolicy(builtin_model_dir(spec), **options)
+    if spec.endswith(".gguf"):
+        from codegym.models.builtin import gguf_model_dir
+
+        return HFPolicy(gguf_model_dir(spec), **options)
     if is_adapter(spec):
         if options.get("lora") is not None:
             raise ValueError(f"{spec} is itself a LoRA adapter; do not pass lora= as well")

@@ -19,6 +19,7 @@ Nothing here reaches the network.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -84,7 +85,33 @@ def builtin_model_dir(name: str = SMOLLM2) -> Path:
     target = cache_dir() / "models" / name
     if (target / _MARKER).is_file():
         return target
-    gguf = smollm2_gguf()
+    return dequantise_gguf(smollm2_gguf(), target)
+
+
+def gguf_model_dir(path: str | os.PathLike[str]) -> Path:
+    """A ``from_pretrained`` folder for any GGUF file (dequantised once into the cache, keyed by the
+    file's name, size and modification time, so a changed file is converted again).
+
+    Raises:
+        FileNotFoundError: no such file.
+    """
+    gguf = Path(path).expanduser().resolve()
+    if not gguf.is_file():
+        raise FileNotFoundError(f"no GGUF file at {gguf}")
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    target = cache_dir() / "models" / f"{gguf.stem}-{key}"
+    if (target / _MARKER).is_file():
+        return target
+    return dequantise_gguf(gguf, target)
+
+
+def dequantise_gguf(gguf: Path, target: Path) -> Path:
+    """Dequantise the GGUF file ``gguf`` to an fp32 ``from_pretrained`` folder at ``target``.
+
+    Raises:
+        ImportError: the ``gguf`` package is missing.
+    """
     try:
         import gguf as _gguf  # noqa: F401  (transformers reads GGUF files through it)
     except ImportError:
@@ -92,7 +119,7 @@ def builtin_model_dir(name: str = SMOLLM2) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    logger.info("dequantising %s into %s (once; about 30 s)", gguf, target)
+    logger.info("dequantising %s into %s (once)", gguf, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # A GGUF-loaded model refuses save_pretrained; a fresh model of the same config takes its weights.
@@ -109,7 +136,7 @@ def builtin_model_dir(name: str = SMOLLM2) -> Path:
     plain.generation_config.update(do_sample=True, temperature=1.0)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Written beside the target and renamed, so a crash or a concurrent process never sees half a folder.
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         plain.save_pretrained(staging)
         tokenizer.save_pretrained(staging)

@@ -98,3 +98,10 @@ def test_the_prm_reads_a_path_laid_out_as_the_policy_wrote_it(smollm2_dir, think
     # What the policy is shown before step 2, followed by step 2: the PRM reads the same layout.
     shown = think_policy._format(policy_prompt(render_state(IS_EVEN, steps[:1]), 1))
     assert text.startswith(shown.removesuffix("Refine:")) and text.endswith("Step 2:\nRefine: return it")
+
+
+def test_any_gguf_file_loads_through_the_same_cache(smollm2_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEGYM_CACHE", str(tmp_path))
+    policy = load_policy(str(smollm2_gguf()), protocol="direct")
+    assert str(policy.model.name_or_path).startswith(str(tmp_path / "models" / "SmolLM2-135M-Instruct.Q4_1-"))
+    assert policy.model.num_parameters() == 134_515_008
