@@ -78,6 +78,8 @@ class Args:
     """torch threads (on a shared 2-core machine, 1 avoids spin-waiting against the sandbox)"""
     seed: int = 0
     """seed of every arm"""
+    merge: str = ""
+    """instead of measuring: comma-separated result files of parts (--first/--tasks) to merge, per arm"""
     out: str = "benchmarks/results/real_model.json"
     """where to write the JSON results"""
     plot: str = "benchmarks/results/real_model.png"
@@ -134,6 +136,9 @@ def run_agent(agent, tasks, box, args: Args) -> dict:
 
 def main() -> None:
     args = parse_args(Args, __doc__)
+    if args.merge:
+        merge_parts([Path(part) for part in args.merge.split(",") if part], args)
+        return
     torch.set_num_threads(args.threads)
     arms = [arm.strip() for arm in args.arms.split(",") if arm.strip()]
     unknown = sorted(set(arms) - set(ALL_ARMS.split(",")))
@@ -179,6 +184,37 @@ def main() -> None:
             results["arms"][arm] = run
             print(f"  {json.dumps({k: v for k, v in run.items() if k != 'solved'})}", file=sys.stderr)
             write(results, args, started)
+    print(json.dumps(results, indent=2))
+
+
+def merge_parts(parts: list[Path], args: Args) -> None:
+    """One result from parts of a run over consecutive task ranges: rates and per-task figures are
+    weighted by each part's tasks, seconds and solved tasks add up."""
+    loaded = [json.loads(part.read_text()) for part in parts]
+    arms: dict[str, dict] = {}
+    for arm in dict.fromkeys(name for result in loaded for name in result["arms"]):
+        pieces = [(r["args"]["tasks"], r["arms"][arm]) for r in loaded if arm in r["arms"]]
+        total = sum(count for count, _ in pieces)
+
+        def weighted(value, pieces=pieces, total=total):
+            values = [(count, value(run)) for count, run in pieces]
+            if any(v is None for _, v in values):
+                return None
+            return sum(count * v for count, v in values) / total
+
+        arms[arm] = {
+            "tasks": total,
+            "pass_at": {k: weighted(lambda run, k=k: run["pass_at"].get(k)) for k in pieces[0][1]["pass_at"]},
+            "aspr": weighted(lambda run: run["aspr"]),
+            "code_rate": weighted(lambda run: run["code_rate"]),
+            "tokens_per_task": weighted(lambda run: run["tokens_per_task"]),
+            "seconds": round(sum(run["seconds"] for _, run in pieces), 1),
+            "seconds_per_task": weighted(lambda run: run["seconds_per_task"]),
+            "solved": sorted(task for _, run in pieces for task in run["solved"]),
+        }
+    args.tasks = max(arm["tasks"] for arm in arms.values())
+    results = {"args": asdict(args), "parts": [str(part) for part in parts], "arms": arms}
+    write(results, args, time.perf_counter())
     print(json.dumps(results, indent=2))
 
 
