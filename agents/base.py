@@ -86,7 +86,7 @@ class Path:
     state: EpisodeState
     transition: Transition | None = None  # the step that made this path (None at the root)
     tokens: int = 0
-    logprob: float = 0.0
+    logprob: float | None = 0.0  # None once a step's log-prob is unknown (a server that returns none)
     end: str | None = None  # set when the path is finished (see Episode.end)
     scores: tuple[float, ...] | None = None  # PRM scores of every step, once asked for
 
@@ -179,7 +179,11 @@ class Runner:
                     state=transition.state,
                     transition=transition,
                     tokens=path.tokens + sample.num_tokens,
-                    logprob=path.logprob + sample.logprob,
+                    logprob=(
+                        None
+                        if path.logprob is None or sample.logprob is None
+                        else path.logprob + sample.logprob
+                    ),
                     end=end,
                 )
             )

@@ -221,7 +221,8 @@ class CandidateChoiceEnv(gym.Env[np.ndarray, np.int64]):
         return np.clip(observation, -1.0, 1.0)  # unit vectors can overshoot 1 by float error
 
     def _features(self, sample: Sample) -> list[float]:
-        token_prob = math.exp(sample.logprob / sample.num_tokens) if sample.num_tokens > 0 else 0.0
+        known = sample.logprob is not None and sample.num_tokens > 0
+        token_prob = math.exp(sample.logprob / sample.num_tokens) if known else 0.0  # unknown reads as 0
         return [
             min(max(token_prob, 0.0), 1.0),
             min(sample.num_tokens / self.max_new_tokens, 1.0),

@@ -237,8 +237,14 @@ class MCTSAgent(Agent):
                 self._backup(leaf, 0.0)
                 continue
             # The step's own mean log-prob per token (paths carry sums from the root).
+            # Without log-probs (a server that returns none) the priors are uniform.
             means = np.array(
-                [(c.logprob - leaf.path.logprob) / max(1, c.tokens - leaf.path.tokens) for c in children]
+                [
+                    0.0
+                    if c.logprob is None or leaf.path.logprob is None
+                    else (c.logprob - leaf.path.logprob) / max(1, c.tokens - leaf.path.tokens)
+                    for c in children
+                ]
             )
             priors = np.exp(means - means.max())
             priors /= priors.sum()

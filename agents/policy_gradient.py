@@ -159,7 +159,9 @@ def continuation_log_probs(
     import torch
 
     prompt_ids = policy.prompt_token_ids(prompts)
-    continuation_ids = policy.tokenizer(list(continuations), add_special_tokens=False)["input_ids"]
+    # A protocol's forced opening is in the prompt already: only what the model wrote is scored.
+    generated = [policy.generated_text(p, c) for p, c in zip(prompts, continuations, strict=True)]
+    continuation_ids = policy.tokenizer(generated, add_special_tokens=False)["input_ids"]
     rows = [p + c for p, c in zip(prompt_ids, continuation_ids, strict=True)]
     width = max(len(row) for row in rows)
     input_ids = torch.full((len(rows), width), policy.tokenizer.pad_token_id, dtype=torch.long)
@@ -201,6 +203,10 @@ def train_policy_gradient(
     seed: int = 0,
     sandbox: str | Sandbox = "auto",
     progress: bool = True,
+    protocol: str | None = None,
+    lora_r: int = 0,
+    device: str | None = None,
+    dtype: str = "float32",
 ) -> PolicyGradientResult:
     """Train ``policy`` by policy gradient on CodeReason episodes; see the module docstring.
 
@@ -229,6 +235,13 @@ def train_policy_gradient(
         seed: seeds the tasks and the sampling of every iteration: the same seed repeats a run.
         sandbox: a sandbox name (started once, closed at the end) or a running sandbox you own.
         progress: show a progress bar over iterations.
+        protocol: the prompt protocol for a policy given by spec (``native``, ``think``, ``direct``;
+            None: the model's own, e.g. ``think`` for ``smollm2-135m-instruct``).
+        lora_r: train a LoRA adapter of this rank instead of every weight (0: the whole model); the
+            checkpoints then hold the adapter alone, and ``load_policy(checkpoint)`` loads it on its base.
+        device: where a policy given by spec runs (default: ``cuda`` when available, else ``cpu``).
+        dtype: the weights' dtype for a policy given by spec: ``float32`` on a CPU (no bf16 units there:
+            bf16 is several times slower), ``bfloat16`` on a GPU.
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -264,8 +277,15 @@ def train_policy_gradient(
             f"env_options must not set {clashing}: pass them as train_policy_gradient's arguments"
         )
 
+    if not (isinstance(lora_r, int) and lora_r >= 0):
+        raise ValueError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
     if isinstance(policy, str):
-        policy = load_policy(policy)
+        options: dict[str, Any] = {"device": device, "dtype": None if dtype == "float32" else dtype}
+        if protocol is not None:
+            options["protocol"] = protocol
+        policy = load_policy(policy, **options)
+    elif protocol is not None or device is not None:
+        raise ValueError("protocol and device apply to a policy given by spec; set them on your HFPolicy")
     if not isinstance(policy, HFPolicy):
         raise TypeError(
             f"policy must be a model spec or an HFPolicy (a local transformers model to differentiate), got "
@@ -299,11 +319,18 @@ def train_policy_gradient(
             "gamma": gamma,
             "max_steps": max_steps,
             "max_new_tokens": max_new_tokens,
+            **({"protocol": policy.protocol.name} if policy.protocol.name != "native" else {}),
+            **({"lora_r": lora_r} if lora_r else {}),
         }
     )
+    if lora_r:
+        from codegym.models.lora import add_lora
+
+        policy.model = add_lora(policy.model, lora_r)
 
     out_path = Path(out_dir)
-    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    trainable = [parameter for parameter in policy.model.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=weight_decay)
     torch.manual_seed(seed)
     metrics: list[IterationMetrics] = []
     baseline: float | None = None
@@ -320,7 +347,12 @@ def train_policy_gradient(
                 f"{out_path} holds a run with other settings ({changed}, as (saved, now)); pass the same "
                 "settings to resume it, or a new out_dir to start afresh"
             )
-        policy.model.load_state_dict(AutoModelForCausalLM.from_pretrained(latest).state_dict())
+        if lora_r:
+            from peft import load_peft_weights, set_peft_model_state_dict
+
+            set_peft_model_state_dict(policy.model, load_peft_weights(str(latest)))
+        else:
+            policy.model.load_state_dict(AutoModelForCausalLM.from_pretrained(latest).state_dict())
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         baseline = state["baseline"]
@@ -492,8 +524,12 @@ def _save_checkpoint(out_path: Path, iteration: int, policy: HFPolicy, state: di
     shutil.rmtree(partial, ignore_errors=True)  # left by a crash mid-save
     partial.mkdir(parents=True)
     shutil.rmtree(final, ignore_errors=True)  # an unfinished one from a crash; finished ones never rerun
-    policy.model.save_pretrained(partial)
+    policy.model.save_pretrained(partial)  # with LoRA: the adapter alone, naming its base model
     policy.tokenizer.save_pretrained(partial)
+    if policy.protocol.name != "native":
+        from codegym.models.protocol import save_protocol
+
+        save_protocol(policy.protocol, partial)
     torch.save(state, partial / STATE_FILE)
     os.replace(partial, final)  # a checkpoint exists whole or not at all
     metrics = {"settings": state["settings"], "iterations": state["metrics"]}

@@ -97,6 +97,7 @@ def train_ppo(
     resume: bool = True,
     device: str = "cpu",
     verbose: int = 0,
+    protocol: str | None = None,
 ) -> PPORun:
     """Train PPO (``"MlpPolicy"``) on :class:`CandidateChoiceEnv` over CodeReason-v0.
 
@@ -121,6 +122,8 @@ def train_ppo(
             and deletes the folder's old checkpoints (TensorBoard logs stay; the new run gets ``PPO_2``).
         device: torch device for PPO's networks (SB3 advises the CPU for an MLP policy).
         verbose: SB3's verbosity.
+        protocol: the prompt protocol of a policy given by spec (``native``, ``think``, ``direct``; None:
+            the model's own).
 
     Returns:
         A :class:`PPORun`; the reward curve is also in TensorBoard and ``metrics.json``.
@@ -142,8 +145,15 @@ def train_ppo(
     checkpoints.mkdir(parents=True, exist_ok=True)
     env_kwargs = {"tasks": tasks, "split": split, "task_options": task_options, "sandbox": sandbox}
     env_kwargs.update(env_options or {})
+    proposer = policy
+    if protocol is not None:
+        if not isinstance(policy, str):
+            raise ValueError("protocol applies to a policy given by spec; set it on your policy object")
+        from codegym.models import load_policy
+
+        proposer = load_policy(policy, protocol=protocol)
     wrapper = CandidateChoiceEnv(
-        policy=policy,
+        policy=proposer,
         candidates=candidates,
         temperature=temperature,
         max_new_tokens=max_new_tokens,

@@ -189,11 +189,11 @@ class _ChunkRun:
 # -- rollouts (codegym eval) ---------------------------------------------------------------------------
 
 
-def _rollout_setup(policy: str, sandbox: str) -> tuple[Any, Any]:
+def _rollout_setup(policy: str, sandbox: str, policy_options: dict[str, Any]) -> tuple[Any, Any]:
     from codegym.models import load_policy
     from codegym.sandbox import make_sandbox
 
-    return load_policy(policy), make_sandbox(sandbox, workers=1)
+    return load_policy(policy, **policy_options), make_sandbox(sandbox, workers=1)
 
 
 def _rollout_work(options: dict[str, Any], state: tuple[Any, Any], tasks: list) -> list:
@@ -218,6 +218,7 @@ def distributed_rollout(
     tasks_per_chunk: int = 8,
     sandbox: str = "auto",
     progress: bool = False,
+    policy_options: dict[str, Any] | None = None,
     **rollout_options: Any,
 ) -> list[Any]:
     """:func:`codegym.evaluation.rollout` over Ray workers, each with its own policy replica and sandbox.
@@ -230,6 +231,7 @@ def distributed_rollout(
         tasks_per_chunk: tasks per unit of work (each chunk's episodes share one policy batch per depth).
         sandbox: the sandbox each worker starts on its node, by name ("ray" means "auto" there).
         progress: a progress bar over episodes, moving as chunks finish.
+        policy_options: keyword arguments of ``load_policy`` (``protocol``, ``device``, ...) for every replica.
         **rollout_options: ``samples_per_task``, ``temperature``, ``seed``, ``max_steps``, ... as for rollout.
 
     Returns:
@@ -249,7 +251,7 @@ def distributed_rollout(
     started = time.perf_counter()
     with tqdm(total=len(tasks) * samples, desc="episodes", unit="episode", disable=not progress) as bar:
         results = map_chunks(
-            functools.partial(_rollout_setup, policy, worker_sandbox(sandbox)),
+            functools.partial(_rollout_setup, policy, worker_sandbox(sandbox), dict(policy_options or {})),
             functools.partial(_rollout_work, rollout_options),
             chunks,
             address=address,

@@ -31,9 +31,25 @@ from enum import StrEnum
 PROBLEM_HEADER = "### Problem"
 STEP_STOP = "\n### Step"  # where a policy's generated step ends
 
-# ```python or ```py opens a code block; the closing fence is optional (a generation cut at its token
-# limit still counts as a code action, and info says the fence was not closed).
-_CODE_BLOCK = re.compile(r"```(?:python|py)[ \t]*\r?\n(.*?)(?:\r?\n[ \t]*```|\Z)", re.DOTALL)
+# ```python, ```py or ```python3 (any case: real models write ```Python) opens a code block; the closing
+# fence is optional (a generation cut at its token limit still counts as a code action, and info says the
+# fence was not closed).
+_CODE_BLOCK = re.compile(
+    r"```(?:python3?|py)[ \t]*\r?\n(.*?)(?:\r?\n[ \t]*```|\Z)", re.DOTALL | re.IGNORECASE
+)
+# A step's kind word, after whatever real models put before it: markdown (``**Outline:**``, ``## Refine``,
+# ``- ``), and a ``Step 2:`` label of their own.
+_KIND_WORD = re.compile(
+    r"\A[\s#*_>`-]*(?:step\s*\d+\s*[:.)-]?[\s#*_`-]*)?(outline|pseudocode|refinement|refined|refine)\b",
+    re.IGNORECASE,
+)
+_KINDS = {
+    "outline": "outline",
+    "pseudocode": "outline",
+    "refine": "refine",
+    "refinement": "refine",
+    "refined": "refine",
+}
 _STEP_HEADER = re.compile(r"^### Step (\d+)\n", re.MULTILINE)
 
 
@@ -106,12 +122,21 @@ def extract_code(step: str) -> tuple[str, bool] | None:
 
 
 def classify_step(step: str) -> StepKind:
-    """Which of O1-Coder's step kinds ``step`` is."""
+    """Which of O1-Coder's step kinds ``step`` is, read the way real models write it.
+
+    A step holding a ```` ```python ```` block (any case, ``py``, ``python3``) is code; one whose first
+    word, after markdown and an optional ``Step N:`` label, is ``Outline`` or ``Pseudocode`` is an outline;
+    ``Refine``/``Refinement`` a refinement; anything else is free text.
+
+    Example:
+        >>> classify_step("**Outline:** sort, then scan"), classify_step("Step 2: Refine: skip blanks")
+        (<StepKind.OUTLINE: 'outline'>, <StepKind.REFINE: 'refine'>)
+        >>> classify_step("```Python\\nprint(1)\\n```")
+        <StepKind.CODE: 'code'>
+    """
     if extract_code(step) is not None:
         return StepKind.CODE
-    first_word = step.lstrip().split(":", 1)[0].strip().lower()
-    if first_word == "outline":
-        return StepKind.OUTLINE
-    if first_word in ("refine", "refinement"):
-        return StepKind.REFINE
-    return StepKind.FREE
+    match = _KIND_WORD.match(step)
+    if match is None:
+        return StepKind.FREE
+    return StepKind(_KINDS[match.group(1).lower()])

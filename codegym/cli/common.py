@@ -215,15 +215,68 @@ def add_seed_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--protocol``, ``--device``, ``--dtype`` and ``--endpoint``: how a policy given by spec is loaded
+    and prompted (:func:`model_options` turns them into ``load_policy`` options)."""
+    group = parser.add_argument_group("model options")
+    group.add_argument(
+        "--protocol",
+        choices=("native", "think", "direct"),
+        default=None,
+        help="how the policy is prompted: native (the env's text; the tiny model), think (outline, refine, "
+        "code, for instruct models), direct (code at once) (default: the model's own: think for "
+        "smollm2-135m-instruct, the saved one for a model trained here, else native)",
+    )
+    group.add_argument(
+        "--device",
+        default=None,
+        help="where a transformers model runs, e.g. cpu, cuda, cuda:1 (default: cuda when available, else cpu)",
+    )
+    group.add_argument(
+        "--dtype",
+        default=None,
+        choices=("float32", "bfloat16", "float16"),
+        help="a transformers model's weights dtype (default: float32; bfloat16 suits a GPU, never this CPU)",
+    )
+    group.add_argument(
+        "--endpoint",
+        default=None,
+        choices=("completions", "chat/completions"),
+        help="for openai:<url>/<model>: the server endpoint (default: completions)",
+    )
+
+
+def model_options(args: argparse.Namespace, spec: str) -> dict[str, Any]:
+    """``load_policy`` options from :func:`add_model_options`'s flags, for the policy ``spec``."""
+    options: dict[str, Any] = {}
+    if getattr(args, "protocol", None):
+        options["protocol"] = args.protocol
+    if spec.startswith("openai:"):
+        if getattr(args, "device", None) or getattr(args, "dtype", None):
+            raise UsageError("--device and --dtype apply to a local model, not to openai:<url>/<model>")
+        if getattr(args, "endpoint", None):
+            options["endpoint"] = args.endpoint
+        return options
+    if getattr(args, "endpoint", None):
+        raise UsageError("--endpoint applies to openai:<url>/<model> policies only")
+    if getattr(args, "device", None):
+        options["device"] = args.device
+    if getattr(args, "dtype", None):
+        options["dtype"] = args.dtype
+    return options
+
+
 def check_model_spec(flag: str, spec: str) -> None:
     """Refuse a model spec that names a local folder which is not there (transformers would read it as a
     malformed hub id and say so, which does not help)."""
-    if spec == "tiny" or spec.startswith("openai:"):
+    from codegym.models.builtin import BUILTIN_MODELS
+
+    if spec == "tiny" or spec in BUILTIN_MODELS or spec.startswith("openai:"):
         return
     looks_local = spec.startswith(("/", ".", "~")) or spec.count("/") > 1
     if looks_local and not Path(spec).expanduser().exists():
         raise UsageError(
-            f"{flag} {spec}: no such folder; pass tiny, the folder of a saved model, a hub id "
+            f"{flag} {spec}: no such folder; pass tiny, the folder of a saved model, smollm2-135m-instruct, a hub id "
             "(namespace/name) or openai:<url>/<model>"
         )
 

@@ -29,13 +29,18 @@ def _setup(settings: dict[str, Any], tasks: list) -> tuple[Any, Any, Any]:
     import gymnasium as gym
 
     import codegym  # noqa: F401  (registers CodeReason-v0)
+    from codegym.cli.common import model_options
     from codegym.cli.solve import make_agent, make_budget, needs_prm
     from codegym.distributed import worker_sandbox
     from codegym.models import load_policy, load_prm
 
     args = argparse.Namespace(**settings)
-    policy = load_policy(args.policy)
-    prm = load_prm(args.prm) if needs_prm(args) else None
+    policy = load_policy(args.policy, **model_options(args, args.policy))
+    prm = (
+        load_prm(args.prm, **({"device": args.device} if getattr(args, "device", None) else {}))
+        if needs_prm(args)
+        else None
+    )
     env = gym.make(
         "CodeReason-v0",
         tasks=tasks,

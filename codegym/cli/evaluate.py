@@ -17,12 +17,14 @@ from collections.abc import Sequence
 
 from codegym.cli import UsageError, command, print_table
 from codegym.cli.common import (
+    add_model_options,
     add_ray_options,
     add_sandbox_option,
     add_seed_option,
     add_task_options,
     check_model_spec,
     int_list,
+    model_options,
     non_negative_float,
     positive_int,
     resolved_split,
@@ -44,8 +46,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--policy",
         default="tiny",
-        help="tiny (built in), a local path, a hub id or openai:<url>/<model> (default: %(default)s)",
+        help="tiny or smollm2-135m-instruct (built in), a local path, a hub id or openai:<url>/<model> "
+        "(default: %(default)s)",
     )
+    add_model_options(parser)
     parser.add_argument(
         "--samples",
         type=positive_int,
@@ -126,7 +130,7 @@ def _check(args: argparse.Namespace) -> tuple[int, list[int]]:
 def _eval(args: argparse.Namespace) -> int:
     samples, ks = _check(args)
     check_model_spec("--policy", args.policy)
-    from codegym.evaluation import pass_at_k, rollout
+    from codegym.evaluation import aspr, pass_at_k, rollout
     from codegym.models import load_policy
     from codegym.sandbox import make_sandbox
 
@@ -145,6 +149,7 @@ def _eval(args: argparse.Namespace) -> int:
                 tasks_per_chunk=args.ray_chunk,
                 sandbox=args.sandbox,
                 progress=True,
+                policy_options=model_options(args, args.policy),
                 samples_per_task=samples_per_task,
                 temperature=temperature,
                 **common,
@@ -153,7 +158,7 @@ def _eval(args: argparse.Namespace) -> int:
         episodes = play(samples, args.temperature)
         greedy = play(1, 0.0) if args.greedy else []
     else:
-        policy = load_policy(args.policy)
+        policy = load_policy(args.policy, **model_options(args, args.policy))
         with make_sandbox(args.sandbox) as box:
             episodes = rollout(
                 policy,
@@ -201,6 +206,8 @@ def _eval(args: argparse.Namespace) -> int:
     print_table(rows, header)
     print()
     ended_with_code = sum(e.code is not None for e in episodes)
+    # O1-Coder's ASPR: of the episodes that reached their code step, the share that passed.
+    episodes_aspr = aspr(episodes)
     summary = [
         ("policy", args.policy),
         ("tasks", f"{len(tasks)} ({args.tasks}, split {resolved_split(args) or 'default'})"),
@@ -208,6 +215,7 @@ def _eval(args: argparse.Namespace) -> int:
         ("episodes solved (hidden tests)", f"{sum(correct.values())}/{len(episodes)}"),
         ("mean hidden pass rate", f"{_mean(e.hidden_pass_rate for e in episodes):.3f}"),
         ("ended with code", f"{ended_with_code}/{len(episodes)}"),
+        ("ASPR (solved / ended with code)", "n/a" if episodes_aspr is None else f"{episodes_aspr:.3f}"),
         ("tokens generated", str(sum(e.tokens for e in episodes) + sum(e.tokens for e in greedy))),
         ("time", f"{seconds:.1f} s"),
     ]
@@ -215,6 +223,7 @@ def _eval(args: argparse.Namespace) -> int:
         results = {
             "settings": {
                 "policy": args.policy,
+                "protocol": getattr(policy, "protocol", None) and policy.protocol.name,
                 "tasks": args.tasks,
                 "split": resolved_split(args),
                 "task_options": args.task_options,
@@ -228,6 +237,8 @@ def _eval(args: argparse.Namespace) -> int:
             },
             "pass_at_k": {str(k): by_group["all"][f"pass@{k}"] for k in ks},
             "greedy_pass_at_1": by_group["all"].get("greedy pass@1"),
+            "aspr": episodes_aspr,
+            "greedy_aspr": aspr(greedy) if greedy else None,
             "by_group": by_group,
             "per_task": [
                 {

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from codegym.cli import UsageError, command, print_table
 from codegym.cli.common import (
+    add_model_options,
     add_ray_options,
     add_sandbox_option,
     add_seed_option,
@@ -24,6 +25,7 @@ from codegym.cli.common import (
     batches,
     check_model_spec,
     fraction,
+    model_options,
     non_negative_float,
     positive_float,
     positive_int,
@@ -111,8 +113,8 @@ def add_solve_options(
     models.add_argument(
         "--policy",
         default="tiny",
-        help="the policy that writes steps: tiny (built in), a local path, a hub id or "
-        "openai:<url>/<model> (default: %(default)s)",
+        help="the policy that writes steps: tiny or smollm2-135m-instruct (built in), a local path, a hub "
+        "id or openai:<url>/<model> (default: %(default)s)",
     )
     models.add_argument(
         "--prm",
@@ -207,6 +209,7 @@ def add_solve_options(
         help="mcts: stop a task's search once a path passes every visible test (default: on)",
     )
 
+    add_model_options(parser)
     budget = parser.add_argument_group("budget per task", "left out, the agent stops at its own size")
     for flag, field, kind, text in BUDGET_OPTIONS:
         budget.add_argument(flag, dest=f"budget_{field}", type=kind, default=None, metavar="N", help=text)
@@ -315,8 +318,9 @@ def run_agent(
         from codegym.cli.distributed import solve_on_ray
 
         return solve_on_ray(args, tasks, progress_label=progress_label)
-    policy = load_policy(args.policy)
-    prm = load_prm(args.prm) if needs_prm(args) else None
+    policy = load_policy(args.policy, **model_options(args, args.policy))
+    prm_options = {"device": args.device} if args.device else {}
+    prm = load_prm(args.prm, **prm_options) if needs_prm(args) else None
     agent = make_agent(args, policy, prm)
     episodes: list[Episode] = []
     started = time.perf_counter()
@@ -412,6 +416,7 @@ def summary_rows(agent: Any, episodes: Sequence[Episode], seconds: float) -> lis
         ("all visible tests passed", f"{rate(visible_all, n)} (visible tests: {', '.join(sources) or '-'})"),
         ("passed visible, failed hidden", str(gamed)),
         ("ended without code", str(sum(e.code is None for e in episodes))),
+        ("ASPR (solved / ended with code)", _aspr_text(episodes)),
         ("steps generated per task", f"{sum(e.spend.steps_generated for e in episodes) / n:.1f}"),
         (
             "PRM calls / sandbox runs",
@@ -437,3 +442,10 @@ def _solve(args: argparse.Namespace) -> int:
         rows.append(("search trees (HTML) in", str(args.html_dir)))
     print_table(rows)
     return 0
+
+
+def _aspr_text(episodes: Sequence[Episode]) -> str:
+    from codegym.evaluation import aspr
+
+    value = aspr(episodes)
+    return "n/a (no episode wrote code)" if value is None else f"{value:.3f}"

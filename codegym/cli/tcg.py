@@ -18,11 +18,13 @@ from typing import Any
 
 from codegym.cli import command, print_table
 from codegym.cli.common import (
+    add_model_options,
     add_sandbox_option,
     add_seed_option,
     add_task_options,
     batches,
     check_model_spec,
+    model_options,
     positive_int,
     rate,
     select_tasks,
@@ -44,9 +46,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         default="oracle",
         metavar="{oracle,tiny,PATH}",
         help="oracle: inputs from the signature and examples, outputs from the reference (no model); "
-        "tiny: the built-in model-based generator; or a local path / hub id of a model trained with "
-        "codegym train tcg (default: %(default)s)",
+        "tiny: the built-in model-based generator; smollm2-135m-instruct: the built-in real model, "
+        "untrained as a TCG; or a local path / hub id of a model trained with codegym train tcg "
+        "(default: %(default)s)",
     )
+    add_model_options(parser)
     parser.add_argument(
         "--n", type=positive_int, default=10, help="the most tests kept per task (default: %(default)s)"
     )
@@ -109,7 +113,8 @@ def _make_generator(args: argparse.Namespace, box: Any):
     options = {"sandbox": box, "seed": args.seed, "timeout_s": args.timeout_s, "skip_unsupported": True}
     if args.generator == "oracle":
         return OracleTCG(**options)
-    return ModelTCG(args.generator, **options)
+    policy_options = model_options(args, args.generator)
+    return ModelTCG(args.generator, policy_options=policy_options or None, **options)
 
 
 def _tcg(args: argparse.Namespace) -> int:

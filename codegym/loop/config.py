@@ -127,6 +127,14 @@ class LoopConfig:
     """the starting policy: "tiny", a local path or a hub id"""
     prm: str = "tiny"
     """the starting process reward model: "tiny", a local path or a hub id"""
+    protocol: str = ""
+    """how the policy is prompted and trained: "native", "think", "direct" ("": the model's own)"""
+    device: str = ""
+    """where models run, e.g. "cpu", "cuda" ("": cuda when available, else cpu)"""
+    dtype: str = "float32"
+    """the policy's weights dtype: "float32" (a CPU), "bfloat16" (a GPU)"""
+    lora_r: int = 0
+    """train the policy (SFT, RL) as a LoRA adapter of this rank (0: every weight)"""
     sandbox: str = "auto"
     """"auto", "local", "docker" or "ray\""""
     ray_address: str = ""
@@ -164,6 +172,9 @@ class LoopConfig:
             ("eval.mcts_simulations", self.eval.mcts_simulations >= 1),
             ("search.batch_size >= 0", self.search.batch_size >= 0),
             ("eval.batch_size >= 0", self.eval.batch_size >= 0),
+            ("protocol", self.protocol in ("", "native", "think", "direct")),
+            ("dtype", self.dtype in ("float32", "bfloat16", "float16")),
+            ("lora_r", self.lora_r >= 0),
         ]
         bad = [name for name, ok in checks if not ok]
         if self.ray_address and not (self.search.batch_size and self.eval.batch_size):
@@ -177,6 +188,18 @@ class LoopConfig:
                 f"bad loop configuration value(s): {', '.join(bad)}; see `codegym loop --print-config` "
                 "for every key with its default and meaning"
             )
+
+
+def policy_options(config: LoopConfig) -> dict[str, Any]:
+    """``load_policy`` options from the configuration's protocol, device and dtype."""
+    options: dict[str, Any] = {}
+    if config.protocol:
+        options["protocol"] = config.protocol
+    if config.device:
+        options["device"] = config.device
+    if config.dtype != "float32":
+        options["dtype"] = config.dtype
+    return options
 
 
 SECTIONS = {

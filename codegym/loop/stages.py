@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from codegym.loop.config import policy_options
 from codegym.sandbox import CallTest
 from codegym.sandbox.plain import decode_plain, encode_plain
 
@@ -232,6 +233,9 @@ def stage_sft(ctx: StageContext) -> dict[str, Any]:
         batch_size=sft.batch_size,
         seed=ctx.seed,
         progress=ctx.progress,
+        protocol=_protocol_name(ctx),
+        lora_r=ctx.config.lora_r,
+        dtype=ctx.config.dtype,
     )
     return {
         "episodes": len(episodes),
@@ -294,6 +298,10 @@ def stage_rl(ctx: StageContext) -> dict[str, Any]:
         seed=ctx.seed,
         sandbox=ctx.sandbox,
         progress=ctx.progress,
+        protocol=ctx.config.protocol or None,
+        lora_r=ctx.config.lora_r,
+        device=ctx.config.device or None,
+        dtype=ctx.config.dtype,
     )
     metrics = result.metrics
     return {
@@ -376,14 +384,14 @@ def _play_batch(
     return results
 
 
-def _load_models(policy: str, prm: str | None, sandbox: str) -> tuple[Any, Any, Any]:
+def _load_models(policy: str, options: dict[str, Any], prm: str | None, sandbox: str) -> tuple[Any, Any, Any]:
     """A Ray worker's models and sandbox, loaded once."""
     from codegym.distributed import worker_sandbox
     from codegym.models import load_policy, load_prm
     from codegym.sandbox import make_sandbox
 
     return (
-        load_policy(policy),
+        load_policy(policy, **options),
         load_prm(prm) if prm else None,
         make_sandbox(worker_sandbox(sandbox), workers=1),
     )
@@ -412,14 +420,24 @@ def solve_in_batches(
         from codegym.distributed import map_chunks
 
         chunked = map_chunks(
-            functools.partial(_load_models, ctx.policy, ctx.prm if needs_prm else None, ctx.config.sandbox),
+            functools.partial(
+                _load_models,
+                ctx.policy,
+                policy_options(ctx.config),
+                ctx.prm if needs_prm else None,
+                ctx.config.sandbox,
+            ),
             functools.partial(_play_chunk, play),
             batches,
             address=ctx.config.ray_address,
         )
         per_batch = [results for [results] in chunked]
     else:
-        models = (load_policy(ctx.policy), load_prm(ctx.prm) if needs_prm else None, ctx.sandbox)
+        models = (
+            load_policy(ctx.policy, **policy_options(ctx.config)),
+            load_prm(ctx.prm) if needs_prm else None,
+            ctx.sandbox,
+        )
         per_batch = [play(models, batch) for batch in batches]
     return {name: [e for results in per_batch for e in results[name]] for name in per_batch[0]}
 
@@ -433,3 +451,16 @@ STAGES: dict[str, Callable[[StageContext], dict[str, Any]]] = {
     "eval": stage_eval,
 }
 RESUMABLE = {"rl"}  # stages that resume from their own checkpoints inside a half-written folder
+
+
+def _protocol_name(ctx: StageContext) -> str:
+    """The protocol SFT trains in: the configured one, else the one the current policy is prompted with."""
+    if ctx.config.protocol:
+        return ctx.config.protocol
+    from codegym.models.builtin import BUILTIN_MODELS
+    from codegym.models.protocol import read_protocol
+
+    if ctx.policy in BUILTIN_MODELS:
+        return "think"
+    saved = read_protocol(ctx.policy) if Path(ctx.policy).is_dir() else None
+    return saved.name if saved is not None else "native"

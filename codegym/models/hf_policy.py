@@ -6,11 +6,13 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from os import PathLike
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from codegym.models.policy import DEFAULT_STOP, Sample, check_sample_args, cut_at_stop
+from codegym.models.protocol import PromptProtocol, ProtocolPrompt, get_protocol, read_protocol
 
 if TYPE_CHECKING:
     import torch
@@ -45,8 +47,15 @@ class HFPolicy:
             ``"bfloat16"``); default: transformers' default (float32).
         batch_size: rows (prompt x sample) per ``generate`` call.
         use_chat_template: wrap each prompt as one user message with the tokenizer's chat template (and
-            the generation prompt), for instruction-tuned models; the env's text is the message.
+            the generation prompt); the env's text is the message. Kept for old callers: an instruct
+            model is better served by ``protocol="think"`` or ``"direct"``.
         trust_remote_code: passed to ``from_pretrained``; only for models whose code you trust.
+        protocol: how the model is prompted (:mod:`codegym.models.protocol`): ``"native"`` (the env's
+            text as is, the default), ``"think"``, ``"direct"`` or a
+            :class:`~codegym.models.protocol.PromptProtocol`. Chat protocols need a chat template. By
+            default the protocol saved beside a model trained here, else ``"native"``.
+        lora: a folder holding a PEFT LoRA adapter to apply on top of ``model`` (see
+            :func:`codegym.models.lora.apply_lora`).
 
     Example:
         >>> policy = HFPolicy("path/to/model")  # doctest: +SKIP
@@ -64,6 +73,8 @@ class HFPolicy:
         batch_size: int = 16,
         use_chat_template: bool = False,
         trust_remote_code: bool = False,
+        protocol: str | PromptProtocol | None = None,
+        lora: str | PathLike[str] | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -82,6 +93,10 @@ class HFPolicy:
             raise TypeError("pass tokenizer= with a loaded model (or pass a hub id or path instead)")
         else:
             self.model, self.tokenizer = model, tokenizer
+        if lora is not None:
+            from codegym.models.lora import load_lora
+
+            self.model = load_lora(self.model, lora)
         self.model.to(self.device).eval()
         self.batch_size = batch_size
 
@@ -92,13 +107,26 @@ class HFPolicy:
         self.use_chat_template = use_chat_template
         if use_chat_template and not getattr(self.tokenizer, "chat_template", None):
             raise ValueError("use_chat_template=True but the tokenizer has no chat template")
+        if use_chat_template and protocol is not None:
+            raise ValueError("pass either protocol= or use_chat_template=True, not both")
+        # A model trained here carries the protocol it was trained in; otherwise the env's own text.
+        saved = read_protocol(model) if isinstance(model, str | PathLike) and Path(model).is_dir() else None
+        self.protocol = get_protocol(protocol or saved or "native")
+        if self.protocol.is_chat and not getattr(self.tokenizer, "chat_template", None):
+            raise ValueError(
+                f"protocol {self.protocol.name!r} needs a chat template and this tokenizer has none; "
+                "use protocol='native' for a base model"
+            )
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id
         self.eos_token_ids: set[int] = set() if eos is None else set(eos if isinstance(eos, list) else [eos])
 
     def __repr__(self) -> str:
-        return f"HFPolicy({self.model.name_or_path!r}, device={str(self.device)!r})"
+        return (
+            f"HFPolicy({self.model.name_or_path!r}, device={str(self.device)!r}, "
+            f"protocol={self.protocol.name!r})"
+        )
 
     def sample(
         self,
@@ -115,10 +143,46 @@ class HFPolicy:
         if not prompts:
             return []
         base_seed = random.SystemRandom().randrange(2**63) if seed is None else seed
-        texts = [self._format(prompt) for prompt in prompts]
+        built = [self.protocol.build(prompt, stop) for prompt in prompts]
+        # Prompts the protocol passes through (not env prompts) keep the caller's stops: generate
+        # each group of equal stops on its own; seeds stay per (prompt, sample), so grouping changes nothing.
+        groups: dict[tuple[tuple[str, ...], int], list[int]] = {}
+        for index, prompt in enumerate(built):
+            cap = min(max_new_tokens, prompt.max_new_tokens or max_new_tokens)
+            groups.setdefault((prompt.stop, cap), []).append(index)
+        results: dict[int, list[Sample]] = {}
+        for (group_stop, group_cap), indices in groups.items():
+            texts = [self._render(built[i]) for i in indices]
+            for i, row in zip(
+                indices,
+                self._sample_texts(texts, indices, n, list(group_stop), group_cap, temperature, base_seed),
+                strict=True,
+            ):
+                results[i] = [
+                    Sample(
+                        text=self.protocol.finish(built[i], s.text, s.finish_reason == "stop"),
+                        logprob=s.logprob,
+                        num_tokens=s.num_tokens,
+                        finish_reason=s.finish_reason,
+                    )
+                    for s in row
+                ]
+        return [results[i] for i in range(len(prompts))]
+
+    def _sample_texts(
+        self,
+        texts: list[str],
+        prompt_ids: list[int],
+        n: int,
+        stop: list[str],
+        max_new_tokens: int,
+        temperature: float,
+        base_seed: int,
+    ) -> list[list[Sample]]:
+        """``n`` samples of each rendered prompt; ``prompt_ids`` are the prompts' indices (for seeds)."""
         # Greedy samples of a prompt are all the same: generate one, repeat it.
         draws = 1 if temperature == 0 else n
-        rows = [(i, j) for i in range(len(prompts)) for j in range(draws)]
+        rows = [(i, j) for i in range(len(texts)) for j in range(draws)]
         # Rows of similar prompt length share a batch, to pad less; seeds are per row, so order is free.
         lengths = [len(ids) for ids in self._encode(texts)["input_ids"]]
         rows.sort(key=lambda row: lengths[row[0]])
@@ -128,28 +192,41 @@ class HFPolicy:
             logger.debug("generating rows %d-%d of %d", start, start + len(batch), len(rows))
             samples = self._generate(
                 [texts[i] for i, _ in batch],
-                [_row_seed(base_seed, i, j) for i, j in batch],
+                [_row_seed(base_seed, prompt_ids[i], j) for i, j in batch],
                 stop=stop,
                 max_new_tokens=max_new_tokens,
                 temperature=temperature,
             )
             results.update(zip(batch, samples, strict=True))
-        return [[results[(i, min(j, draws - 1))] for j in range(n)] for i in range(len(prompts))]
+        return [[results[(i, min(j, draws - 1))] for j in range(n)] for i in range(len(texts))]
 
     def prompt_token_ids(self, prompts: Sequence[str]) -> list[list[int]]:
         """The token ids the model is given for each prompt, exactly as :meth:`sample` formats and encodes
         them (chat template and special tokens included); what a trainer scoring sampled steps needs."""
         return self._encode([self._format(prompt) for prompt in prompts])["input_ids"]
 
+    def generated_text(self, prompt: str, step: str) -> str:
+        """The part of ``step`` (a step this policy wrote for ``prompt``) that the model generated: the
+        step without the protocol's forced opening, which :meth:`prompt_token_ids` already holds."""
+        prefix = self.protocol.build(prompt).prefix
+        return step[len(prefix) :] if prefix and step.startswith(prefix) else step
+
     def _format(self, prompt: str) -> str:
+        """``prompt`` exactly as the model sees it (the protocol's form, rendered)."""
+        return self._render(self.protocol.build(prompt))
+
+    def _render(self, built: ProtocolPrompt) -> str:
+        if built.is_chat:
+            return built.render(self.tokenizer.apply_chat_template)
         if not self.use_chat_template:
-            return prompt
-        messages = [{"role": "user", "content": prompt}]
+            return built.text or ""
+        messages = [{"role": "user", "content": built.text}]
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def _encode(self, texts: list[str], **kwargs: Any) -> Any:
         # A chat template already holds the BOS token; plain prompts get the tokenizer's usual specials.
-        return self.tokenizer(texts, add_special_tokens=not self.use_chat_template, **kwargs)
+        chat = self.use_chat_template or self.protocol.is_chat
+        return self.tokenizer(texts, add_special_tokens=not chat, **kwargs)
 
     def _generate(
         self,

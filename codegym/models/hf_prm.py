@@ -1,6 +1,7 @@
 """``HFProcessRewardModel``: a :class:`~codegym.rewards.ProcessRewardModel` backed by a transformers model.
 
-The scoring format is the env's text (:func:`~codegym.steps.render_state`); the tag heads add a *step tag*
+The scoring format is the env's text (:func:`~codegym.steps.render_state`), or a chat protocol's form
+(``protocol="think"``: the policy's own chat layout); the tag heads add a *step tag*
 after each step::
 
     ### Problem
@@ -52,8 +53,6 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codegym.steps import PROBLEM_HEADER, step_header
-
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -80,6 +79,9 @@ class PRMFormat:
         bad_token: the LM head's "bad" token.
         scale: the score is ``sigmoid(scale * raw + bias)``.
         bias: see ``scale``.
+        protocol: the prompt protocol the path is laid out in (:mod:`codegym.models.protocol`):
+            ``native`` (the env's text) or a chat protocol (``think``: the policy's own chat form, so a
+            PRM reads steps as the policy wrote them).
     """
 
     head: str = "lm"
@@ -88,8 +90,11 @@ class PRMFormat:
     bad_token: str = "-"
     scale: float = 1.0
     bias: float = 0.0
+    protocol: str = "native"
 
     def __post_init__(self) -> None:
+        if self.protocol not in ("native", "think", "direct"):
+            raise ValueError(f"protocol must be native, think or direct, got {self.protocol!r}")
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
         for name in ("step_tag", "good_token", "bad_token"):
@@ -153,6 +158,8 @@ class HFProcessRewardModel:
         batch_size: windows per forward pass in :meth:`score_batch`.
         max_length: the longest window in tokens; default: the model's context length.
         trust_remote_code: passed to ``from_pretrained``; only for models whose code you trust.
+        protocol: the prompt protocol paths are laid out in (``native``, ``think``, ``direct``); default
+            the saved one, else ``native``. A chat protocol needs the tokenizer's chat template.
 
     Example:
         >>> prm = HFProcessRewardModel("path/to/prm")  # doctest: +SKIP
@@ -174,6 +181,7 @@ class HFProcessRewardModel:
         batch_size: int = 16,
         max_length: int | None = None,
         trust_remote_code: bool = False,
+        protocol: str | None = None,
     ) -> None:
         import torch
         from transformers import (
@@ -205,7 +213,12 @@ class HFProcessRewardModel:
             saved = None
             self.model, self.tokenizer = model, tokenizer
             head = head or _head_of([type(model).__name__])
-        overrides = {"step_tag": step_tag, "good_token": good_token, "bad_token": bad_token}
+        overrides = {
+            "step_tag": step_tag,
+            "good_token": good_token,
+            "bad_token": bad_token,
+            "protocol": protocol,
+        }
         self.format = replace(
             saved or PRMFormat(), head=head, **{k: v for k, v in overrides.items() if v is not None}
         )
@@ -303,9 +316,11 @@ class HFProcessRewardModel:
 
         # Headers and steps are tokenized apart and joined, so every span is exact whatever the tokenizer
         # would merge across a boundary (a byte-level BPE never merges across a newline anyway); training
-        # and scoring share this.
-        headers = [f"{PROBLEM_HEADER}\n{problem.strip()}\n\n{step_header(1)}\n"]
-        headers += [f"\n\n{step_header(j)}\n" for j in range(2, len(steps) + 1)]
+        # and scoring share this. The headers are the protocol's: the env's, or the policy's chat form.
+        from codegym.models.protocol import get_protocol
+
+        template = getattr(self.tokenizer, "apply_chat_template", None)
+        headers = get_protocol(self.format.protocol).step_headers(problem, len(steps), template)
         encoded = self.tokenizer(headers + [step.strip() for step in steps], add_special_tokens=False)
         header_ids, step_ids = encoded["input_ids"][: len(steps)], encoded["input_ids"][len(steps) :]
         ids: list[int] = []
@@ -416,7 +431,7 @@ class HFProcessRewardModel:
         """The model's parameters, and ``(scale, bias)`` for the likelihood head (whose raw value has no
         free offset of its own)."""
         calibration = [self.calibration] if self.format.head == "likelihood" else []
-        return [*self.model.parameters(), *calibration]
+        return [*(p for p in self.model.parameters() if p.requires_grad), *calibration]
 
     def calibrate(self, windows: Sequence[ScoringWindow], targets: Sequence[float], steps: int = 200) -> None:
         """Fit ``scale`` and ``bias`` so that ``sigmoid(scale * raw + bias)`` matches ``targets`` (Platt
@@ -548,6 +563,8 @@ def load_prm(spec: str, **options: Any) -> HFProcessRewardModel:
 
     - ``"tiny"``: the built-in trained tiny PRM (``codegym/models/checkpoints/tiny-prm``; rebuild it
       with ``codegym train prm``).
+    - ``"smollm2-135m-instruct"``: the built-in real pretrained model (:mod:`codegym.models.builtin`), as
+      a starting point to train (``codegym train prm --base smollm2-135m-instruct``).
     - anything else: a local folder (one saved by ``codegym train prm`` carries its ``prm_config.json``)
       or a hub id (pass ``step_tag=``, ``good_token=``, ``bad_token=`` to match how it was trained).
 
@@ -561,4 +578,10 @@ def load_prm(spec: str, **options: Any) -> HFProcessRewardModel:
         from codegym.models.tiny import tiny_checkpoint
 
         return HFProcessRewardModel(tiny_checkpoint("prm"), **options)
+    from codegym.models.builtin import BUILTIN_MODELS, builtin_model_dir
+
+    if spec in BUILTIN_MODELS:
+        # An untrained starting point: its likelihood head reads the model's own "+"/"-" guesses.
+        options.setdefault("protocol", "think")  # it reads paths in the form the policy writes them
+        return HFProcessRewardModel(builtin_model_dir(spec), **options)
     return HFProcessRewardModel(spec, **options)

@@ -18,14 +18,15 @@ class Sample:
     Attributes:
         text: the generated text, cut before the first stop string (the stop string is not included).
         logprob: the summed log-probability of the generated tokens that were kept, under the sampling
-            distribution's model (temperature 1 log-probs of the model's logits, not the tempered ones).
+            distribution's model (temperature 1 log-probs of the model's logits, not the tempered ones);
+            None when the backend cannot tell (a server that returns no log-probs).
         num_tokens: how many tokens were generated (kept ones; what a budget counts).
         finish_reason: ``"stop"`` (a stop string or the end-of-sequence token) or ``"length"``
             (``max_new_tokens`` ran out).
     """
 
     text: str
-    logprob: float
+    logprob: float | None
     num_tokens: int
     finish_reason: str
 

@@ -26,8 +26,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from codegym.models.protocol import PromptProtocol, get_protocol, save_protocol
 from codegym.steps import next_step_header, render_state
 
 if TYPE_CHECKING:
@@ -52,11 +53,50 @@ def episode_example(problem: str, steps: Sequence[str], eos_token: str) -> dict[
     return {"prompt": prompt, "completion": whole[len(prompt) :] + eos_token}
 
 
-def episodes_dataset(episodes: Iterable[tuple[str, Sequence[str]]], eos_token: str) -> Dataset:
-    """A prompt/completion ``datasets.Dataset`` from ``(problem, steps)`` pairs."""
+def protocol_example(
+    protocol: PromptProtocol, problem: str, steps: Sequence[str], eos_token: str, apply_chat_template: Any
+) -> dict[str, str]:
+    """One SFT row in a chat protocol's form: the prompt exactly as the policy renders it before step 1
+    (its forced opening included), and the rest of the assistant turn as the completion: every step
+    under its ``Step k:`` line, as the protocol shows the steps so far, then ``eos_token``.
+
+    So each later prompt of the episode is a prefix of prompt + completion, and the model learns the
+    blank line and ``Step k:`` line that end a step (TRL appends the end-of-sequence token only when a
+    completion lacks it, so rows are whole episodes, not single steps).
+    """
+    if not steps:
+        raise ValueError("an episode to learn from needs at least one step")
+    first = protocol.build_steps(problem, [])
+    last = protocol.build_steps(problem, steps[:-1])
+    prompt = first.render(apply_chat_template)
+    whole = last.render(apply_chat_template)
+    if not (steps[-1].strip().startswith(last.prefix) and whole.startswith(prompt)):
+        raise ValueError(
+            f"the episode's steps do not open as the {protocol.name!r} protocol forces them to "
+            f"({first.prefix!r}, ..., {last.prefix!r}); train on episodes written through the same protocol"
+        )
+    completion = whole[len(prompt) :] + steps[-1].strip()[len(last.prefix) :]
+    return {"prompt": prompt, "completion": completion + eos_token}
+
+
+def episodes_dataset(
+    episodes: Iterable[tuple[str, Sequence[str]]],
+    eos_token: str,
+    *,
+    protocol: PromptProtocol | None = None,
+    apply_chat_template: Any = None,
+) -> Dataset:
+    """A prompt/completion ``datasets.Dataset`` from ``(problem, steps)`` pairs: one row per episode, in
+    the env's text or in a chat protocol's form (:func:`protocol_example`)."""
     from datasets import Dataset
 
-    rows = [episode_example(problem, steps, eos_token) for problem, steps in episodes]
+    if protocol is not None and protocol.is_chat:
+        rows = [
+            protocol_example(protocol, problem, steps, eos_token, apply_chat_template)
+            for problem, steps in episodes
+        ]
+    else:
+        rows = [episode_example(problem, steps, eos_token) for problem, steps in episodes]
     if not rows:
         raise ValueError("no episodes to train on")
     return Dataset.from_list(rows)
@@ -81,7 +121,7 @@ class PolicyTrainingResult:
         final_loss: mean training loss over the last 10% of logged steps.
         loss_curve: (step, loss) pairs as logged.
         seconds: wall-clock training time.
-        parameters: the model's parameter count.
+        parameters: the parameters trained (the whole model, or only the LoRA adapter).
     """
 
     out_dir: str
@@ -110,6 +150,10 @@ def train_policy(
     heads: int = 4,
     logging_steps: int = 10,
     progress: bool = True,
+    protocol: str = "native",
+    lora_r: int = 0,
+    lora_alpha: int = 0,
+    dtype: str = "float32",
 ) -> PolicyTrainingResult:
     """Fine-tune a causal LM on reasoning episodes and save it to ``out_dir``.
 
@@ -131,6 +175,13 @@ def train_policy(
         hidden_size, layers, heads: the tiny model's shape (only when ``base`` is None).
         logging_steps: how often the loss is logged.
         progress: show the trainer's progress bar.
+        protocol: the prompt protocol the model is trained in and later prompted with (``native``,
+            ``think``, ``direct``); saved beside the model, so ``load_policy(out_dir)`` uses it.
+        lora_r: train a LoRA adapter of this rank instead of every weight (0: full fine-tuning); only
+            the adapter is saved, and ``load_policy(out_dir)`` puts it back on ``base``.
+        lora_alpha: LoRA's scaling numerator (0: twice the rank).
+        dtype: the weights' dtype, ``float32`` (the only sensible choice on a CPU: without bf16 units,
+            bf16 is several times slower) or, on a GPU, ``bfloat16``/``float16``.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
@@ -144,18 +195,36 @@ def train_policy(
     for name, value in (("batch_size", batch_size), ("n_tasks", n_tasks), ("max_length", max_length)):
         if not (isinstance(value, int) and value >= 1):
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    if not (isinstance(lora_r, int) and lora_r >= 0):
+        raise ValueError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
+    prompt_protocol = get_protocol(protocol)
+    torch_dtype = _torch_dtype(dtype)
     out_path = Path(out_dir)
     set_seed(seed)
     if base is None:
+        if lora_r:
+            raise ValueError("lora_r needs a base model to adapt; the tiny model from scratch trains whole")
         tokenizer = train_tokenizer(synthetic_corpus(2000, seed=0))
         model = build_tiny_model(tokenizer, hidden_size=hidden_size, layers=layers, heads=heads, seed=seed)
     else:
+        from codegym.models.builtin import BUILTIN_MODELS, builtin_model_dir
+
+        base = builtin_model_dir(str(base)) if str(base) in BUILTIN_MODELS else base
         tokenizer = AutoTokenizer.from_pretrained(base)
-        model = AutoModelForCausalLM.from_pretrained(base)
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
+    if prompt_protocol.is_chat and not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"protocol {protocol!r} needs a chat template; the base model's tokenizer has none")
+    if lora_r:
+        from codegym.models.lora import add_lora
+
+        model = add_lora(model, lora_r, alpha=lora_alpha or None)
     dataset = episodes_dataset(
-        synthetic_episodes(n_tasks, seed=seed) if episodes is None else episodes, tokenizer.eos_token
+        synthetic_episodes(n_tasks, seed=seed) if episodes is None else episodes,
+        tokenizer.eos_token,
+        protocol=prompt_protocol,
+        apply_chat_template=getattr(tokenizer, "apply_chat_template", None),
     )
     steps_per_epoch = -(-len(dataset) // batch_size)
     scratch = tempfile.TemporaryDirectory(
@@ -178,6 +247,8 @@ def train_policy(
         disable_tqdm=not progress,
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
+        bf16=torch_dtype == torch.bfloat16,
+        fp16=torch_dtype == torch.float16,
     )
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
     started = time.perf_counter()
@@ -188,8 +259,10 @@ def train_policy(
     seconds = time.perf_counter() - started
     model = trainer.model.eval()
     out_path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_path)
+    model.save_pretrained(out_path)  # with LoRA: the adapter alone, naming its base
     tokenizer.save_pretrained(out_path)
+    if prompt_protocol.name != "native":
+        save_protocol(prompt_protocol, out_path)
     curve = tuple(
         (int(entry["step"]), float(entry["loss"])) for entry in trainer.state.log_history if "loss" in entry
     )
@@ -201,7 +274,9 @@ def train_policy(
         final_loss=sum(tail) / len(tail) if tail else float("nan"),
         loss_curve=curve,
         seconds=seconds,
-        parameters=model.num_parameters(),
+        parameters=sum(p.numel() for p in model.parameters() if p.requires_grad)
+        if lora_r
+        else model.num_parameters(),
     )
     settings = {
         "base": None if base is None else str(base),
@@ -213,7 +288,22 @@ def train_policy(
         "max_length": max_length,
         "seed": seed,
         "shape": None if base is not None else {"hidden_size": hidden_size, "layers": layers, "heads": heads},
+        "protocol": prompt_protocol.name,
+        "lora_r": lora_r,
+        "dtype": dtype,
     }
     (out_path / METRICS_FILE).write_text(json.dumps({"settings": settings, **asdict(result)}, indent=2))
     logger.info("trained policy saved to %s (%.0f s, final loss %.3f)", out_path, seconds, result.final_loss)
     return result
+
+
+def _torch_dtype(name: str) -> Any:
+    """A torch dtype from its name, refusing what a trainer cannot use."""
+    import torch
+
+    choices = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in choices:
+        raise ValueError(f"dtype must be one of {sorted(choices)}, got {name!r}")
+    if choices[name] is not torch.float32 and not torch.cuda.is_available():
+        raise ValueError(f"dtype={name!r} trains only on a GPU here; on a CPU use float32")
+    return choices[name]

@@ -149,6 +149,8 @@ def train_prm(
     sandbox: str | Sandbox = "local",
     device: str | None = None,
     progress: bool = True,
+    lora_r: int = 0,
+    protocol: str = "",
 ) -> PRMTrainingResult:
     """Train a PRM on step labels, save it with ``save_pretrained`` and write ``training.json``.
 
@@ -185,6 +187,11 @@ def train_prm(
         sandbox: a sandbox or its name, for labelling synthetic steps.
         device: where to train; default ``"cuda"`` when available, else ``"cpu"``.
         progress: show a tqdm progress bar.
+        lora_r: train LoRA adapters of this rank (PEFT) instead of every weight (0: the whole model);
+            they are merged into the saved model, so ``load_prm(out_dir)`` loads it as any other.
+        protocol: lay paths out in this prompt protocol (``native``, ``think``, ``direct``), the one the
+            policy is prompted with; saved in ``prm_config.json``. Empty: the base's own (``native``
+            unless the base is a saved PRM).
     """
     import torch
     from tqdm.auto import tqdm
@@ -218,7 +225,30 @@ def train_prm(
         raise ValueError("the step-label data has no rows; label some steps first")
 
     torch.manual_seed(seed)
+    if not (isinstance(lora_r, int) and lora_r >= 0):
+        raise ValueError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
+    from codegym.models.builtin import BUILTIN_MODELS, builtin_model_dir
+
+    base = str(builtin_model_dir(base)) if base in BUILTIN_MODELS else base
     prm, base_used = prepare_prm(base, head=head, device=device, max_length=max_length, seed=seed)
+    if protocol:
+        from dataclasses import replace as replaced
+
+        from codegym.models.protocol import get_protocol
+
+        if get_protocol(protocol).is_chat and not getattr(prm.tokenizer, "chat_template", None):
+            raise ValueError(f"protocol {protocol!r} needs a chat template; the base's tokenizer has none")
+        prm.format = replaced(prm.format, protocol=protocol)
+    if lora_r:
+        from codegym.models.lora import add_lora
+
+        classifier = prm.format.head == "classifier"
+        prm.model = add_lora(
+            prm.model,
+            lora_r,
+            task_type="TOKEN_CLS" if classifier else "CAUSAL_LM",
+            modules_to_save=["score"] if classifier else None,  # the new head trains whole
+        )
     pointwise = _pointwise_examples(prm, dataset, labels)
     rng = np.random.default_rng(seed)
     if prm.format.head == "likelihood":
@@ -275,6 +305,10 @@ def train_prm(
         evaluation = evaluate_prm(prm, held_out)
         logger.info("held-out step AUC %.3f on %d steps", evaluation.auc, evaluation.steps)
 
+    if lora_r:
+        from codegym.models.lora import merged
+
+        prm.model = merged(prm.model)  # saved whole: load_prm(out_dir) reads a plain folder
     prm.save_pretrained(out_path)
     tail = losses[-max(1, len(losses) // 10) :]
     result = PRMTrainingResult(

@@ -387,11 +387,15 @@ def _load_policy(model: str | PathLike[str] | Policy, options: Mapping[str, Any]
     from codegym.models import load_policy
 
     spec = str(model)
+    options = dict(options or {})
     if spec == "tiny":
         from codegym.models.tiny import tiny_checkpoint
 
         spec = str(tiny_checkpoint("tcg"))
-    return load_policy(spec, **dict(options or {}))
+    # The TCG prompt is its own text format (problem, then "### Tests" and cases), continued as is: a
+    # chat protocol's step format does not apply to it.
+    options.setdefault("protocol", "native")
+    return load_policy(spec, **options)
 
 
 def _batch_seed(seed: int, task_ids: Sequence[str]) -> int:

@@ -152,6 +152,7 @@ def train_tcg_sft(
     batch_size: int = 16,
     max_length: int = 1024,
     seed: int = 0,
+    lora_r: int = 0,
 ) -> Path:
     """Supervised fine-tuning on prompt-completion rows (:func:`sft_examples`), loss on completions only.
 
@@ -165,6 +166,8 @@ def train_tcg_sft(
         batch_size: rows per optimizer step.
         max_length: longer rows are truncated at the end.
         seed: seeds initialisation of the run and the data order.
+        lora_r: train LoRA adapters of this rank (O1-Coder's TCG: QLoRA, rank 1) instead of every
+            weight (0: the whole model); they are merged into the saved model.
 
     Returns:
         ``out_dir`` as a Path.
@@ -177,7 +180,7 @@ def train_tcg_sft(
         raise ValueError("examples is empty; SFT needs tasks with CallTest hidden tests (see sft_examples)")
     out_path = Path(out_dir)
     tokenizer = AutoTokenizer.from_pretrained(model)
-    policy = AutoModelForCausalLM.from_pretrained(model)
+    policy = _with_lora(AutoModelForCausalLM.from_pretrained(model), lora_r)
     config = SFTConfig(
         **_trainer_args(
             out_path, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed
@@ -208,6 +211,7 @@ def train_tcg_dpo(
     batch_size: int = 16,
     max_length: int = 1024,
     seed: int = 0,
+    lora_r: int = 0,
 ) -> Path:
     """DPO on preference rows (:func:`dpo_pairs`); the reference model is a frozen copy of ``model``.
 
@@ -223,6 +227,8 @@ def train_tcg_dpo(
         batch_size: pairs per optimizer step.
         max_length: longer sequences are truncated at the end.
         seed: seeds the run and the data order.
+        lora_r: train LoRA adapters of this rank instead of every weight (0: the whole model); they are
+            merged into the saved model. With adapters, the reference model is the base with them off.
 
     Returns:
         ``out_dir`` as a Path.
@@ -235,7 +241,7 @@ def train_tcg_dpo(
         raise ValueError("pairs is empty; DPO needs tasks with two or more differing outputs (see dpo_pairs)")
     out_path = Path(out_dir)
     tokenizer = AutoTokenizer.from_pretrained(model)
-    policy = AutoModelForCausalLM.from_pretrained(model)
+    policy = _with_lora(AutoModelForCausalLM.from_pretrained(model), lora_r)
     config = DPOConfig(
         **_trainer_args(
             out_path, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed
@@ -254,9 +260,21 @@ def train_tcg_dpo(
     return out_path
 
 
+def _with_lora(model: Any, lora_r: int) -> Any:
+    if not (isinstance(lora_r, int) and lora_r >= 0):
+        raise ValueError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
+    if not lora_r:
+        return model
+    from codegym.models.lora import add_lora
+
+    return add_lora(model, lora_r)
+
+
 def _save(model: Any, tokenizer: Any, out_path: Path) -> None:
+    from codegym.models.lora import merged
+
     out_path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_path)
+    merged(model).save_pretrained(out_path)  # adapters merged: the next stage loads a plain folder
     tokenizer.save_pretrained(out_path)
 
 
@@ -371,6 +389,7 @@ def train_tcg(
     evaluate_base: bool = True,
     keep_sft: bool = False,
     sandbox: str | Sandbox = "local",
+    lora_r: int = 0,
 ) -> TCGTrainResult:
     """Train a test case generator end to end: SFT, then DPO, with validity measured around each stage.
 
@@ -399,6 +418,8 @@ def train_tcg(
 
     Returns:
         A :class:`TCGTrainResult`; the same figures are written to ``out_dir / "tcg_metrics.json"``.
+        lora_r: train LoRA adapters of this rank in both stages (O1-Coder: QLoRA, rank 1) instead of
+            every weight (0: the whole model); each stage saves its model with the adapters merged.
     """
     from codegym.tasks import load_tasks
 
@@ -435,6 +456,10 @@ def train_tcg(
     try:
         with tempfile.TemporaryDirectory(prefix="codegym-tcg-") as scratch:
             current: Path | str = base
+            from codegym.models.builtin import BUILTIN_MODELS, builtin_model_dir
+
+            if str(base) in BUILTIN_MODELS:
+                current = builtin_model_dir(str(base))
             if str(base) == TINY_BASE:
                 from codegym.models.tiny import create_tiny
 
@@ -452,6 +477,7 @@ def train_tcg(
                     learning_rate=sft_learning_rate,
                     batch_size=batch_size,
                     seed=seed,
+                    lora_r=lora_r,
                 )
                 seconds["sft"] = time.perf_counter() - tick
                 measure("sft", current)
@@ -466,6 +492,7 @@ def train_tcg(
                     beta=beta,
                     batch_size=batch_size,
                     seed=seed,
+                    lora_r=lora_r,
                 )
                 seconds["dpo"] = time.perf_counter() - tick
                 measure("dpo", current)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 import socket
 import threading
@@ -230,11 +229,11 @@ def test_null_logprobs_are_skipped(server):
     assert got.logprob == pytest.approx(sum(fake_logprob(i) for i in range(1, 7)))
 
 
-def test_no_logprobs_gives_nan_and_usage_count(server):
+def test_no_logprobs_gives_none_and_usage_count(server):
     server.logprobs_mode = "none"
     server.honour_stop = True
     [[a, b]] = make_policy(server).sample(["abc"], n=2, seed=1)
-    assert math.isnan(a.logprob) and math.isnan(b.logprob)
+    assert a.logprob is None and b.logprob is None  # unknown, not a number
     assert a.num_tokens == b.num_tokens == 7  # usage.completion_tokens (14) shared by 2 choices
     assert a.text == expected_sample("abc", 1, 0).text
 
@@ -256,7 +255,7 @@ def test_one_request_per_prompt_when_not_batching(server):
 def test_wrong_number_of_choices_is_an_error(server):
     server.script.append(("status", 200, {"choices": [{"index": 0, "text": "x", "finish_reason": "stop"}]}))
     with pytest.raises(PolicyServerError, match=r"expected 4 choices.*batch_prompts=False"):
-        make_policy(server).sample(["a", "b"], n=2)
+        make_policy(server, batch_prompts=True).sample(["a", "b"], n=2)
 
 
 def test_argument_checks(server):
@@ -364,7 +363,50 @@ def test_from_spec_talks_to_the_server(server):
 
 def test_constructor_checks_and_repr_hides_key():
     with pytest.raises(ValueError, match="chat endpoint"):
-        OpenAIPolicy("http://h/v1", "m", endpoint="chat/completions")
+        OpenAIPolicy("http://h/v1", "m", endpoint="chat/completions", protocol="native")
     with pytest.raises(ValueError, match="base_url must start with http"):
         OpenAIPolicy("localhost:8000/v1", "m")
     assert "sk-secret" not in repr(OpenAIPolicy("http://h/v1/", "m", api_key="sk-secret"))
+
+
+# --- servers that refuse lists or ignore n (transformers serve does both) ---------------------------
+
+
+def test_a_refused_list_falls_back_to_one_prompt_per_request_for_good(server):
+    server.script.append(("status", 400, {"detail": "prompt must be a string."}))
+    policy = make_policy(server)
+    result = policy.sample(["one", "two"], seed=3)
+    assert policy.batch_prompts is False
+    assert [body["prompt"] for body in server.requests] == [["one", "two"], "one", "two"]
+    assert result == [[expected_sample("one", 3, 0)], [expected_sample("two", 3, 0)]]
+    policy.sample(["three", "four"], seed=3)
+    assert [body["prompt"] for body in server.requests[3:]] == ["three", "four"]  # no list tried again
+
+
+def test_a_single_prompt_goes_as_a_string_and_its_errors_show_the_servers_detail(server):
+    server.script.append(("status", 422, {"detail": "Unexpected fields in the request: {'x'}"}))
+    with pytest.raises(PolicyServerError, match=r"HTTP 422 .*Unexpected fields"):
+        make_policy(server).sample(["only"])
+    assert server.requests[0]["prompt"] == "only"
+
+
+def test_an_ignored_n_is_emulated_with_seeded_requests(server):
+    one_choice = {"choices": [{"index": 0, "text": "a\n### Step", "finish_reason": "stop"}]}
+    server.script.append(("status", 200, {**one_choice, "usage": {"completion_tokens": 2}}))
+    policy = make_policy(server)
+    [samples] = policy.sample(["p"], n=3, seed=7)
+    assert policy.supports_n is False and len(samples) == 3
+    assert [body.get("seed") for body in server.requests] == [7, 8, 9]
+    assert samples[0].text == "a" and samples[0].logprob is None  # that answer had no log-probs
+    assert [s.text for s in samples[1:]] == [expected_sample("p", j, 0).text for j in (8, 9)]
+    assert all(s.logprob is not None and s.num_tokens > 0 for s in samples[1:])
+
+
+def test_a_local_path_keeps_its_leading_slash():
+    policy = OpenAIPolicy.from_spec("openai:http://127.0.0.1:8000/v1//srv/models/m/")
+    assert (policy.base_url, policy.model) == ("http://127.0.0.1:8000/v1", "/srv/models/m")
+
+
+def test_a_chat_protocol_on_completions_needs_a_tokenizer():
+    with pytest.raises(ValueError, match=r"needs the model's tokenizer.*tokenizer="):
+        OpenAIPolicy("http://h/v1", "/no/such/folder", protocol="think")
