@@ -223,7 +223,7 @@ def _eval(args: argparse.Namespace) -> int:
         results = {
             "settings": {
                 "policy": args.policy,
-                "protocol": getattr(policy, "protocol", None) and policy.protocol.name,
+                "protocol": args.protocol or None,  # as asked; None: the model's own
                 "tasks": args.tasks,
                 "split": resolved_split(args),
                 "task_options": args.task_options,
