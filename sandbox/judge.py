@@ -232,7 +232,11 @@ def compile_test(code: str) -> tuple:
     compiled = _COMPILED.get(code)
     if compiled is None:
         tree = ast.parse(code)
-        names = frozenset(node.id for node in ast.walk(tree) if isinstance(node, ast.Name))
+        # Dunder names (__name__, __builtins__) are the judge's own: a program that set `__name__ = "x"`
+        # must not switch off a test's `if __name__ == "__main__":` block.
+        names = frozenset(
+            node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and not node.id.startswith("__")
+        )
         compiled = (compile(tree, "test.py", "exec"), names)
         if len(_COMPILED) >= 512:
             _COMPILED.clear()
@@ -365,8 +369,8 @@ def _run_test(test: dict, program_names: dict, channel: Channel) -> dict:
     started = time.monotonic()
     try:
         if test["kind"] == "assert":
-            scope = {"__builtins__": builtins, "__name__": "solution"}
-            scope.update(program_names)
+            scope = dict(program_names)
+            scope.update(__builtins__=builtins, __name__="solution")
             exec(compile_test(test["code"])[0], scope)
             return {"status": "passed", "duration_s": time.monotonic() - started}
         function = program_names.get(test["entry_point"])

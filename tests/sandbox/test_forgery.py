@@ -240,3 +240,15 @@ def test_a_module_under_another_name_is_not_imported_by_the_judge(sandbox):
         "import math\ndef f(x):\n    return x\n", [AssertTest("assert math.floor(f(2.5)) == 2")]
     )
     assert honest.tests[0].status is S, honest.tests[0]
+
+
+def test_a_program_cannot_switch_off_a_test_s_main_block(sandbox):
+    # A test whose checks sit under `if __name__ == ...`: the program's own __name__ must not decide, or a
+    # program that renames itself skips every check and passes.
+    test = AssertTest("if __name__ == 'solution':\n    assert f(1) == 2\n")
+    for program in (
+        "__name__ = 'elsewhere'\ndef f(x):\n    return -1\n",
+        "__builtins__ = {}\ndef f(x):\n    return -1\n",
+    ):
+        assert sandbox.run(program, [test]).tests[0].status is TestStatus.FAILED
+    assert sandbox.run("__name__ = 'elsewhere'\ndef f(x):\n    return x + 1\n", [test]).passed == 1
