@@ -232,10 +232,14 @@ def compile_test(code: str) -> tuple:
     compiled = _COMPILED.get(code)
     if compiled is None:
         tree = ast.parse(code)
-        # Dunder names (__name__, __builtins__) are the judge's own: a program that set `__name__ = "x"`
-        # must not switch off a test's `if __name__ == "__main__":` block.
+        # Builtins and dunder names are the judge's own. A program that defines `abs = lambda x: 0` must not
+        # make `assert abs(f(x) - y) < 1e-6` true, nor one that sets `__name__` switch off a test's
+        # `if __name__ == ...` block. (A test whose function is named like a builtin names it as its
+        # entry point, which the judge then takes from the program.)
         names = frozenset(
-            node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and not node.id.startswith("__")
+            node.id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Name) and not node.id.startswith("__") and not hasattr(builtins, node.id)
         )
         compiled = (compile(tree, "test.py", "exec"), names)
         if len(_COMPILED) >= 512:
@@ -323,7 +327,9 @@ def _judge_job(tests: list, channel: Channel, report) -> None:
     """Judge one job's tests against the candidate at the other end of ``channel``."""
     wanted = set()
     for _, test in tests:
-        wanted |= compile_test(test["code"])[1] if test["kind"] == "assert" else {test["entry_point"]}
+        wanted |= compile_test(test["code"])[1] if test["kind"] == "assert" else set()
+        if test.get("entry_point"):
+            wanted.add(test["entry_point"])
     try:
         # Asked at once: the candidate answers as soon as its program is loaded, with no round trip more.
         names = channel.send({"op": "names", "names": sorted(wanted)})

@@ -252,3 +252,18 @@ def test_a_program_cannot_switch_off_a_test_s_main_block(sandbox):
     ):
         assert sandbox.run(program, [test]).tests[0].status is TestStatus.FAILED
     assert sandbox.run("__name__ = 'elsewhere'\ndef f(x):\n    return x + 1\n", [test]).passed == 1
+
+
+def test_a_program_cannot_redefine_the_builtins_a_test_uses(sandbox):
+    # HumanEval's float checks read `assert abs(candidate(x) - y) < 1e-6`: a program's own `abs` must not
+    # be the one the test calls.
+    program = "abs = lambda x: 0\nsorted = lambda x: 0\nlen = lambda x: 3\ndef f(x):\n    return -1.0\n"
+    tests = [
+        AssertTest("assert abs(f(1) - 2.0) < 1e-6"),
+        AssertTest("assert sorted(f(1)) == sorted([3, 1])", entry_point="f"),
+        AssertTest("assert len([f(1)]) == 3"),
+    ]
+    assert TestStatus.PASSED not in [t.status for t in sandbox.run(program, tests).tests]
+    # A function named like a builtin is the program's when the test names it as its entry point.
+    named_max = "def max(values):\n    return min(values)\n"
+    assert sandbox.run(named_max, [AssertTest("assert max([3, 1]) == 1", entry_point="max")]).passed == 1
