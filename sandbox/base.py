@@ -216,11 +216,7 @@ class Sandbox(ABC):
         """Run many ``(program, tests)`` pairs in parallel on the worker pool; reports come back in order."""
         if self._closed:
             raise SandboxError("this sandbox is closed; create a new one with make_sandbox(...)")
-        if not (isinstance(timeout_s, int | float) and 0 < timeout_s <= 3600):
-            raise ValueError(f"timeout_s must be a number of seconds in (0, 3600], got {timeout_s!r}")
-        if not (isinstance(memory_mb, int) and memory_mb >= 64):
-            raise ValueError(f"memory_mb must be an int of at least 64 (MiB), got {memory_mb!r}")
-        checked = [self._check_job(index, job) for index, job in enumerate(jobs)]
+        checked = self._check_batch(jobs, timeout_s, memory_mb)
         futures = [
             self._executor.submit(self._run_one, program, tests, timeout_s, memory_mb)
             for program, tests in checked
@@ -262,6 +258,15 @@ class Sandbox(ABC):
         )
 
     # -- internals -----------------------------------------------------------------------------------
+
+    @classmethod
+    def _check_batch(cls, jobs, timeout_s, memory_mb) -> list[tuple[str, tuple[Test, ...]]]:
+        """``run_batch``'s arguments checked (every backend's), the jobs as (program, tests) tuples."""
+        if not (isinstance(timeout_s, int | float) and 0 < timeout_s <= 3600):
+            raise ValueError(f"timeout_s must be a number of seconds in (0, 3600], got {timeout_s!r}")
+        if not (isinstance(memory_mb, int) and memory_mb >= 64):
+            raise ValueError(f"memory_mb must be an int of at least 64 (MiB), got {memory_mb!r}")
+        return [cls._check_job(index, job) for index, job in enumerate(jobs)]
 
     @staticmethod
     def _check_job(index: int, job) -> tuple[str, tuple[Test, ...]]:

@@ -258,11 +258,7 @@ class RaySandbox(Sandbox):
         """Run many ``(program, tests)`` pairs over the actors in chunks; reports come back in order."""
         if self._closed:
             raise SandboxError("this sandbox is closed; create a new one with make_sandbox('ray')")
-        if not (isinstance(timeout_s, int | float) and 0 < timeout_s <= 3600):
-            raise ValueError(f"timeout_s must be a number of seconds in (0, 3600], got {timeout_s!r}")
-        if not (isinstance(memory_mb, int) and memory_mb >= 64):
-            raise ValueError(f"memory_mb must be an int of at least 64 (MiB), got {memory_mb!r}")
-        checked = [self._check_job(index, job) for index, job in enumerate(jobs)]
+        checked = self._check_batch(jobs, timeout_s, memory_mb)
         if not checked:
             return []
         return _Batch(self, checked, float(timeout_s), memory_mb).run()

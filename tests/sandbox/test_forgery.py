@@ -267,3 +267,15 @@ def test_a_program_cannot_redefine_the_builtins_a_test_uses(sandbox):
     # A function named like a builtin is the program's when the test names it as its entry point.
     named_max = "def max(values):\n    return min(values)\n"
     assert sandbox.run(named_max, [AssertTest("assert max([3, 1]) == 1", entry_point="max")]).passed == 1
+
+
+def test_arguments_written_back_carry_no_lying_objects(sandbox):
+    # A list the test passes comes back with the candidate's changes: objects that are not plain data come
+    # back as handles, which compare by identity, so filling the list with liars does not sort it.
+    program = (
+        "class Liar:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__\n"
+        "def f(xs):\n    xs[:] = [Liar(), Liar()]\n"
+    )
+    test = AssertTest("xs = [3, 1]\nf(xs)\nassert xs == [1, 3]")
+    assert sandbox.run(program, [test]).tests[0].status is TestStatus.FAILED
+    assert sandbox.run("def f(xs):\n    xs.sort()\n", [test]).passed == 1
