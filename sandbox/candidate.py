@@ -45,10 +45,12 @@ def candidate_main(ctx: dict) -> None:
     dumps = json.JSONEncoder(separators=(",", ":")).encode
 
     def send(*messages: dict) -> None:
-        data = "".join(dumps(message) + "\n" for message in messages).encode("utf-8")
-        view = memoryview(data)
-        while view:
-            view = view[write(replies, view) :]
+        data = "".join([dumps(message) + "\n" for message in messages]).encode("utf-8")
+        written = write(replies, data)
+        if written < len(data):
+            view = memoryview(data)[written:]
+            while view:
+                view = view[write(replies, view) :]
 
     replies = ctx["replies"]
     try:
@@ -65,7 +67,11 @@ def candidate_main(ctx: dict) -> None:
 
     def flush() -> None:
         # Called after every request, so kept cheap: the program may have replaced sys.stdout and stderr.
-        for stream in (sys.stdout, sys.stderr, stdout, stderr):
+        current_out, current_err = sys.stdout, sys.stderr
+        streams = (stdout, stderr)
+        if current_out is not stdout or current_err is not stderr:
+            streams = (current_out, current_err, stdout, stderr)
+        for stream in streams:
             try:  # noqa: SIM105 - contextlib.suppress costs a microsecond more each time
                 stream.flush()
             except BaseException:

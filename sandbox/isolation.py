@@ -296,20 +296,30 @@ def confine(ctx: dict) -> None:
 # After a job: what it left behind.
 
 
+_OOM_COUNTERS = ["/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"]
+
+
+def _read_small(path: str) -> bytes:
+    """A small /proc or /sys file, read raw: a Python file object costs four syscalls more, every job."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 1 << 16)
+    finally:
+        os.close(fd)
+
+
 def oom_kills() -> int | None:
     """The container's OOM-kill counter (cgroup v2 or v1), or None outside a memory cgroup."""
-    for path, key in (
-        ("/sys/fs/cgroup/memory.events", "oom_kill"),
-        ("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill"),
-    ):
+    for path in list(_OOM_COUNTERS):
         try:
-            with open(path) as f:
-                for line in f:
-                    name, _, value = line.partition(" ")
-                    if name == key:
-                        return int(value)
+            text = _read_small(path)
         except OSError:
+            _OOM_COUNTERS.remove(path)  # this cgroup layout does not have it: do not look again
             continue
+        for line in text.splitlines():
+            name, _, value = line.partition(b" ")
+            if name == b"oom_kill":
+                return int(value)
     return None
 
 
@@ -317,8 +327,7 @@ def children_of(pid: int) -> list[int]:
     """The live children of ``pid``'s main thread (one small /proc read; a scan of /proc where the
     kernel lacks the ``children`` file)."""
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(child) for child in f.read().split()]
+        return [int(child) for child in _read_small(f"/proc/{pid}/task/{pid}/children").split()]
     except OSError:
         pass
     found = []

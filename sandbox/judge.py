@@ -16,8 +16,8 @@ Standard library only: this module is shipped into the sandbox with the runner.
 
 from __future__ import annotations
 
-import ast
 import builtins
+import contextlib
 import importlib
 import json
 import os
@@ -231,17 +231,23 @@ def compile_test(code: str) -> tuple:
     alone), cached: a training run judges the same tests over and over."""
     compiled = _COMPILED.get(code)
     if compiled is None:
-        tree = ast.parse(code)
-        # Builtins and dunder names are the judge's own. A program that defines `abs = lambda x: 0` must not
-        # make `assert abs(f(x) - y) < 1e-6` true, nor one that sets `__name__` switch off a test's
-        # `if __name__ == ...` block. (A test whose function is named like a builtin names it as its
-        # entry point, which the judge then takes from the program.)
-        names = frozenset(
-            node.id
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Name) and not node.id.startswith("__") and not hasattr(builtins, node.id)
+        program = compile(code, "test.py", "exec")
+        # The names the code and the functions, classes and comprehensions in it look up globally (with
+        # attribute names, which at worst fetch a program name no test uses). Builtins and dunder names are
+        # the judge's own: a program that defines `abs = lambda x: 0` must not make
+        # `assert abs(f(x) - y) < 1e-6` true, nor one that sets `__name__` switch off a test's
+        # `if __name__ == ...` block. (A test whose function is named like a builtin names it as its entry
+        # point, which the judge then takes from the program.)
+        names: set[str] = set()
+        pending = [program]
+        while pending:
+            code_object = pending.pop()
+            names.update(code_object.co_names)
+            pending.extend(const for const in code_object.co_consts if type(const) is type(program))
+        compiled = (
+            program,
+            frozenset(n for n in names if not n.startswith("__") and not hasattr(builtins, n)),
         )
-        compiled = (compile(tree, "test.py", "exec"), names)
         if len(_COMPILED) >= 512:
             _COMPILED.clear()
         _COMPILED[code] = compiled
@@ -283,14 +289,24 @@ def judge_server(ctx: dict) -> None:
     """
     sock = socket.socket(fileno=ctx["verdicts"])
 
-    def report(message: dict) -> None:
-        sock.sendall(dumps_line(message))
+    held: list[bytes] = []
+
+    def report(message: dict, hold: bool = False) -> None:
+        # A job's last verdict is held and sent with its end: one wake-up of the worker less per job.
+        held.append(dumps_line(message))
+        if not hold:
+            sock.sendall(b"".join(held))
+            held.clear()
 
     try:
         confine(ctx)
         # A candidate that shares the judge's uid (in a container) may signal it: SIGINT must not become a
         # KeyboardInterrupt raised into test code. Any other signal can only kill it (crashed, never passed).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with contextlib.suppress(AttributeError, OSError):
+            # The judge never needs the CPU at once: woken by its candidate's reply, it waits until the
+            # candidate blocks instead of preempting it, which saves a switch per wake-up.
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
         sys.path[:] = [entry for entry in sys.path if entry and os.path.isabs(entry)]
         sys.dont_write_bytecode = True
         _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -319,8 +335,11 @@ def judge_server(ctx: dict) -> None:
 
 
 def _address_space() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[0]) * resource.getpagesize()
+    fd = os.open("/proc/self/statm", os.O_RDONLY)  # read raw: a file object costs four syscalls more
+    try:
+        return int(os.read(fd, 256).split()[0]) * resource.getpagesize()
+    finally:
+        os.close(fd)
 
 
 def _judge_job(tests: list, channel: Channel, report) -> None:
@@ -363,12 +382,13 @@ def _judge_job(tests: list, channel: Channel, report) -> None:
         for index, _ in tests:
             report({"i": index, "r": result})
         return
+    last = tests[-1][0]
     for index, test in tests:
         result = _run_test(test, program_names, channel)
         if channel.broken:
             report({"i": index, "gone": channel.broken.gone, "message": str(channel.broken)})
             return
-        report({"i": index, "r": result})
+        report({"i": index, "r": result}, hold=index == last)
 
 
 def _run_test(test: dict, program_names: dict, channel: Channel) -> dict:

@@ -32,6 +32,12 @@ def encode_plain(value, *, max_depth: int = 100, max_items: int = 1_000_000, oth
     kind = type(value)
     if kind in _SCALARS or (kind is float and math.isfinite(value)):  # the common case, without a walk
         return value
+    if kind is list and len(value) < max_items:  # a flat list of scalars (e.g. a call's arguments)
+        for item in value:
+            if type(item) not in _SCALARS and not (type(item) is float and math.isfinite(item)):
+                break
+        else:
+            return list(value)
     budget = [max_items]
 
     def enc(obj, depth):

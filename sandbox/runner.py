@@ -179,7 +179,8 @@ class _Judge:
         payload = dumps_line({"tests": tests, "memory_mb": memory_mb})
         try:
             sent = socket.send_fds(self.sock, [payload], [to_candidate, from_candidate])
-            self.sock.sendall(payload[sent:])
+            if sent < len(payload):
+                self.sock.sendall(payload[sent:])
         except OSError:
             self.reader.eof = True  # it died between jobs: the job's loop reports it
 
@@ -323,7 +324,7 @@ class Worker:
             for fd in (out_r, err_r):
                 os.close(fd)
             reap_leftovers(keep=self.judge.pid if self.judge else None)
-            shutil.rmtree(workdir, ignore_errors=True)
+            _remove_workdir(workdir)
         if pending:
             if stopped is None and gone is not None and not gone["gone"]:
                 stopped = {
@@ -419,7 +420,7 @@ class Worker:
             for fd in (info_r, out_r, err_r):
                 os.close(fd)
             reap_leftovers(keep=self.judge.pid if self.judge else None)
-            shutil.rmtree(workdir, ignore_errors=True)
+            _remove_workdir(workdir)
         if stopped:
             return stopped
         messages = [_parse_or_none(line) for line in info.pop_lines()]
@@ -541,6 +542,14 @@ def _drain(streams: dict, output: dict, cap: int) -> None:
             if not chunk:
                 break
             output[name] += chunk
+
+
+def _remove_workdir(path: str) -> None:
+    """Remove a job's work dir; most jobs leave it empty, which one rmdir settles."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _kill_children(keep: int | None) -> None:
