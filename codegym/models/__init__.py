@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from codegym.errors import UserError
 from codegym.lazy import lazy_exports
 from codegym.models.builtin import BUILTIN_MODELS, SMOLLM2, builtin_model_dir
 from codegym.models.hf_prm import load_prm
@@ -61,7 +62,7 @@ def load_policy(spec: str, **options: Any) -> Policy:
         return HFPolicy(gguf_model_dir(spec), **options)
     if is_adapter(spec):
         if options.get("lora") is not None:
-            raise ValueError(f"{spec} is itself a LoRA adapter; do not pass lora= as well")
+            raise UserError(f"{spec} is itself a LoRA adapter; do not pass lora= as well")
         base = adapter_base(spec)
         saved = read_protocol(spec)
         if saved is not None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from codegym.errors import UserError
 from codegym.models.policy import DEFAULT_STOP, Sample, check_sample_args, cut_at_stop
 from codegym.models.protocol import PromptProtocol, ProtocolPrompt, get_protocol, read_protocol
 
@@ -106,14 +107,14 @@ class HFPolicy:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.use_chat_template = use_chat_template
         if use_chat_template and not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError("use_chat_template=True but the tokenizer has no chat template")
+            raise UserError("use_chat_template=True but the tokenizer has no chat template")
         if use_chat_template and protocol is not None:
-            raise ValueError("pass either protocol= or use_chat_template=True, not both")
+            raise UserError("pass either protocol= or use_chat_template=True, not both")
         # A model trained here carries the protocol it was trained in; otherwise the env's own text.
         saved = read_protocol(model) if isinstance(model, str | PathLike) and Path(model).is_dir() else None
         self.protocol = get_protocol(protocol or saved or "native")
         if self.protocol.is_chat and not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(
+            raise UserError(
                 f"protocol {self.protocol.name!r} needs a chat template and this tokenizer has none; "
                 "use protocol='native' for a base model"
             )

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from codegym.errors import UserError
 from codegym.models.hf_prm import (
     DEFAULT_STEP_TAG,
     HEADS,
@@ -198,20 +199,20 @@ def train_prm(
     from transformers import get_linear_schedule_with_warmup
 
     if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        raise UserError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if labels not in LABEL_KINDS:
-        raise ValueError(f"labels must be one of {LABEL_KINDS}, got {labels!r}")
+        raise UserError(f"labels must be one of {LABEL_KINDS}, got {labels!r}")
     for name, value, low in [
         ("epochs", epochs, 1),
         ("batch_size", batch_size, 1),
         ("eval_tasks", eval_tasks, 0),
     ]:
         if not (isinstance(value, int) and value >= low):
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+            raise UserError(f"{name} must be an int >= {low}, got {value!r}")
     if not (isinstance(learning_rate, int | float) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+        raise UserError(f"learning_rate must be a positive number, got {learning_rate!r}")
     if not 0 <= warmup_fraction < 1:
-        raise ValueError(f"warmup_fraction must lie in [0, 1), got {warmup_fraction!r}")
+        raise UserError(f"warmup_fraction must lie in [0, 1), got {warmup_fraction!r}")
 
     out_path = Path(out_dir)
     if data is None:
@@ -222,11 +223,11 @@ def train_prm(
     else:
         dataset = load_step_labels(data)
     if len(dataset) == 0:
-        raise ValueError("the step-label data has no rows; label some steps first")
+        raise UserError("the step-label data has no rows; label some steps first")
 
     torch.manual_seed(seed)
     if not (isinstance(lora_r, int) and lora_r >= 0):
-        raise ValueError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
+        raise UserError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
     from codegym.models.builtin import BUILTIN_MODELS, builtin_model_dir
 
     base = str(builtin_model_dir(base)) if base in BUILTIN_MODELS else base
@@ -237,7 +238,7 @@ def train_prm(
         from codegym.models.protocol import get_protocol
 
         if get_protocol(protocol).is_chat and not getattr(prm.tokenizer, "chat_template", None):
-            raise ValueError(f"protocol {protocol!r} needs a chat template; the base's tokenizer has none")
+            raise UserError(f"protocol {protocol!r} needs a chat template; the base's tokenizer has none")
         prm.format = replaced(prm.format, protocol=protocol)
     if lora_r:
         from codegym.models.lora import add_lora
@@ -259,7 +260,7 @@ def train_prm(
     else:
         pairs = sibling_pairs(dataset, labels=labels)
         if len(pairs) == 0:
-            raise ValueError(
+            raise UserError(
                 f"no sibling steps with different {labels} labels in the data; pair-wise training needs "
                 "steps after the same prefix with different labels (or use objective='pointwise')"
             )
@@ -370,7 +371,7 @@ def prepare_prm(
     it is not one token already (the embeddings grow to match, seeded).
     """
     if head not in HEADS:
-        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        raise UserError(f"head must be one of {HEADS}, got {head!r}")
     if base == "tiny":
         from codegym.models.tiny import CHECKPOINTS_DIR, create_tiny, tiny_checkpoint
 
@@ -470,7 +471,7 @@ def _pairwise_examples(
 ) -> list[tuple[ScoringWindow, ScoringWindow]]:
     missing = [name for name in STEP_PAIR_FEATURES if name not in pairs.column_names]
     if missing:
-        raise ValueError(f"pair data lacks the columns {missing}")
+        raise UserError(f"pair data lacks the columns {missing}")
     examples = []
     for row in pairs:
         prefix = list(row["prefix"])

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from codegym.errors import UserError
 from codegym.sandbox import CallTest, Sandbox, make_sandbox
 from codegym.tasks.task import Task, TaskSource
 from codegym.tcg.model_tcg import ModelTCG, TCGEvaluation, format_cases, tcg_prompt
@@ -103,7 +104,7 @@ def dpo_pairs(
         True
     """
     if not (isinstance(pairs_per_task, int) and pairs_per_task >= 1):
-        raise ValueError(f"pairs_per_task must be an int >= 1, got {pairs_per_task!r}")
+        raise UserError(f"pairs_per_task must be an int >= 1, got {pairs_per_task!r}")
     rng = np.random.default_rng(seed)
     rows = []
     for task in tasks:
@@ -177,7 +178,7 @@ def train_tcg_sft(
     from trl import SFTConfig, SFTTrainer
 
     if not examples:
-        raise ValueError("examples is empty; SFT needs tasks with CallTest hidden tests (see sft_examples)")
+        raise UserError("examples is empty; SFT needs tasks with CallTest hidden tests (see sft_examples)")
     out_path = Path(out_dir)
     tokenizer = AutoTokenizer.from_pretrained(model)
     policy = _with_lora(AutoModelForCausalLM.from_pretrained(model), lora_r)
@@ -238,7 +239,7 @@ def train_tcg_dpo(
     from trl import DPOConfig, DPOTrainer
 
     if not pairs:
-        raise ValueError("pairs is empty; DPO needs tasks with two or more differing outputs (see dpo_pairs)")
+        raise UserError("pairs is empty; DPO needs tasks with two or more differing outputs (see dpo_pairs)")
     out_path = Path(out_dir)
     tokenizer = AutoTokenizer.from_pretrained(model)
     policy = _with_lora(AutoModelForCausalLM.from_pretrained(model), lora_r)
@@ -262,7 +263,7 @@ def train_tcg_dpo(
 
 def _with_lora(model: Any, lora_r: int) -> Any:
     if not (isinstance(lora_r, int) and lora_r >= 0):
-        raise ValueError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
+        raise UserError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
     if not lora_r:
         return model
     from codegym.models.lora import add_lora
@@ -424,9 +425,9 @@ def train_tcg(
     from codegym.tasks import load_tasks
 
     if not (isinstance(n_tasks, int) and n_tasks >= 1):
-        raise ValueError(f"n_tasks must be an int >= 1, got {n_tasks!r}")
+        raise UserError(f"n_tasks must be an int >= 1, got {n_tasks!r}")
     if not (isinstance(dpo_tasks, int) and dpo_tasks >= 0):
-        raise ValueError(f"dpo_tasks must be an int >= 0, got {dpo_tasks!r}")
+        raise UserError(f"dpo_tasks must be an int >= 0, got {dpo_tasks!r}")
     started = time.perf_counter()
     seconds: dict[str, float] = {"data": 0.0, "sft": 0.0, "dpo": 0.0, "eval": 0.0}
     out_path = Path(out_dir)
