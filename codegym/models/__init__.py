@@ -72,7 +72,7 @@ def load_policy(spec: str, **options: Any) -> Policy:
 
 
 # transformers and torch load only when a transformers policy is asked for.
-__getattr__ = lazy_exports(
+__getattr__, __dir__ = lazy_exports(
     "codegym.models",
     {
         "HFPolicy": "codegym.models.hf_policy",

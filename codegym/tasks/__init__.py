@@ -74,7 +74,7 @@ def load_tasks(
 
 
 # The sources load on first use: HumanEval pulls in ``datasets``, which ``import codegym`` should not.
-__getattr__ = lazy_exports(
+__getattr__, __dir__ = lazy_exports(
     "codegym.tasks",
     {
         "SyntheticTasks": "codegym.tasks.synthetic",
