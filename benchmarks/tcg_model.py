@@ -32,9 +32,9 @@ from pathlib import Path
 
 import matplotlib
 import torch
-from benchmark_args import parse_args
 
 import codegym
+from codegym.options import parse_args
 from codegym.tcg.train_tcg import METRICS_FILE, evaluate_tcg, heldout_tasks, train_tcg
 
 matplotlib.use("Agg")

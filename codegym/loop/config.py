@@ -1,7 +1,9 @@
 """The self-improvement loop's configuration: one TOML file, every default visible.
 
 ``codegym loop --print-config`` prints the defaults as TOML; edit and pass it back with ``--config``.
-The run directory keeps a copy (``config.toml``), and resuming a run with a different configuration is
+Each setting is a dataclass field with the string under it saying what it means; that string is the
+TOML comment, and :mod:`codegym.options` reads it the same way for ``codegym loop``'s flags and the
+benchmarks' arguments. The run directory keeps a copy (``config.toml``), and resuming a run with a different configuration is
 refused (the message names the keys that differ).
 """
 
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from codegym.errors import MissingInputError, UserError
+from codegym.options import field_docs
 
 
 @dataclass
@@ -215,24 +218,6 @@ SECTIONS = {
 }
 
 
-def _field_docs(cls: type) -> dict[str, str]:
-    """The string under each field (the same convention as the benchmarks' Args)."""
-    import ast
-    import inspect
-    import itertools
-
-    body = ast.parse(inspect.getsource(cls)).body[0].body
-    docs = {}
-    for node, after in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(after, ast.Expr)
-            and isinstance(after.value, ast.Constant)
-        ):
-            docs[node.target.id] = str(after.value.value)
-    return docs
-
-
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -248,7 +233,7 @@ def to_toml(config: LoopConfig) -> str:
     lines = ["# codegym loop configuration (codegym loop --config FILE)", ""]
 
     def section(obj: Any, cls: type) -> None:
-        docs = _field_docs(cls)
+        docs = field_docs(cls)
         for item in fields(cls):
             if item.name in SECTIONS:
                 continue
