@@ -206,6 +206,38 @@ class HFPolicy:
         them (chat template and special tokens included); what a trainer scoring sampled steps needs."""
         return self._encode([self._format(prompt) for prompt in prompts])["input_ids"]
 
+    @property
+    def embedding_size(self) -> int:
+        """D, the width of :meth:`embed`'s vectors (the model's hidden size)."""
+        return int(self.model.config.hidden_size)
+
+    def embed(self, texts: Sequence[str], *, max_tokens: int = 512) -> np.ndarray:
+        """The mean over tokens of the model's last hidden state for each text, shape (len(texts), D).
+
+        The decoder's output (the hidden states before the LM head), so a LoRA adapter's layers count. A
+        text is cut to its first ``max_tokens`` tokens (or the model's context, if shorter); it is
+        encoded as given, without the protocol's formatting.
+        """
+        import torch
+
+        limit = min(max_tokens, getattr(self.model.config, "max_position_embeddings", max_tokens))
+        # Right padding keeps every text's positions starting at 0, as in training.
+        batch = self.tokenizer(
+            list(texts),
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=limit,
+            padding_side="right",
+        ).to(self.device)
+        with torch.no_grad():
+            hidden = self.model.get_decoder()(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).last_hidden_state  # (B, T, D)
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (B, D)
+        return pooled.float().cpu().numpy()
+
     def generated_text(self, prompt: str, step: str) -> str:
         """The part of ``step`` (a step this policy wrote for ``prompt``) that the model generated: the
         step without the protocol's forced opening, which :meth:`prompt_token_ids` already holds."""
