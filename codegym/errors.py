@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
+
 
 class UserError(ValueError):
     """A value from the caller (an argument, a configuration, a file, a task id) that the caller can fix;
@@ -29,4 +31,20 @@ class MissingInputError(UserError, FileNotFoundError):
     where it was looked for and how to make it. Also a :class:`FileNotFoundError`."""
 
 
-__all__ = ["MissingInputError", "UserError"]
+def require_extra(module: str, extra: str, purpose: str) -> None:
+    """Refuse, naming the extra to install, when ``module`` (an optional stack) is not installed.
+
+    Raises:
+        MissingInputError: ``module`` cannot be imported here.
+
+    Example:
+        >>> require_extra("json", "none", "this example")  # installed: nothing happens
+    """
+    if importlib.util.find_spec(module) is None:
+        raise MissingInputError(
+            f"{purpose} needs {module}, which is not installed: pip install 'codegym[{extra}]' "
+            "(make install installs every extra)"
+        )
+
+
+__all__ = ["MissingInputError", "UserError", "require_extra"]

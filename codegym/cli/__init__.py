@@ -80,7 +80,10 @@ class CommandParser(argparse.ArgumentParser):
     def _ensure_populated(self) -> None:
         if self._populate is not None:
             populate, self._populate = self._populate, None
-            populate(self)
+            try:
+                populate(self)
+            except UserError as exc:  # e.g. the command's optional stack is not installed
+                self.error(_one_line(exc))
 
     def parse_known_args(self, args=None, namespace=None):
         self._ensure_populated()

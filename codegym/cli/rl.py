@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from codegym.cli import command, print_table
+from codegym.errors import require_extra
 from codegym.options import add_function_arguments, function_kwargs
 
 
@@ -49,6 +50,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _ppo_options(parser: argparse.ArgumentParser) -> None:
+    require_extra("stable_baselines3", "rl", "codegym rl ppo")
     from codegym.agents.ppo import train_ppo
 
     parser.add_argument(

@@ -469,3 +469,11 @@ def test_demo_prints_its_configuration(capsys):
     assert run(["demo", "--print-config", "--seed", "3"]) == 0
     config = tomllib.loads(capsys.readouterr().out)
     assert config["seed"] == 3 and config["tasks"] == {**config["tasks"], **DEMO_SETTINGS["tasks"]}
+
+
+def test_a_command_whose_extra_is_missing_names_the_extra(capsys, monkeypatch):
+    # None in sys.modules makes an import fail as for an uninstalled package.
+    monkeypatch.setitem(sys.modules, "stable_baselines3", None)
+    assert run(["rl", "ppo", "--help"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'codegym[rl]'" in err[0]
