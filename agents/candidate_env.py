@@ -40,8 +40,8 @@ class CandidateChoiceEnv(gym.Env[np.ndarray, np.int64]):
     ``max_steps``, then per candidate its embedding (D) and four features: the geometric-mean token
     probability ``exp(logprob / num_tokens)``, ``num_tokens / max_new_tokens``, whether it is a code
     step (it would end the episode), and whether it was cut at ``max_new_tokens``. Embeddings are unit
-    L2 vectors. ``embedding="model"`` mean-pools the policy model's last hidden state (an
-    :class:`~codegym.models.HFPolicy`; D = its hidden size, 128 for ``"tiny"``); ``"hashed"`` counts
+    L2 vectors. ``embedding="model"`` is the policy's own :meth:`~codegym.models.HFPolicy.embed`, the
+    mean-pooled last hidden state (D = its ``embedding_size``, 128 for ``"tiny"``); ``"hashed"`` counts
     signed character 2-, 3- and 4-grams hashed into ``hashed_dim`` buckets (any policy, no model);
     ``"auto"`` is ``"model"`` for an HFPolicy, else ``"hashed"``. After the episode ends the candidate
     slots are zeros.
@@ -107,10 +107,10 @@ class CandidateChoiceEnv(gym.Env[np.ndarray, np.int64]):
         self.policy: Policy = load_policy(policy) if isinstance(policy, str) else policy
         if not isinstance(self.policy, Policy):
             raise TypeError(f"policy must have a sample(prompts, n, ...) method, got {type(policy).__name__}")
-        has_model = hasattr(self.policy, "model") and hasattr(self.policy, "tokenizer")
+        has_model = callable(getattr(self.policy, "embed", None))
         if embedding == "model" and not has_model:
             raise ValueError(
-                f"embedding='model' needs an HFPolicy (a .model and a .tokenizer), got "
+                f"embedding='model' needs a policy with embed() and embedding_size (an HFPolicy), got "
                 f"{type(self.policy).__name__}; use embedding='hashed'"
             )
         self.embedding = ("model" if has_model else "hashed") if embedding == "auto" else embedding
@@ -124,7 +124,7 @@ class CandidateChoiceEnv(gym.Env[np.ndarray, np.int64]):
         self.max_new_tokens = max_new_tokens
         self.max_embed_tokens = max_embed_tokens
         self.max_step_chars: int | None = getattr(self.env.action_space, "max_length", None)
-        self.embed_dim = self.policy.model.config.hidden_size if self.embedding == "model" else hashed_dim
+        self.embed_dim = self.policy.embedding_size if self.embedding == "model" else hashed_dim
         size = self.embed_dim + 1 + candidates * (self.embed_dim + len(CANDIDATE_FEATURES))
         self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(size,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(candidates)
@@ -260,26 +260,19 @@ def hashed_embedding(text: str, dim: int = 128) -> np.ndarray:
 
 
 def model_embedding(policy: Any, texts: list[str], *, max_tokens: int = 512) -> np.ndarray:
-    """The mean over tokens of ``policy.model``'s last hidden state for each text, shape (len(texts), D).
+    """The policy's own embedding of each text (:meth:`~codegym.models.HFPolicy.embed`: the mean over
+    tokens of its last hidden state), shape (len(texts), D). A text is cut to its first ``max_tokens``
+    tokens.
 
-    ``policy`` is an :class:`~codegym.models.HFPolicy` (anything with ``.model``, ``.tokenizer`` and
-    ``.device``). A text is cut to its first ``max_tokens`` tokens.
+    Raises:
+        TypeError: the policy has no ``embed`` (an API policy, say); use ``embedding="hashed"``.
     """
-    import torch
-
-    tokenizer, model = policy.tokenizer, policy.model
-    limit = min(max_tokens, getattr(model.config, "max_position_embeddings", max_tokens))
-    # Right padding keeps every text's positions starting at 0, as in training.
-    batch = tokenizer(
-        texts, return_tensors="pt", padding=True, truncation=True, max_length=limit, padding_side="right"
-    ).to(policy.device)
-    with torch.no_grad():
-        hidden = model.base_model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-        ).last_hidden_state  # (B, T, D)
-    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-    pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (B, D)
-    return pooled.float().cpu().numpy()
+    if not callable(getattr(policy, "embed", None)):
+        raise TypeError(
+            f"embedding='model' needs a policy with embed(texts, max_tokens=...) (an HFPolicy), got "
+            f"{type(policy).__name__}; use embedding='hashed'"
+        )
+    return np.asarray(policy.embed(texts, max_tokens=max_tokens), dtype=np.float32)
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 
 from codegym.agents.candidate_env import CandidateChoiceEnv
+from codegym.errors import UserError
 from codegym.models import Policy
 
 _CHECKPOINT = re.compile(r"ppo_(\d+)_steps\.json")
@@ -134,12 +135,10 @@ def train_ppo(
     """
     for name, value in (("total_timesteps", total_timesteps), ("n_steps", n_steps)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            raise UserError(f"{name} must be an int >= 1, got {value!r}")
     every = n_steps if checkpoint_every is None else checkpoint_every
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(
-            f"checkpoint_every must be an int >= 1 (env steps) or None, got {checkpoint_every!r}"
-        )
+        raise UserError(f"checkpoint_every must be an int >= 1 (env steps) or None, got {checkpoint_every!r}")
     out = Path(out_dir)
     checkpoints, tensorboard_dir = out / "checkpoints", out / "tensorboard"
     checkpoints.mkdir(parents=True, exist_ok=True)
@@ -148,7 +147,7 @@ def train_ppo(
     proposer = policy
     if protocol is not None:
         if not isinstance(policy, str):
-            raise ValueError("protocol applies to a policy given by spec; set it on your policy object")
+            raise UserError("protocol applies to a policy given by spec; set it on your policy object")
         from codegym.models import load_policy
 
         proposer = load_policy(policy, protocol=protocol)

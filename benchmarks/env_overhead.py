@@ -31,9 +31,9 @@ from pathlib import Path
 import gymnasium as gym
 import matplotlib
 import numpy as np
-from benchmark_args import parse_args
 
 import codegym
+from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.steps import classify_step
 from codegym.tasks.synthetic import SyntheticTasks

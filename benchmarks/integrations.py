@@ -33,10 +33,10 @@ from pathlib import Path
 
 import gymnasium as gym
 import matplotlib
-from benchmark_args import parse_args
 
 import codegym
 from codegym.integrations.openenv import CodeReasonClient
+from codegym.options import parse_args
 from codegym.tasks.synthetic import SyntheticTasks
 
 matplotlib.use("Agg")

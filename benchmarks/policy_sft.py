@@ -25,10 +25,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib
-from benchmark_args import parse_args
 
 from codegym.evaluation import pass_at_k, rollout
 from codegym.models import load_policy
+from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.tasks.synthetic import SyntheticTasks
 

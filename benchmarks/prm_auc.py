@@ -34,12 +34,13 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import torch
-from benchmark_args import parse_args
 
 import codegym
 from codegym.models.hf_prm import load_prm
 from codegym.models.prm_data import label_balance, synthetic_step_labels
-from codegym.models.train_prm import evaluate_prm, prepare_prm, train_prm
+from codegym.models.prm_eval import evaluate_prm
+from codegym.models.train_prm import prepare_prm, train_prm
+from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 
 matplotlib.use("Agg")

@@ -45,9 +45,9 @@ from typing import Any
 
 import matplotlib
 import ray
-from benchmark_args import parse_args
 from ray.cluster_utils import Cluster
 
+from codegym.options import parse_args
 from codegym.sandbox import Sandbox, make_sandbox
 from codegym.tasks.humaneval import broken_program, load_humaneval
 

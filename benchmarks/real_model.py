@@ -31,12 +31,12 @@ from pathlib import Path
 import gymnasium as gym
 import matplotlib
 import torch
-from benchmark_args import parse_args
 
 import codegym  # noqa: F401  (registers CodeReason-v0)
 from codegym.agents import BestOfNAgent, MCTSAgent, Spend
 from codegym.evaluation import aspr, rollout, summarize
 from codegym.models import load_policy
+from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.tasks import load_tasks
 from codegym.tcg import OracleTCG

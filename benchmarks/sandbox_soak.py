@@ -38,8 +38,8 @@ from pathlib import Path
 
 import matplotlib
 import tqdm
-from benchmark_args import parse_args
 
+from codegym.options import parse_args
 from codegym.sandbox import AssertTest, CallTest, Sandbox, TestStatus, make_sandbox
 
 matplotlib.use("Agg")

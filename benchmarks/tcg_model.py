@@ -32,10 +32,11 @@ from pathlib import Path
 
 import matplotlib
 import torch
-from benchmark_args import parse_args
 
 import codegym
-from codegym.tcg.train_tcg import METRICS_FILE, evaluate_tcg, heldout_tasks, train_tcg
+from codegym.options import parse_args
+from codegym.tcg.tcg_data import evaluate_tcg, heldout_tasks
+from codegym.tcg.train_tcg import METRICS_FILE, train_tcg
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend

@@ -38,9 +38,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib
-from benchmark_args import parse_args
 
 import codegym
+from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.tasks.humaneval import load_humaneval
 from codegym.tasks.synthetic import SyntheticTasks

@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib
-from benchmark_args import parse_args
 
+from codegym.options import parse_args
 from codegym.sandbox import CallTest, make_sandbox
 from codegym.tasks import Task
 from codegym.tasks.humaneval import load_humaneval

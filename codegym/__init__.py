@@ -27,7 +27,7 @@ if "CodeReason-v0" not in gym.registry:
     )
 
 # The env pulls in the sandbox and reward modules; they load on first use so `import codegym` is quick.
-__getattr__ = lazy_exports(
+__getattr__, __dir__ = lazy_exports(
     "codegym",
     {
         "CodeReasonEnv": "codegym.env",

@@ -20,8 +20,10 @@ generated from a library function that imports torch are built only when that co
 its help is shown, so ``codegym --help`` stays fast.
 
 Bad arguments end with one line on stderr (``codegym solve: error: ... (see codegym solve --help)``) and
-exit status 2; so do the errors a run meets that the user can fix (a missing file, an unknown task id, a
-sandbox that cannot start). ``-v`` shows the traceback as well.
+exit status 2; so do the errors a run meets that the user can fix: a :class:`~codegym.errors.UserError`
+(a missing file, an unknown task id, a bad configuration key) and a sandbox that cannot start. ``-v``
+shows their traceback as well. Anything else (a bug, ``MemoryError``, a failing library) is a crash:
+its traceback and exit status 1, never dressed up as the user's mistake.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
+
+from codegym.errors import UserError
 
 # Command-group modules of this package, in the order ``codegym --help`` lists them; each module has
 # ``add_commands(subparsers)``. A new command group is one more line.
@@ -51,10 +55,12 @@ COMMANDS = [
 ]
 
 EXIT_USAGE = 2
+EXIT_CRASH = 1  # what Python itself exits with on an uncaught exception
 
 
-class UsageError(ValueError):
-    """Arguments that parse but do not make sense together; the message names the fix."""
+class UsageError(UserError):
+    """Arguments that parse but do not make sense together; the message names the fix. The command's
+    parser reports it, with a pointer to the command's ``--help``."""
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -74,7 +80,10 @@ class CommandParser(argparse.ArgumentParser):
     def _ensure_populated(self) -> None:
         if self._populate is not None:
             populate, self._populate = self._populate, None
-            populate(self)
+            try:
+                populate(self)
+            except UserError as exc:  # e.g. the command's optional stack is not installed
+                self.error(_one_line(exc))
 
     def parse_known_args(self, args=None, namespace=None):
         self._ensure_populated()
@@ -146,16 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from codegym.sandbox import SandboxError
+    """The exceptions that mean "the user can fix this"; every other one is a crash."""
+    from codegym.sandbox import SandboxUnavailable
 
-    # The library raises these with a message that names the bad value and the fix (CONTRIBUTING.md).
-    return (SandboxError, OSError, RuntimeError, ValueError, KeyError, TypeError)
+    # A sandbox that cannot start (no Docker daemon, no image, no Ray) says which to install or start.
+    return (UserError, SandboxUnavailable)
 
 
 def _one_line(exc: BaseException) -> str:
-    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    message = " ".join(str(message).split()) or type(exc).__name__
-    return message
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,9 +173,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.log_details else logging.WARNING, format="%(levelname)s %(message)s"
     )
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command: its exit status; 2 with one line for an error the user can fix, 1 with the
+    traceback for any other exception (a bug is not a usage error)."""
     try:
         return args.run(args)
     except UsageError as exc:
+        if args.log_details:
+            traceback.print_exc()
         args.command_parser.error(_one_line(exc))
     except _user_errors() as exc:
         if args.log_details:
@@ -177,6 +193,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("codegym: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        traceback.print_exc()
+        print(
+            f"codegym {args.command}: crashed (the traceback above); this is not a usage error, please "
+            "report it with the command line",
+            file=sys.stderr,
+        )
+        return EXIT_CRASH
 
 
-__all__ = ["COMMANDS", "CommandParser", "UsageError", "build_parser", "command", "main", "print_table"]
+__all__ = [
+    "COMMANDS",
+    "CommandParser",
+    "UsageError",
+    "build_parser",
+    "command",
+    "main",
+    "print_table",
+    "run_command",
+]

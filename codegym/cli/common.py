@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codegym.cli import UsageError
-from codegym.cli.args import json_object
+from codegym.options import json_object
 
 if TYPE_CHECKING:
     from codegym.tasks import Task

@@ -32,7 +32,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="run O1-Coder's self-improvement loop (TCG, MCTS data, SFT, PRM, RL, evaluation), resumably",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        populate=_loop_options,
     )
+    command(parser, _loop)
+
+
+def _loop_options(parser: argparse.ArgumentParser) -> None:
+    """The options; built on first use, since the overridable keys' help is the configuration's own."""
+    from codegym.loop.config import LoopConfig
+    from codegym.options import field_docs
+
+    docs = field_docs(LoopConfig)
     parser.add_argument(
         "--config", default=None, help="the TOML configuration (default: the built-in defaults)"
     )
@@ -41,15 +51,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--iterations",
         type=int,
         default=None,
-        help="loop iterations (overrides the file; may grow to extend a run)",
+        help=f"{docs['iterations']} (overrides the file; may grow to extend a run)",
     )
-    parser.add_argument("--sandbox", default=None, help="auto, local, docker or ray (overrides the file)")
+    parser.add_argument("--sandbox", default=None, help=f"{docs['sandbox']} (overrides the file)")
     parser.add_argument(
         "--ray-address",
         default=None,
         metavar="ADDRESS",
-        help="run the search and eval stages on this Ray cluster's workers, in the configured batch sizes "
-        "(overrides the file; a run may move between one process and Ray: the results are the same)",
+        help=f"{docs['ray_address']} (overrides the file; a run may move between one process and Ray: "
+        "the results are the same)",
     )
     parser.add_argument(
         "--until",
@@ -63,7 +73,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="print the configuration (defaults or --config) as TOML and exit",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    command(parser, _loop)
 
 
 def small_model_threads(policy: str) -> None:

@@ -5,7 +5,7 @@
 - ``rl pg``: the policy LM itself is fine-tuned by policy gradient, GRPO or REINFORCE, on the env's
   rewards (:func:`codegym.agents.policy_gradient.train_policy_gradient`).
 
-Options are generated from those functions' keyword arguments and docstrings (:mod:`codegym.cli.args`),
+Options are generated from those functions' keyword arguments and docstrings (:mod:`codegym.options`),
 when the command is used (both modules import torch). Both resume a run found in ``--out``.
 """
 
@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 
 from codegym.cli import command, print_table
-from codegym.cli.args import add_function_arguments, function_kwargs
+from codegym.errors import require_extra
+from codegym.options import add_function_arguments, function_kwargs
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -49,6 +50,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _ppo_options(parser: argparse.ArgumentParser) -> None:
+    require_extra("stable_baselines3", "rl", "codegym rl ppo")
     from codegym.agents.ppo import train_ppo
 
     parser.add_argument(

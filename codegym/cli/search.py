@@ -34,12 +34,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "visible test (DIR/solved_paths.jsonl) and the answers (DIR/episodes.jsonl). Only MCTS builds "
         "a search tree, so it is the one agent here. Example: codegym search --simulations 16 "
         "--n-tasks 50 --visible-tests tcg --out runs/search",
+        populate=_search_options,
     )
+    command(parser, _search)
+
+
+def _search_options(parser: argparse.ArgumentParser) -> None:
+    """Built on first use: the agent options' defaults come from the agents' signatures."""
     add_solve_options(parser, ("mcts",), default_agent="mcts", endless_default=10)
     parser.add_argument(
         "--out", default="runs/search", metavar="DIR", help="where the data is written (default: %(default)s)"
     )
-    command(parser, _search)
 
 
 def _search(args: argparse.Namespace) -> int:

@@ -34,6 +34,7 @@ from codegym.cli.common import (
     select_tasks,
     write_jsonl,
 )
+from codegym.options import plain_text
 
 if TYPE_CHECKING:
     from codegym.agents import Agent, Episode
@@ -59,6 +60,45 @@ AGENT_OPTIONS: dict[str, tuple[str, ...]] = {
     "html_dir": ("mcts",),
 }
 
+# The agent "sample" is one path sampled at this temperature unless --temperature says otherwise
+# (SamplingAgent's own default, 0, is greedy, which is --agent greedy).
+SAMPLE_TEMPERATURE = 1.0
+
+
+def agent_classes() -> dict[str, type]:
+    """The class behind each agent name that takes agent options."""
+    from codegym.agents import BeamSearchAgent, BestOfNAgent, MCTSAgent, SamplingAgent
+
+    return {"sample": SamplingAgent, "best-of-n": BestOfNAgent, "beam": BeamSearchAgent, "mcts": MCTSAgent}
+
+
+def agent_defaults(dest: str) -> str:
+    """What an agent option is when left out, read from the agents' own signatures (and, where the
+    signature says None, the agent's docstring), so the help cannot drift from the library.
+
+    Example:
+        >>> agent_defaults("expansions")
+        'default: 4 for beam, 3 for mcts'
+    """
+    from codegym.options import docstring_args, keyword_defaults
+
+    classes = agent_classes()
+    values: dict[str, str] = {}
+    for name in AGENT_OPTIONS[dest]:
+        default = keyword_defaults(classes[name]).get(dest)
+        if name == "sample" and dest == "temperature":
+            default = SAMPLE_TEMPERATURE
+        if default is None:
+            # e.g. "the exploration constant: UCT's c (O1-Coder: 2.0) or ...": the part after the gloss
+            text = plain_text(docstring_args(classes[name]).get(dest, "unset"))
+            values[name] = text.split(": ", 1)[-1].rstrip(".")
+        else:
+            values[name] = ("on" if default else "off") if isinstance(default, bool) else str(default)
+    if len(set(values.values())) == 1:
+        return f"default: {next(iter(values.values()))}"
+    return "default: " + ", ".join(f"{value} for {name}" for name, value in values.items())
+
+
 # Budget options: (flag, Budget field, type, help).
 BUDGET_OPTIONS = (
     ("--budget-steps", "steps_generated", positive_int, "steps the policy may write per task"),
@@ -78,7 +118,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "passes the hidden tests, its visible-test pass rate and what it spent. Visible tests pay and "
         "guide the search; hidden tests only judge. Example: codegym solve --agent mcts --simulations 8 "
         "--n-tasks 20 --visible-tests tcg --out episodes.jsonl",
+        populate=_solve_options,
     )
+    command(parser, _solve)
+
+
+def _solve_options(parser: argparse.ArgumentParser) -> None:
+    """Built on first use: the agent options' defaults come from the agents' signatures."""
     add_solve_options(parser, AGENTS, default_agent="greedy", endless_default=10)
     parser.add_argument(
         "--out",
@@ -92,13 +138,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="MCTS only: write each task's search tree as DIR/<task>.html (default: none)",
     )
-    command(parser, _solve)
 
 
 def add_solve_options(
     parser: argparse.ArgumentParser, agents: Sequence[str], *, default_agent: str, endless_default: int
 ) -> None:
-    """The options ``solve`` and ``search`` share: models, agent, budget, env and tasks."""
+    """The options ``solve`` and ``search`` share: models, agent, budget, env and tasks. Defaults that
+    the library has (the agents', the env's) are read from it."""
+    from codegym.agents import Agent
+    from codegym.env import CodeReasonEnv
+    from codegym.options import keyword_defaults
+
     models = parser.add_argument_group("agent and models")
     models.add_argument(
         "--agent",
@@ -125,7 +175,7 @@ def add_solve_options(
     models.add_argument(
         "--max-new-tokens",
         type=positive_int,
-        default=256,
+        default=keyword_defaults(Agent)["max_new_tokens"],
         help="the longest step, in tokens (default: %(default)s)",
     )
     add_seed_option(models)
@@ -137,77 +187,77 @@ def add_solve_options(
         "--temperature",
         type=non_negative_float,
         default=None,
-        help="sampling temperature (sample, best-of-n, beam, mcts; default 1.0)",
+        help="sampling temperature",
     )
-    agent.add_argument("--n", type=positive_int, default=None, help="best-of-n: paths per task (default 8)")
+    agent.add_argument("--n", type=positive_int, default=None, help="paths per task")
     agent.add_argument(
         "--verifier",
         choices=("visible", "prm", "both"),
         default=None,
-        help="best-of-n, beam: what ranks finished paths: the visible-test pass rate, the PRM's "
-        "aggregated score, or both (default: visible for best-of-n, prm for beam)",
+        help="what ranks finished paths: the visible-test pass rate, the PRM's aggregated score, or both",
     )
     agent.add_argument(
         "--aggregation",
         choices=("min", "prod", "last", "mean"),
         default=None,
-        help="best-of-n, beam: how a path's step scores become one (default: min for best-of-n, last for beam)",
+        help="how a path's step scores become one",
     )
-    agent.add_argument(
-        "--beam-width", type=positive_int, default=None, help="beam: partial paths kept per depth (default 4)"
-    )
+    agent.add_argument("--beam-width", type=positive_int, default=None, help="partial paths kept per depth")
     agent.add_argument(
         "--expansions",
         type=positive_int,
         default=None,
-        help="beam, mcts: next steps sampled per kept path or expanded node (default: 4 for beam, 3 for mcts)",
+        help="next steps sampled per kept path or expanded node",
     )
-    agent.add_argument(
-        "--simulations", type=positive_int, default=None, help="mcts: simulations per task (default 8)"
-    )
+    agent.add_argument("--simulations", type=positive_int, default=None, help="simulations per task")
     agent.add_argument(
         "--selection",
         choices=("uct", "puct"),
         default=None,
-        help="mcts: UCT (O1-Coder) or PUCT with policy priors (OpenR) (default uct)",
+        help="UCT (O1-Coder) or PUCT with policy priors (OpenR)",
     )
     agent.add_argument(
         "--evaluation",
         choices=("prm", "rollout", "mix"),
         default=None,
-        help="mcts: how a new node is valued: the PRM's score of its step, a greedy rollout to code, or "
-        "--mix of both (default rollout)",
+        help="how a new node is valued: the PRM's score of its step, a greedy rollout to code, or --mix "
+        "of both",
     )
     agent.add_argument(
         "--c",
         type=non_negative_float,
         default=None,
-        help="mcts: exploration constant (default 2.0 uct, 1.25 puct)",
+        help="exploration constant",
     )
     agent.add_argument(
         "--mix",
         type=fraction,
         default=None,
-        help="mcts: the PRM's weight with --evaluation mix (default 0.5)",
+        help="the PRM's weight with --evaluation mix",
     )
     agent.add_argument(
         "--alpha",
         type=fraction,
         default=None,
-        help="mcts: a code path's value is alpha*compiled + (1-alpha)*pass_rate (default 0.5)",
+        help="a code path's value is alpha*compiled + (1-alpha)*pass_rate",
     )
     agent.add_argument(
         "--rollout-temperature",
         type=non_negative_float,
         default=None,
-        help="mcts: temperature of rollouts, 0 is greedy (default 0)",
+        help="temperature of rollouts, 0 is greedy",
     )
     agent.add_argument(
         "--stop-on-solve",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="mcts: stop a task's search once a path passes every visible test (default: on)",
+        help="stop a task's search once a path passes every visible test",
     )
+
+    for action in agent._group_actions:
+        action.help = (
+            f"{', '.join(AGENT_OPTIONS[action.dest])}: {action.help} ({agent_defaults(action.dest)})"
+        )
 
     add_model_options(parser)
     budget = parser.add_argument_group("budget per task", "left out, the agent stops at its own size")
@@ -228,7 +278,7 @@ def add_solve_options(
     env.add_argument(
         "--max-steps",
         type=positive_int,
-        default=8,
+        default=keyword_defaults(CodeReasonEnv)["max_steps"],
         help="steps per episode, the code step included (default: %(default)s)",
     )
     add_sandbox_option(env)
@@ -289,7 +339,7 @@ def make_agent(args: argparse.Namespace, policy: Any, prm: Any) -> Agent:
     if args.agent == "greedy":
         return GreedyAgent(policy, **common)
     if args.agent == "sample":
-        return SamplingAgent(policy, temperature=given.get("temperature", 1.0), **common)
+        return SamplingAgent(policy, temperature=given.get("temperature", SAMPLE_TEMPERATURE), **common)
     if args.agent == "best-of-n":
         return BestOfNAgent(policy, prm=prm, **given, **common)
     if args.agent == "beam":

@@ -1,7 +1,7 @@
 """``codegym train policy|prm|tcg``: train the policy, the process reward model or the test generator.
 
 Options are made from the training function's own keyword arguments and docstring
-(:mod:`codegym.cli.args`), so ``--help`` and the library cannot drift apart. They are built when the
+(:mod:`codegym.options`), so ``--help`` and the library cannot drift apart. They are built when the
 command is used (the training modules import torch and datasets).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from codegym.cli import command, print_table
-from codegym.cli.args import add_function_arguments, function_kwargs
+from codegym.options import add_function_arguments, function_kwargs
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

@@ -1,7 +1,9 @@
 """The self-improvement loop's configuration: one TOML file, every default visible.
 
 ``codegym loop --print-config`` prints the defaults as TOML; edit and pass it back with ``--config``.
-The run directory keeps a copy (``config.toml``), and resuming a run with a different configuration is
+Each setting is a dataclass field with the string under it saying what it means; that string is the
+TOML comment, and :mod:`codegym.options` reads it the same way for ``codegym loop``'s flags and the
+benchmarks' arguments. The run directory keeps a copy (``config.toml``), and resuming a run with a different configuration is
 refused (the message names the keys that differ).
 """
 
@@ -13,6 +15,9 @@ from dataclasses import dataclass, field, fields
 from os import PathLike
 from pathlib import Path
 from typing import Any
+
+from codegym.errors import MissingInputError, UserError
+from codegym.options import field_docs
 
 
 @dataclass
@@ -178,13 +183,13 @@ class LoopConfig:
         ]
         bad = [name for name, ok in checks if not ok]
         if self.ray_address and not (self.search.batch_size and self.eval.batch_size):
-            raise ValueError(
+            raise UserError(
                 "ray_address spreads the search and eval stages over Ray workers in batches: set "
                 "search.batch_size and eval.batch_size (e.g. 16); one process given the same batch sizes "
                 "produces the same results"
             )
         if bad:
-            raise ValueError(
+            raise UserError(
                 f"bad loop configuration value(s): {', '.join(bad)}; see `codegym loop --print-config` "
                 "for every key with its default and meaning"
             )
@@ -213,24 +218,6 @@ SECTIONS = {
 }
 
 
-def _field_docs(cls: type) -> dict[str, str]:
-    """The string under each field (the same convention as the benchmarks' Args)."""
-    import ast
-    import inspect
-    import itertools
-
-    body = ast.parse(inspect.getsource(cls)).body[0].body
-    docs = {}
-    for node, after in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(after, ast.Expr)
-            and isinstance(after.value, ast.Constant)
-        ):
-            docs[node.target.id] = str(after.value.value)
-    return docs
-
-
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -246,7 +233,7 @@ def to_toml(config: LoopConfig) -> str:
     lines = ["# codegym loop configuration (codegym loop --config FILE)", ""]
 
     def section(obj: Any, cls: type) -> None:
-        docs = _field_docs(cls)
+        docs = field_docs(cls)
         for item in fields(cls):
             if item.name in SECTIONS:
                 continue
@@ -265,17 +252,17 @@ def from_dict(data: dict[str, Any]) -> LoopConfig:
     top = {f.name for f in fields(LoopConfig)} - set(SECTIONS)
     unknown = sorted(set(data) - top - set(SECTIONS))
     if unknown:
-        raise ValueError(f"unknown loop configuration key(s) {unknown}; known: {sorted(top | set(SECTIONS))}")
+        raise UserError(f"unknown loop configuration key(s) {unknown}; known: {sorted(top | set(SECTIONS))}")
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key in SECTIONS:
             cls = SECTIONS[key]
             if not isinstance(value, dict):
-                raise ValueError(f"[{key}] must be a TOML table")
+                raise UserError(f"[{key}] must be a TOML table")
             known = {f.name: f for f in fields(cls)}
             extra = sorted(set(value) - set(known))
             if extra:
-                raise ValueError(f"unknown key(s) {extra} in [{key}]; known: {sorted(known)}")
+                raise UserError(f"unknown key(s) {extra} in [{key}]; known: {sorted(known)}")
             kwargs[key] = cls(**{k: _checked(f"{key}.{k}", known[k], v, cls) for k, v in value.items()})
         else:
             kwargs[key] = _checked(
@@ -289,7 +276,7 @@ def _checked(name: str, item: dataclasses.Field, value: Any, cls: type) -> Any:
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if default is not None and type(value) is not type(default):
-        raise ValueError(f"{name} must be of type {type(default).__name__}, got {value!r}")
+        raise UserError(f"{name} must be of type {type(default).__name__}, got {value!r}")
     return value
 
 
@@ -299,13 +286,13 @@ def load_config(path: str | PathLike[str] | None = None, **overrides: Any) -> Lo
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"no loop configuration at {path}; write one with `codegym loop --print-config`"
             )
         try:
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path} is not valid TOML: {exc}") from None
+            raise UserError(f"{path} is not valid TOML: {exc}") from None
     data.update({key: value for key, value in overrides.items() if value is not None})
     return from_dict(data)
 

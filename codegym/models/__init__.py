@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from codegym.errors import UserError
 from codegym.lazy import lazy_exports
 from codegym.models.builtin import BUILTIN_MODELS, SMOLLM2, builtin_model_dir
 from codegym.models.hf_prm import load_prm
@@ -61,7 +62,7 @@ def load_policy(spec: str, **options: Any) -> Policy:
         return HFPolicy(gguf_model_dir(spec), **options)
     if is_adapter(spec):
         if options.get("lora") is not None:
-            raise ValueError(f"{spec} is itself a LoRA adapter; do not pass lora= as well")
+            raise UserError(f"{spec} is itself a LoRA adapter; do not pass lora= as well")
         base = adapter_base(spec)
         saved = read_protocol(spec)
         if saved is not None:
@@ -71,7 +72,7 @@ def load_policy(spec: str, **options: Any) -> Policy:
 
 
 # transformers and torch load only when a transformers policy is asked for.
-__getattr__ = lazy_exports(
+__getattr__, __dir__ = lazy_exports(
     "codegym.models",
     {
         "HFPolicy": "codegym.models.hf_policy",
@@ -80,11 +81,11 @@ __getattr__ = lazy_exports(
         "OpenAIPolicy": "codegym.models.openai_policy",
         "PolicyServerError": "codegym.models.openai_policy",
         "HFProcessRewardModel": "codegym.models.hf_prm",
-        "PRMFormat": "codegym.models.hf_prm",
+        "PRMFormat": "codegym.models.prm_format",
         "train_policy": "codegym.models.train_policy",
         "train_prm": "codegym.models.train_prm",
-        "evaluate_prm": "codegym.models.train_prm",
-        "roc_auc": "codegym.models.train_prm",
+        "evaluate_prm": "codegym.models.prm_eval",
+        "roc_auc": "codegym.models.prm_eval",
         "synthetic_step_labels": "codegym.models.prm_data",
         "sibling_pairs": "codegym.models.prm_data",
         "load_step_labels": "codegym.models.prm_data",

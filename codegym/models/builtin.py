@@ -26,6 +26,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from codegym.errors import MissingInputError, UserError
+
 logger = logging.getLogger(__name__)
 
 SMOLLM2 = "smollm2-135m-instruct"
@@ -61,7 +63,7 @@ def smollm2_gguf() -> Path:
         files = metadata.files(_DISTRIBUTION) or []
         distribution = metadata.distribution(_DISTRIBUTION)
     except metadata.PackageNotFoundError:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"the built-in model {SMOLLM2!r} needs {_DISTRIBUTION}; {_INSTALL_HINT}"
         ) from None
     for file in files:
@@ -69,7 +71,7 @@ def smollm2_gguf() -> Path:
             path = Path(distribution.locate_file(file))
             if path.is_file():
                 return path
-    raise FileNotFoundError(f"{_GGUF_NAME} is missing from the installed {_DISTRIBUTION}; {_INSTALL_HINT}")
+    raise MissingInputError(f"{_GGUF_NAME} is missing from the installed {_DISTRIBUTION}; {_INSTALL_HINT}")
 
 
 def builtin_model_dir(name: str = SMOLLM2) -> Path:
@@ -81,7 +83,7 @@ def builtin_model_dir(name: str = SMOLLM2) -> Path:
         ImportError: the ``gguf`` package is missing (transformers needs it to read the file).
     """
     if name not in BUILTIN_MODELS:
-        raise ValueError(f"unknown built-in model {name!r}; choose one of {list(BUILTIN_MODELS)}")
+        raise UserError(f"unknown built-in model {name!r}; choose one of {list(BUILTIN_MODELS)}")
     target = cache_dir() / "models" / name
     if (target / _MARKER).is_file():
         return target
@@ -97,7 +99,7 @@ def gguf_model_dir(path: str | os.PathLike[str]) -> Path:
     """
     gguf = Path(path).expanduser().resolve()
     if not gguf.is_file():
-        raise FileNotFoundError(f"no GGUF file at {gguf}")
+        raise MissingInputError(f"no GGUF file at {gguf}")
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     target = cache_dir() / "models" / f"{gguf.stem}-{key}"

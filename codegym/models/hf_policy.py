@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from codegym.errors import UserError
 from codegym.models.policy import DEFAULT_STOP, Sample, check_sample_args, cut_at_stop
 from codegym.models.protocol import PromptProtocol, ProtocolPrompt, get_protocol, read_protocol
 
@@ -118,14 +119,14 @@ class HFPolicy:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.use_chat_template = use_chat_template
         if use_chat_template and not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError("use_chat_template=True but the tokenizer has no chat template")
+            raise UserError("use_chat_template=True but the tokenizer has no chat template")
         if use_chat_template and protocol is not None:
-            raise ValueError("pass either protocol= or use_chat_template=True, not both")
+            raise UserError("pass either protocol= or use_chat_template=True, not both")
         # A model trained here carries the protocol it was trained in; otherwise the env's own text.
         saved = read_protocol(model) if isinstance(model, str | PathLike) and Path(model).is_dir() else None
         self.protocol = get_protocol(protocol or saved or "native")
         if self.protocol.is_chat and not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(
+            raise UserError(
                 f"protocol {self.protocol.name!r} needs a chat template and this tokenizer has none; "
                 "use protocol='native' for a base model"
             )
@@ -216,6 +217,38 @@ class HFPolicy:
         """The token ids the model is given for each prompt, exactly as :meth:`sample` formats and encodes
         them (chat template and special tokens included); what a trainer scoring sampled steps needs."""
         return self._encode([self._format(prompt) for prompt in prompts])["input_ids"]
+
+    @property
+    def embedding_size(self) -> int:
+        """D, the width of :meth:`embed`'s vectors (the model's hidden size)."""
+        return int(self.model.config.hidden_size)
+
+    def embed(self, texts: Sequence[str], *, max_tokens: int = 512) -> np.ndarray:
+        """The mean over tokens of the model's last hidden state for each text, shape (len(texts), D).
+
+        The decoder's output (the hidden states before the LM head), so a LoRA adapter's layers count. A
+        text is cut to its first ``max_tokens`` tokens (or the model's context, if shorter); it is
+        encoded as given, without the protocol's formatting.
+        """
+        import torch
+
+        limit = min(max_tokens, getattr(self.model.config, "max_position_embeddings", max_tokens))
+        # Right padding keeps every text's positions starting at 0, as in training.
+        batch = self.tokenizer(
+            list(texts),
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=limit,
+            padding_side="right",
+        ).to(self.device)
+        with torch.no_grad():
+            hidden = self.model.get_decoder()(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).last_hidden_state  # (B, T, D)
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (B, D)
+        return pooled.float().cpu().numpy()
 
     def generated_text(self, prompt: str, step: str) -> str:
         """The part of ``step`` (a step this policy wrote for ``prompt``) that the model generated: the

@@ -44,100 +44,25 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from codegym.models.prm_format import (
+    FALLBACK_MAX_LENGTH,
+    HEADS,
+    PRMFormat,
+    ScoringWindow,
+)
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
-
-HEADS = ("lm", "classifier", "likelihood")
-TAG_HEADS = ("lm", "classifier")  # the heads that read a step tag
-DEFAULT_STEP_TAG = "<|step_tag|>"
-PRM_CONFIG_NAME = "prm_config.json"
-# When neither the tokenizer nor the model config gives a usable context length.
-FALLBACK_MAX_LENGTH = 2048
-
-
-@dataclass(frozen=True)
-class PRMFormat:
-    """How a PRM reads a path: its head, the tag after each step, the LM head's tokens, the calibration.
-
-    Attributes:
-        head: ``"lm"``, ``"classifier"`` or ``"likelihood"`` (see the module docstring).
-        step_tag: the text after each step, for the tag heads; the score is read at its last token. Our
-            training adds it to the tokenizer as one special token when it is not a single token already.
-        good_token: the LM head's "good" token (one token of the vocabulary).
-        bad_token: the LM head's "bad" token.
-        scale: the score is ``sigmoid(scale * raw + bias)``.
-        bias: see ``scale``.
-        protocol: the prompt protocol the path is laid out in (:mod:`codegym.models.protocol`):
-            ``native`` (the env's text) or a chat protocol (``think``: the policy's own chat form, so a
-            PRM reads steps as the policy wrote them).
-    """
-
-    head: str = "lm"
-    step_tag: str = DEFAULT_STEP_TAG
-    good_token: str = "+"
-    bad_token: str = "-"
-    scale: float = 1.0
-    bias: float = 0.0
-    protocol: str = "native"
-
-    def __post_init__(self) -> None:
-        if self.protocol not in ("native", "think", "direct"):
-            raise ValueError(f"protocol must be native, think or direct, got {self.protocol!r}")
-        if self.head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
-        for name in ("step_tag", "good_token", "bad_token"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-        if self.good_token == self.bad_token:
-            raise ValueError(f"good_token and bad_token must differ, both are {self.good_token!r}")
-        for name in ("scale", "bias"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value)):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-
-    @property
-    def uses_tag(self) -> bool:
-        return self.head in TAG_HEADS
-
-    @classmethod
-    def read(cls, folder: str | PathLike[str]) -> PRMFormat | None:
-        """The format saved in ``folder``, or None when the folder has no :data:`PRM_CONFIG_NAME`."""
-        path = Path(folder) / PRM_CONFIG_NAME
-        if not path.is_file():
-            return None
-        return cls(**json.loads(path.read_text()))
-
-    def write(self, folder: str | PathLike[str]) -> None:
-        (Path(folder) / PRM_CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
-
-
-@dataclass(frozen=True)
-class ScoringWindow:
-    """One model input: token ids, and which tokens give the scores of some steps.
-
-    Attributes:
-        input_ids: the tokens (special prefix tokens such as BOS included), at most ``max_length``.
-        read_spans: for each scored step, the token range ``[start, end)`` its head reads: the tag's
-            last token for the tag heads, the step's own tokens for the likelihood head.
-        step_indices: which steps of the path (0-based) those spans belong to, in the same order.
-    """
-
-    input_ids: tuple[int, ...]
-    read_spans: tuple[tuple[int, int], ...]
-    step_indices: tuple[int, ...]
 
 
 class HFProcessRewardModel:
@@ -432,44 +357,6 @@ class HFProcessRewardModel:
         free offset of its own)."""
         calibration = [self.calibration] if self.format.head == "likelihood" else []
         return [*(p for p in self.model.parameters() if p.requires_grad), *calibration]
-
-    def calibrate(self, windows: Sequence[ScoringWindow], targets: Sequence[float], steps: int = 200) -> None:
-        """Fit ``scale`` and ``bias`` so that ``sigmoid(scale * raw + bias)`` matches ``targets`` (Platt
-        scaling, cross-entropy); ``targets`` holds one value in [0, 1] per read span of ``windows``."""
-        import torch
-        import torch.nn.functional as F
-
-        with torch.inference_mode():
-            raw = torch.cat(
-                [
-                    self.step_logits(windows[start : start + self.batch_size], calibrated=False)
-                    for start in range(0, len(windows), self.batch_size)
-                ]
-            ).float()
-        labels = torch.tensor(list(targets), dtype=torch.float32, device=self.device)
-        if raw.shape != labels.shape:
-            raise ValueError(
-                f"calibrate needs one target per read span: {raw.numel()} spans, {labels.numel()} targets"
-            )
-        raw = raw.clone()
-        # Standardize first, so that one learning rate suits any raw scale; then map back.
-        center, spread = raw.mean(), raw.std().clamp_min(1e-6)
-        weights = torch.zeros(2, device=self.device, requires_grad=True)
-        optimizer = torch.optim.LBFGS([weights], max_iter=steps, line_search_fn="strong_wolfe")
-
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad()
-            loss = F.binary_cross_entropy_with_logits(
-                weights[0] * (raw - center) / spread + weights[1], labels
-            )
-            loss.backward()
-            return loss
-
-        with torch.enable_grad():
-            optimizer.step(closure)
-        scale = weights[0].detach() / spread
-        bias = weights[1].detach() - scale * center
-        self.calibration.data = torch.stack([scale, bias]).float()
 
     def save_pretrained(self, out_dir: str | PathLike[str]) -> Path:
         """Save the model, the tokenizer and ``prm_config.json`` into ``out_dir``; returns it as a Path."""

@@ -20,6 +20,8 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from codegym.errors import UserError
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
@@ -74,7 +76,7 @@ def add_lora(
         ImportError: PEFT is not installed.
     """
     if not (isinstance(r, int) and not isinstance(r, bool) and r >= 1):
-        raise ValueError(f"the LoRA rank must be an int >= 1, got {r!r}")
+        raise UserError(f"the LoRA rank must be an int >= 1, got {r!r}")
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError:

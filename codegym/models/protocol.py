@@ -36,6 +36,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from codegym.errors import UserError
 from codegym.steps import STEP_STOP, extract_code, parse_state
 
 Message = dict[str, str]
@@ -331,7 +332,7 @@ def get_protocol(protocol: str | PromptProtocol, **overrides: Any) -> PromptProt
     elif protocol in PROTOCOLS:
         found = PROTOCOLS[protocol]
     else:
-        raise ValueError(f"unknown prompt protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
+        raise UserError(f"unknown prompt protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
     if not overrides:
         return found
     from dataclasses import replace

@@ -6,10 +6,13 @@ synthetic tasks (:func:`synthetic_corpus`), builds a Llama-style causal LM of ab
 result loads through the same ``AutoTokenizer`` / ``AutoModelForCausalLM`` path as a hub model (and so
 through :class:`~codegym.models.hf_policy.HFPolicy`).
 
-The model made here is **untrained** (seeded random init): its samples are noise. Supervised
-fine-tuning on the synthetic corpus comes in a later change, and ``load_policy("tiny")`` will then load
-that trained checkpoint; until then this module is the scaffolding (tokenizer, architecture, a model
-that loads and generates) that the training code and the tests build on.
+The model :func:`create_tiny` makes is the untrained starting point (a seeded random init). The trained
+tiny models ship inside the package (:data:`CHECKPOINTS_DIR`, one folder per role): ``tiny-policy``
+(this architecture after supervised fine-tuning on :func:`synthetic_corpus`, by
+:func:`~codegym.models.train_policy.train_policy`), ``tiny-prm`` and ``tiny-tcg``.
+``load_policy("tiny")``, ``load_prm("tiny")`` and the ``"tiny"`` test case generator load them through
+:func:`tiny_checkpoint`; each folder's ``training.json`` (``tcg_metrics.json`` for the TCG) records how it
+was made, and :data:`TINY_ROLES` names the command that rebuilds it.
 
 Example:
     >>> from codegym.models.tiny import create_tiny
@@ -26,6 +29,7 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codegym.errors import MissingInputError
 from codegym.steps import render_state
 
 if TYPE_CHECKING:
@@ -60,7 +64,7 @@ def tiny_checkpoint(role: str) -> Path:
         raise ValueError(f"unknown tiny model role {role!r}; choose one of {sorted(TINY_ROLES)}")
     path = CHECKPOINTS_DIR / f"tiny-{role}"
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"the built-in tiny {role} checkpoint is missing from {path}; rebuild it with "
             f"`{TINY_ROLES[role]} --out {path}`"
         )

@@ -28,6 +28,7 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from codegym.errors import UserError
 from codegym.models.protocol import PromptProtocol, get_protocol, save_protocol
 from codegym.steps import next_step_header, render_state
 
@@ -45,11 +46,11 @@ def episode_example(problem: str, steps: Sequence[str], eos_token: str) -> dict[
     The prompt and completion concatenate to exactly ``render_state(problem, steps) + eos_token``.
     """
     if not steps:
-        raise ValueError("an episode to learn from needs at least one step")
+        raise UserError("an episode to learn from needs at least one step")
     prompt = render_state(problem, []) + next_step_header(0)
     whole = render_state(problem, steps)
     if not whole.startswith(prompt):  # render_state strips each step; an empty first step would break this
-        raise ValueError(f"cannot split the episode into prompt and completion: {whole[:80]!r}")
+        raise UserError(f"cannot split the episode into prompt and completion: {whole[:80]!r}")
     return {"prompt": prompt, "completion": whole[len(prompt) :] + eos_token}
 
 
@@ -65,13 +66,13 @@ def protocol_example(
     completion lacks it, so rows are whole episodes, not single steps).
     """
     if not steps:
-        raise ValueError("an episode to learn from needs at least one step")
+        raise UserError("an episode to learn from needs at least one step")
     first = protocol.build_steps(problem, [])
     last = protocol.build_steps(problem, steps[:-1])
     prompt = first.render(apply_chat_template)
     whole = last.render(apply_chat_template)
     if not (steps[-1].strip().startswith(last.prefix) and whole.startswith(prompt)):
-        raise ValueError(
+        raise UserError(
             f"the episode's steps do not open as the {protocol.name!r} protocol forces them to "
             f"({first.prefix!r}, ..., {last.prefix!r}); train on episodes written through the same protocol"
         )
@@ -98,7 +99,7 @@ def episodes_dataset(
     else:
         rows = [episode_example(problem, steps, eos_token) for problem, steps in episodes]
     if not rows:
-        raise ValueError("no episodes to train on")
+        raise UserError("no episodes to train on")
     return Dataset.from_list(rows)
 
 
@@ -191,19 +192,19 @@ def train_policy(
 
     for name, value in (("epochs", epochs), ("learning_rate", learning_rate)):
         if not value > 0:
-            raise ValueError(f"{name} must be > 0, got {value!r}")
+            raise UserError(f"{name} must be > 0, got {value!r}")
     for name, value in (("batch_size", batch_size), ("n_tasks", n_tasks), ("max_length", max_length)):
         if not (isinstance(value, int) and value >= 1):
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            raise UserError(f"{name} must be an int >= 1, got {value!r}")
     if not (isinstance(lora_r, int) and lora_r >= 0):
-        raise ValueError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
+        raise UserError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
     prompt_protocol = get_protocol(protocol)
     torch_dtype = _torch_dtype(dtype)
     out_path = Path(out_dir)
     set_seed(seed)
     if base is None:
         if lora_r:
-            raise ValueError("lora_r needs a base model to adapt; the tiny model from scratch trains whole")
+            raise UserError("lora_r needs a base model to adapt; the tiny model from scratch trains whole")
         tokenizer = train_tokenizer(synthetic_corpus(2000, seed=0))
         model = build_tiny_model(tokenizer, hidden_size=hidden_size, layers=layers, heads=heads, seed=seed)
     else:
@@ -215,7 +216,7 @@ def train_policy(
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
     if prompt_protocol.is_chat and not getattr(tokenizer, "chat_template", None):
-        raise ValueError(f"protocol {protocol!r} needs a chat template; the base model's tokenizer has none")
+        raise UserError(f"protocol {protocol!r} needs a chat template; the base model's tokenizer has none")
     if lora_r:
         from codegym.models.lora import add_lora
 
@@ -303,7 +304,7 @@ def _torch_dtype(name: str) -> Any:
 
     choices = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if name not in choices:
-        raise ValueError(f"dtype must be one of {sorted(choices)}, got {name!r}")
+        raise UserError(f"dtype must be one of {sorted(choices)}, got {name!r}")
     if choices[name] is not torch.float32 and not torch.cuda.is_available():
-        raise ValueError(f"dtype={name!r} trains only on a GPU here; on a CPU use float32")
+        raise UserError(f"dtype={name!r} trains only on a GPU here; on a CPU use float32")
     return choices[name]

@@ -35,7 +35,6 @@ import logging
 import math
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -43,14 +42,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from codegym.models.hf_prm import (
-    DEFAULT_STEP_TAG,
-    HEADS,
-    TAG_HEADS,
-    HFProcessRewardModel,
-    PRMFormat,
-    ScoringWindow,
-)
+from codegym.errors import UserError
+from codegym.models.hf_prm import HFProcessRewardModel
+from codegym.models.prm_calibration import calibrate
 from codegym.models.prm_data import (
     LABEL_KINDS,
     STEP_PAIR_FEATURES,
@@ -59,7 +53,8 @@ from codegym.models.prm_data import (
     sibling_pairs,
     synthetic_step_labels,
 )
-from codegym.steps import classify_step
+from codegym.models.prm_eval import PRMEvaluation, evaluate_prm, merge_paths
+from codegym.models.prm_format import DEFAULT_STEP_TAG, HEADS, TAG_HEADS, PRMFormat, ScoringWindow
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -70,31 +65,6 @@ logger = logging.getLogger(__name__)
 
 OBJECTIVES = ("pointwise", "pairwise")
 METRICS_FILE = "training.json"  # the same name as the policy's training record
-
-
-@dataclass(frozen=True)
-class PRMEvaluation:
-    """How well a PRM tells good steps from bad ones on a labelled set.
-
-    Attributes:
-        auc: the step-level ROC AUC of the scores against the hard labels (0.5 is chance).
-        auc_by_kind: the same within each step kind ("outline", "refine", "code"); NaN where a kind has
-            only good or only bad steps.
-        pair_accuracy: among sibling pairs with different hard labels, how often the good step scores higher
-            (ties count half); NaN without pairs.
-        mean_score_good: the mean score of the good steps.
-        mean_score_bad: the mean score of the bad steps.
-        steps: how many labelled steps were scored.
-        good_fraction: the share of good steps.
-    """
-
-    auc: float
-    auc_by_kind: dict[str, float]
-    pair_accuracy: float
-    mean_score_good: float
-    mean_score_bad: float
-    steps: int
-    good_fraction: float
 
 
 @dataclass(frozen=True)
@@ -198,20 +168,20 @@ def train_prm(
     from transformers import get_linear_schedule_with_warmup
 
     if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        raise UserError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if labels not in LABEL_KINDS:
-        raise ValueError(f"labels must be one of {LABEL_KINDS}, got {labels!r}")
+        raise UserError(f"labels must be one of {LABEL_KINDS}, got {labels!r}")
     for name, value, low in [
         ("epochs", epochs, 1),
         ("batch_size", batch_size, 1),
         ("eval_tasks", eval_tasks, 0),
     ]:
         if not (isinstance(value, int) and value >= low):
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+            raise UserError(f"{name} must be an int >= {low}, got {value!r}")
     if not (isinstance(learning_rate, int | float) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+        raise UserError(f"learning_rate must be a positive number, got {learning_rate!r}")
     if not 0 <= warmup_fraction < 1:
-        raise ValueError(f"warmup_fraction must lie in [0, 1), got {warmup_fraction!r}")
+        raise UserError(f"warmup_fraction must lie in [0, 1), got {warmup_fraction!r}")
 
     out_path = Path(out_dir)
     if data is None:
@@ -222,11 +192,11 @@ def train_prm(
     else:
         dataset = load_step_labels(data)
     if len(dataset) == 0:
-        raise ValueError("the step-label data has no rows; label some steps first")
+        raise UserError("the step-label data has no rows; label some steps first")
 
     torch.manual_seed(seed)
     if not (isinstance(lora_r, int) and lora_r >= 0):
-        raise ValueError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
+        raise UserError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
     from codegym.models.builtin import BUILTIN_MODELS, builtin_model_dir
 
     base = str(builtin_model_dir(base)) if base in BUILTIN_MODELS else base
@@ -237,7 +207,7 @@ def train_prm(
         from codegym.models.protocol import get_protocol
 
         if get_protocol(protocol).is_chat and not getattr(prm.tokenizer, "chat_template", None):
-            raise ValueError(f"protocol {protocol!r} needs a chat template; the base's tokenizer has none")
+            raise UserError(f"protocol {protocol!r} needs a chat template; the base's tokenizer has none")
         prm.format = replaced(prm.format, protocol=protocol)
     if lora_r:
         from codegym.models.lora import add_lora
@@ -259,7 +229,7 @@ def train_prm(
     else:
         pairs = sibling_pairs(dataset, labels=labels)
         if len(pairs) == 0:
-            raise ValueError(
+            raise UserError(
                 f"no sibling steps with different {labels} labels in the data; pair-wise training needs "
                 "steps after the same prefix with different labels (or use objective='pointwise')"
             )
@@ -370,7 +340,7 @@ def prepare_prm(
     it is not one token already (the embeddings grow to match, seeded).
     """
     if head not in HEADS:
-        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        raise UserError(f"head must be one of {HEADS}, got {head!r}")
     if base == "tiny":
         from codegym.models.tiny import CHECKPOINTS_DIR, create_tiny, tiny_checkpoint
 
@@ -435,27 +405,10 @@ class _Scored:
     targets: tuple[float, ...]
 
 
-def _merge_paths(dataset: Dataset) -> list[tuple[str, tuple[str, ...], dict[int, list[int]]]]:
-    """Group rows whose paths (prefix + step) extend one another: (problem, longest path, {step: rows})."""
-    problems, prefixes, steps = dataset["problem"], dataset["prefix"], dataset["step"]
-    merged: list[tuple[str, tuple[str, ...], dict[int, list[int]]]] = []
-    owner: dict[tuple[str, tuple[str, ...]], int] = {}  # (problem, path) -> index into merged
-    # Longest paths first, so that each shorter path finds the longer one it starts.
-    for index in sorted(range(len(dataset)), key=lambda index: -len(prefixes[index])):
-        path = (*prefixes[index], steps[index])
-        key = (problems[index], path)
-        if key not in owner:
-            merged.append((problems[index], path, {}))
-            for length in range(1, len(path) + 1):
-                owner.setdefault((problems[index], path[:length]), len(merged) - 1)
-        merged[owner[key]][2].setdefault(len(path) - 1, []).append(index)
-    return merged
-
-
 def _pointwise_examples(prm: HFProcessRewardModel, dataset: Dataset, labels: str) -> list[_Scored]:
     values = dataset[f"{labels}_label"]
     examples = []
-    for problem, path, labelled in _merge_paths(dataset):
+    for problem, path, labelled in merge_paths(dataset):
         for window in prm.encode(problem, path, sorted(labelled)):
             # Duplicate rows of one step (a dataset may hold them) average into one target.
             targets = tuple(
@@ -470,7 +423,7 @@ def _pairwise_examples(
 ) -> list[tuple[ScoringWindow, ScoringWindow]]:
     missing = [name for name in STEP_PAIR_FEATURES if name not in pairs.column_names]
     if missing:
-        raise ValueError(f"pair data lacks the columns {missing}")
+        raise UserError(f"pair data lacks the columns {missing}")
     examples = []
     for row in pairs:
         prefix = list(row["prefix"])
@@ -485,7 +438,7 @@ def _calibrate(
 ) -> None:
     chosen = [examples[int(i)] for i in rng.permutation(len(examples))[:limit]]
     prm.model.eval()
-    prm.calibrate([example.window for example in chosen], [t for example in chosen for t in example.targets])
+    calibrate(prm, [example.window for example in chosen], [t for example in chosen for t in example.targets])
     logger.info("calibrated scale %.3f, bias %.3f", *prm.calibration.tolist())
 
 
@@ -501,76 +454,3 @@ def _loss(prm: HFProcessRewardModel, batch: list[Any], objective: str) -> Any:
     logits = prm.step_logits([chosen for chosen, _ in batch] + [rejected for _, rejected in batch]).float()
     chosen_logits, rejected_logits = logits[: len(batch)], logits[len(batch) :]
     return -F.logsigmoid(chosen_logits - rejected_logits).mean()
-
-
-# --- evaluation ------------------------------------------------------------------------------------
-
-
-def roc_auc(scores: Sequence[float], labels: Sequence[float]) -> float:
-    """The ROC AUC of ``scores`` for binary ``labels`` (> 0.5 is positive), ties counted half.
-
-    Example:
-        >>> roc_auc([0.9, 0.2, 0.6, 0.6], [1, 0, 1, 0])
-        0.875
-    """
-    values = np.asarray(scores, dtype=np.float64)
-    positive = np.asarray(labels, dtype=np.float64) > 0.5
-    if values.shape != positive.shape:
-        raise ValueError(f"scores and labels differ in length ({values.size} vs {positive.size})")
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("ROC AUC needs both positive and negative labels")
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]  # 1-based ranks, ties averaged
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def evaluate_prm(prm: Any, dataset: Dataset) -> PRMEvaluation:
-    """Score every labelled step of ``dataset`` with ``prm`` and measure how well it ranks them.
-
-    ``prm`` is any :class:`~codegym.rewards.ProcessRewardModel`; one with ``score_batch`` (an
-    :class:`~codegym.models.hf_prm.HFProcessRewardModel`) scores the paths in batches.
-    """
-    merged = _merge_paths(dataset)
-    paths = [(problem, list(path)) for problem, path, _ in merged]
-    if hasattr(prm, "score_batch"):
-        path_scores = prm.score_batch(paths)
-    else:
-        path_scores = [prm.score(problem, path) for problem, path in paths]
-    scores = np.zeros(len(dataset))
-    for (_, _, labelled), step_scores in zip(merged, path_scores, strict=True):
-        for step, rows in labelled.items():
-            scores[rows] = step_scores[step]
-    hard = np.asarray(dataset["hard_label"], dtype=np.float64)
-    kinds = [classify_step(step).value for step in dataset["step"]]
-    by_kind = {}
-    for kind in sorted(set(kinds)):
-        inside = np.asarray(kinds) == kind
-        has_both = 0 < hard[inside].sum() < inside.sum()
-        by_kind[kind] = roc_auc(scores[inside], hard[inside]) if has_both else math.nan
-    return PRMEvaluation(
-        auc=roc_auc(scores, hard),
-        auc_by_kind=by_kind,
-        pair_accuracy=_pair_accuracy(dataset, scores),
-        mean_score_good=float(scores[hard == 1].mean()),
-        mean_score_bad=float(scores[hard == 0].mean()),
-        steps=len(dataset),
-        good_fraction=float(hard.mean()),
-    )
-
-
-def _pair_accuracy(dataset: Dataset, scores: np.ndarray) -> float:
-    groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
-    for index, (problem, prefix) in enumerate(zip(dataset["problem"], dataset["prefix"], strict=True)):
-        groups.setdefault((problem, tuple(prefix)), []).append(index)
-    hard = dataset["hard_label"]
-    wins = []
-    for members in groups.values():
-        good = [i for i in members if hard[i] == 1]
-        bad = [i for i in members if hard[i] == 0]
-        wins += [
-            1.0 if scores[g] > scores[b] else 0.5 if scores[g] == scores[b] else 0.0
-            for g in good
-            for b in bad
-        ]
-    return float(np.mean(wins)) if wins else math.nan

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from codegym.errors import UserError
 from codegym.lazy import lazy_exports
 from codegym.tasks.task import Task, TaskList, TaskSource, tests_fingerprint
 
@@ -33,13 +34,13 @@ def load_tasks(
     """
     if isinstance(spec, TaskSource):
         if split is not None or options:
-            raise ValueError(
+            raise UserError(
                 "split and task options apply to a source given by name, not to a TaskSource instance"
             )
         return spec
     if isinstance(spec, Sequence) and not isinstance(spec, str):
         if split is not None or options:
-            raise ValueError("split and task options apply to a source given by name, not to a list of tasks")
+            raise UserError("split and task options apply to a source given by name, not to a list of tasks")
         return TaskList(spec)
     if not isinstance(spec, str):
         raise TypeError(f"tasks must be a name, a TaskSource or a list of Task, got {type(spec).__name__}")
@@ -49,15 +50,15 @@ def load_tasks(
         return SyntheticTasks(split or "train", **options)
     if spec == "humaneval":
         if split not in (None, "test"):
-            raise ValueError(f"humaneval has one split, 'test' (164 problems); got split={split!r}")
+            raise UserError(f"humaneval has one split, 'test' (164 problems); got split={split!r}")
         if options:
-            raise ValueError(f"humaneval takes no task options, got {sorted(options)}")
+            raise UserError(f"humaneval takes no task options, got {sorted(options)}")
         from codegym.tasks.humaneval import load_humaneval
 
         return load_humaneval()
     if spec.startswith("jsonl:"):
         if split is not None:
-            raise ValueError(
+            raise UserError(
                 "a jsonl file has no splits; drop split= (or use dataset:PATH for a dataset with splits)"
             )
         from codegym.tasks.files import load_jsonl
@@ -67,13 +68,13 @@ def load_tasks(
         from codegym.tasks.files import load_dataset_tasks
 
         return load_dataset_tasks(spec.removeprefix("dataset:"), split=split or "train", **options)
-    raise ValueError(
+    raise UserError(
         f"unknown task source {spec!r}: use one of {', '.join(SPECS)}, a TaskSource or a list of Task"
     )
 
 
 # The sources load on first use: HumanEval pulls in ``datasets``, which ``import codegym`` should not.
-__getattr__ = lazy_exports(
+__getattr__, __dir__ = lazy_exports(
     "codegym.tasks",
     {
         "SyntheticTasks": "codegym.tasks.synthetic",

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from codegym.errors import MissingInputError, UserError
 from codegym.sandbox import AssertTest, CallTest, StdioTest, Test
 from codegym.tasks.assert_conversion import tests_from_asserts, tests_from_check
 from codegym.tasks.task import Task, TaskList
@@ -67,7 +68,7 @@ def load_jsonl(
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no JSON-lines file at {str(path)!r}")
+        raise MissingInputError(f"no JSON-lines file at {str(path)!r}")
     records = list(_read_jsonl(path))
     return _task_list(records, origin=f"jsonl:{path}", schema=schema, columns=columns)
 
@@ -111,7 +112,7 @@ def load_dataset_tasks(
         source = builder
     dataset = datasets.load_dataset(source, split=split, **load_kwargs)
     if not isinstance(dataset, datasets.Dataset | datasets.IterableDataset):
-        raise ValueError(
+        raise UserError(
             f"{name_or_path!r} gave {type(dataset).__name__}, not one split; pass split='train' or another"
         )
     origin = f"{label}[{split}]"
@@ -136,18 +137,18 @@ def _read_jsonl(path: Path) -> Iterator[_Record]:
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    raise ValueError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+                    raise UserError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
                 if not line.strip():
                     continue
                 try:
                     values = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ValueError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                    raise UserError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
                 if not isinstance(values, dict):
-                    raise ValueError(f"{where}: expected a JSON object, got {type(values).__name__}")
+                    raise UserError(f"{where}: expected a JSON object, got {type(values).__name__}")
                 yield where, line_number, values
     except (gzip.BadGzipFile, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable gzip file ({exc})") from None
+        raise UserError(f"{path}: not a readable gzip file ({exc})") from None
 
 
 def _local_builder(path: Path) -> str | None:
@@ -157,7 +158,7 @@ def _local_builder(path: Path) -> str | None:
     suffixes = [suffix for suffix in path.suffixes if suffix != ".gz"]
     builders = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
     if not suffixes or suffixes[-1] not in builders:
-        raise ValueError(f"cannot tell the format of {str(path)!r}; name it .jsonl, .json, .parquet or .csv")
+        raise UserError(f"cannot tell the format of {str(path)!r}; name it .jsonl, .json, .parquet or .csv")
     return builders[suffixes[-1]]
 
 
@@ -423,7 +424,7 @@ def _task_list(
     records: Sequence[_Record], *, origin: str, schema: str, columns: Mapping[str, str] | None
 ) -> TaskList:
     if not records:
-        raise ValueError(f"{origin} has no rows")
+        raise UserError(f"{origin} has no rows")
     column_names = sorted({name for _, _, values in records for name in values})
     columns = _check_columns(columns, schema, column_names, origin)
     chosen = _SCHEMAS[schema] if schema != "auto" else _detect_schema(column_names, columns, origin)
@@ -436,9 +437,9 @@ def _task_list(
         except _RowError:
             raise
         except (TypeError, ValueError) as exc:  # e.g. Task's own checks, which name the task, not the row
-            raise ValueError(f"{row.where}: {exc}") from None
+            raise UserError(f"{row.where}: {exc}") from None
         if task.task_id in first_seen:
-            raise ValueError(
+            raise UserError(
                 f"{row.where}: duplicate task id {task.task_id!r}, first seen at {first_seen[task.task_id]}"
             )
         first_seen[task.task_id] = row.where
@@ -451,25 +452,25 @@ def _check_columns(
     columns: Mapping[str, str] | None, schema: str, column_names: Sequence[str], origin: str
 ) -> dict[str, str]:
     if schema != "auto" and schema not in _SCHEMAS:
-        raise ValueError(f"unknown schema {schema!r}; choose one of {[*SCHEMAS, 'auto']}")
+        raise UserError(f"unknown schema {schema!r}; choose one of {[*SCHEMAS, 'auto']}")
     if columns is None:
         return {}
     if not isinstance(columns, Mapping):
-        raise ValueError(
+        raise UserError(
             f"columns must map our field names to your column names, got {type(columns).__name__}"
         )
     schemas = [_SCHEMAS[schema]] if schema != "auto" else list(_SCHEMAS.values())
     fields = {field for s in schemas for field in (*s.required, *s.optional)}
     for field, column in columns.items():
         if field not in fields:
-            raise ValueError(
+            raise UserError(
                 f"columns names an unknown field {field!r}; the fields of "
                 f"{'schema ' + repr(schema) if schema != 'auto' else 'the schemas'} are {sorted(fields)}"
             )
         if not isinstance(column, str):
-            raise ValueError(f"columns[{field!r}] must be a column name (str), got {column!r}")
+            raise UserError(f"columns[{field!r}] must be a column name (str), got {column!r}")
         if column not in column_names:
-            raise ValueError(f"columns maps {field!r} to {column!r}, but {origin} has only {column_names}")
+            raise UserError(f"columns maps {field!r} to {column!r}, but {origin} has only {column_names}")
     return dict(columns)
 
 
@@ -486,7 +487,7 @@ def _detect_schema(column_names: Sequence[str], columns: Mapping[str, str], orig
         "matches several schemas: " + ", ".join(s.name for s in matches) if matches else "matches no schema"
     )
     required = "; ".join(f"{s.name}: {', '.join(s.required)}" for s in _SCHEMAS.values())
-    raise ValueError(
+    raise UserError(
         f"cannot tell the schema of {origin}: its columns {list(column_names)} {verdict}. Required columns: "
         f"{required}. Pass schema='mbpp' (or another), and columns={{our field: your column}} for the "
         "fields named differently, e.g. columns={'text': 'question_text'}."

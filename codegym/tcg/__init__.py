@@ -29,7 +29,7 @@ from codegym.tcg.oracle import OracleTCG
 
 # ModelTCG pulls in the model stack (torch, transformers) when it loads a policy; mutants need nothing
 # heavy but are measurement tools, so both load on first use.
-__getattr__ = lazy_exports(
+__getattr__, __dir__ = lazy_exports(
     "codegym.tcg",
     {
         "ModelTCG": "codegym.tcg.model_tcg",

@@ -29,7 +29,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -37,9 +37,11 @@ from typing import Any
 
 import numpy as np
 
-from codegym.sandbox import CallTest, Sandbox, make_sandbox
+from codegym.errors import UserError
+from codegym.sandbox import Sandbox, make_sandbox
 from codegym.tasks.task import Task, TaskSource
-from codegym.tcg.model_tcg import ModelTCG, TCGEvaluation, format_cases, tcg_prompt
+from codegym.tcg.model_tcg import TCGEvaluation
+from codegym.tcg.tcg_data import dpo_pairs, evaluate_tcg, heldout_tasks, sft_examples
 
 logger = logging.getLogger(__name__)
 
@@ -47,84 +49,15 @@ TINY_BASE = "tiny-untrained"  # train_tcg's default base: a fresh create_tiny() 
 METRICS_FILE = "tcg_metrics.json"
 
 
-# ------------------------------------------------------------------------------------------ data
-
-
-def call_tests(task: Task) -> tuple[CallTest, ...]:
-    """The task's hidden tests that are function calls (the only kind a case line can state)."""
-    return tuple(test for test in task.hidden_tests if isinstance(test, CallTest))
-
-
-def sft_examples(tasks: Sequence[Task], *, with_reference: bool = False) -> list[dict[str, str]]:
-    """Prompt-completion rows for SFT: the prompt of :func:`~codegym.tcg.model_tcg.tcg_prompt`, and the
-    task's own call tests as case lines. Tasks with no call test are skipped.
-
-    Example:
-        >>> from codegym.tasks.synthetic import SyntheticTasks
-        >>> [row] = sft_examples(SyntheticTasks("train").tasks(1))
-        >>> row["completion"].splitlines()[0]
-        "solve('') -> ''"
-    """
-    return [
-        {"prompt": tcg_prompt(task, with_reference=with_reference), "completion": format_cases(tests)}
-        for task in tasks
-        if (tests := call_tests(task))
-    ]
-
-
-def shuffled_outputs(
-    tests: Sequence[CallTest], rng: np.random.Generator, *, tries: int = 10
-) -> list[CallTest] | None:
-    """``tests`` with the same inputs and their expected outputs shuffled among them (O1-Coder's rejected
-    cases), or None when no shuffle within ``tries`` changes the text (all outputs equal, or one test)."""
-    original = format_cases(tests)
-    for _ in range(tries):
-        order = rng.permutation(len(tests))
-        shuffled = [
-            CallTest(test.entry_point, test.args, test.kwargs, tests[int(j)].expected, equality=test.equality)
-            for test, j in zip(tests, order, strict=True)
-        ]
-        if format_cases(shuffled) != original:
-            return shuffled
-    return None
-
-
-def dpo_pairs(
-    tasks: Sequence[Task], *, seed: int = 0, pairs_per_task: int = 1, with_reference: bool = False
-) -> list[dict[str, str]]:
-    """Preference rows for DPO: ``chosen`` = the task's correct cases, ``rejected`` = the same inputs with
-    shuffled outputs. Tasks whose outputs cannot be told apart by shuffling are skipped.
-
-    Example:
-        >>> from codegym.tasks.synthetic import SyntheticTasks
-        >>> [row] = dpo_pairs(SyntheticTasks("train").tasks(1), seed=0)
-        >>> [line.split(" -> ")[0] for line in row["chosen"].splitlines()] == [
-        ...     line.split(" -> ")[0] for line in row["rejected"].splitlines()]
-        True
-    """
-    if not (isinstance(pairs_per_task, int) and pairs_per_task >= 1):
-        raise ValueError(f"pairs_per_task must be an int >= 1, got {pairs_per_task!r}")
-    rng = np.random.default_rng(seed)
-    rows = []
-    for task in tasks:
-        tests = call_tests(task)
-        prompt = tcg_prompt(task, with_reference=with_reference)
-        for _ in range(pairs_per_task):
-            rejected = shuffled_outputs(tests, rng) if len(tests) >= 2 else None
-            if rejected is not None:
-                rows.append(
-                    {"prompt": prompt, "chosen": format_cases(tests), "rejected": format_cases(rejected)}
-                )
-    return rows
-
-
 # ------------------------------------------------------------------------------------------ training
 
 
-def _trainer_args(out_dir: Path, *, epochs: float, learning_rate: float, batch_size: int, seed: int) -> dict:
+def _trainer_args(
+    out_dir: str | PathLike[str], *, epochs: float, learning_rate: float, batch_size: int, seed: int
+) -> dict:
     """TrainingArguments shared by both stages: float32, no checkpoints, no trackers, seeded."""
     return {
-        "output_dir": str(out_dir),
+        "output_dir": str(Path(out_dir)),
         "num_train_epochs": epochs,
         "learning_rate": learning_rate,
         "per_device_train_batch_size": batch_size,
@@ -172,32 +105,23 @@ def train_tcg_sft(
     Returns:
         ``out_dir`` as a Path.
     """
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     if not examples:
-        raise ValueError("examples is empty; SFT needs tasks with CallTest hidden tests (see sft_examples)")
-    out_path = Path(out_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    policy = _with_lora(AutoModelForCausalLM.from_pretrained(model), lora_r)
-    config = SFTConfig(
-        **_trainer_args(
-            out_path, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed
-        ),
-        max_length=max_length,
-        completion_only_loss=True,  # the cases are the target; the problem is only context
-        packing=False,
+        raise UserError("examples is empty; SFT needs tasks with CallTest hidden tests (see sft_examples)")
+    settings = _trainer_args(
+        out_dir, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed
     )
-    trainer = SFTTrainer(
-        model=policy,
-        args=config,
-        train_dataset=Dataset.from_list([dict(row) for row in examples]),
-        processing_class=tokenizer,
-    )
-    trainer.train()
-    _save(trainer.model, tokenizer, out_path)
-    return out_path
+
+    def config() -> SFTConfig:
+        return SFTConfig(
+            **settings,
+            max_length=max_length,
+            completion_only_loss=True,  # the cases are the target; the problem is only context
+            packing=False,
+        )
+
+    return _fit(SFTTrainer, config, model, examples, Path(out_dir), lora_r)
 
 
 def train_tcg_dpo(
@@ -233,26 +157,39 @@ def train_tcg_dpo(
     Returns:
         ``out_dir`` as a Path.
     """
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
     if not pairs:
-        raise ValueError("pairs is empty; DPO needs tasks with two or more differing outputs (see dpo_pairs)")
-    out_path = Path(out_dir)
+        raise UserError("pairs is empty; DPO needs tasks with two or more differing outputs (see dpo_pairs)")
+    settings = _trainer_args(
+        out_dir, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed
+    )
+
+    def config() -> DPOConfig:
+        return DPOConfig(**settings, beta=beta, max_length=max_length)
+
+    return _fit(DPOTrainer, config, model, pairs, Path(out_dir), lora_r)
+
+
+def _fit(
+    trainer_class: type,
+    config: Callable[[], Any],
+    model: str | PathLike[str],
+    rows: Sequence[Mapping[str, str]],
+    out_path: Path,
+    lora_r: int,
+) -> Path:
+    """Load ``model`` (with LoRA adapters of rank ``lora_r``), train it with a TRL trainer on ``rows``
+    under ``config()``, and save it (adapters merged) with its tokenizer into ``out_path``."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(model)
     policy = _with_lora(AutoModelForCausalLM.from_pretrained(model), lora_r)
-    config = DPOConfig(
-        **_trainer_args(
-            out_path, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed
-        ),
-        beta=beta,
-        max_length=max_length,
-    )
-    trainer = DPOTrainer(
+    trainer = trainer_class(
         model=policy,
-        args=config,
-        train_dataset=Dataset.from_list([dict(row) for row in pairs]),
+        args=config(),  # built after the model, as before: the same RNG draws for LoRA's init
+        train_dataset=Dataset.from_list([dict(row) for row in rows]),
         processing_class=tokenizer,
     )
     trainer.train()
@@ -262,7 +199,7 @@ def train_tcg_dpo(
 
 def _with_lora(model: Any, lora_r: int) -> Any:
     if not (isinstance(lora_r, int) and lora_r >= 0):
-        raise ValueError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
+        raise UserError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
     if not lora_r:
         return model
     from codegym.models.lora import add_lora
@@ -276,44 +213,6 @@ def _save(model: Any, tokenizer: Any, out_path: Path) -> None:
     out_path.mkdir(parents=True, exist_ok=True)
     merged(model).save_pretrained(out_path)  # adapters merged: the next stage loads a plain folder
     tokenizer.save_pretrained(out_path)
-
-
-# ------------------------------------------------------------------------------------------ evaluation
-
-
-def evaluate_tcg(
-    model: str | PathLike[str],
-    tasks: Sequence[Task],
-    *,
-    n: int = 8,
-    seed: int = 0,
-    sandbox: str | Sandbox = "local",
-    temperature: float = 0.7,
-    samples_per_task: int = 2,
-    max_new_tokens: int = 256,
-    with_reference: bool = False,
-    batch_size: int = 32,
-) -> TCGEvaluation:
-    """Validity of the model in ``model`` on ``tasks``: a :class:`~codegym.tcg.model_tcg.ModelTCG` run."""
-    tcg = ModelTCG(
-        str(model),
-        sandbox=sandbox,
-        seed=seed,
-        temperature=temperature,
-        samples_per_task=samples_per_task,
-        max_new_tokens=max_new_tokens,
-        with_reference=with_reference,
-        policy_options={"batch_size": batch_size},
-    )
-    with tcg:
-        return tcg.evaluate(tasks, n)
-
-
-def heldout_tasks(count: int, seed: int = 0) -> list[Task]:
-    """``count`` tasks of the synthetic test split (compositions never seen in training)."""
-    from codegym.tasks.synthetic import SyntheticTasks
-
-    return SyntheticTasks("test").tasks(count, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -424,9 +323,9 @@ def train_tcg(
     from codegym.tasks import load_tasks
 
     if not (isinstance(n_tasks, int) and n_tasks >= 1):
-        raise ValueError(f"n_tasks must be an int >= 1, got {n_tasks!r}")
+        raise UserError(f"n_tasks must be an int >= 1, got {n_tasks!r}")
     if not (isinstance(dpo_tasks, int) and dpo_tasks >= 0):
-        raise ValueError(f"dpo_tasks must be an int >= 0, got {dpo_tasks!r}")
+        raise UserError(f"dpo_tasks must be an int >= 0, got {dpo_tasks!r}")
     started = time.perf_counter()
     seconds: dict[str, float] = {"data": 0.0, "sft": 0.0, "dpo": 0.0, "eval": 0.0}
     out_path = Path(out_dir)

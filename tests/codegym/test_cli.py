@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from codegym.cli import main, print_table
+from codegym.cli import build_parser, main, print_table, run_command
 
 # Two easy held-out synthetic tasks (one op each): the tiny policy solves some of them.
 TASKS = ["--n-tasks", "2", "--task-options", '{"max_ops": 1}', "--sandbox", "local"]
@@ -266,7 +266,6 @@ def test_bench_lists_the_checkout_scripts(capsys):
     out = capsys.readouterr().out
     names = [line.split()[0] for line in out.splitlines()[2:] if line.strip() and not line[0].isdigit()]
     assert "search_vs_sampling" in names and "policy_sft" in names
-    assert "benchmark_args" not in names  # a helper the scripts import, not a benchmark
     assert "Search against sampling at equal spend" in out
 
 
@@ -371,6 +370,53 @@ def test_verbose_shows_the_traceback_even_beside_a_commands_own_verbose(capsys, 
     assert err.strip().splitlines()[-1] == "codegym: error: total_timesteps must be an int >= 1, got 0"
 
 
+def test_a_missing_configuration_file_is_the_users_to_fix(capsys, tmp_path):
+    assert run(["loop", "--config", str(tmp_path / "none.toml"), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        f"codegym: error: no loop configuration at {tmp_path / 'none.toml'}; write one with "
+        "`codegym loop --print-config`"
+    ]
+
+
+def test_a_broken_model_folder_crashes_with_its_traceback_not_a_usage_line(capsys, tmp_path):
+    # The folder exists (so it is no typo), but its config.json is not JSON: the error comes from
+    # transformers, deep in loading, and nothing says the user's arguments were wrong.
+    (tmp_path / "config.json").write_text("{not json")
+    status = run(["solve", "--policy", str(tmp_path), *TASKS])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "Traceback (most recent call last)" in err
+    assert "codegym solve: crashed" in err and "codegym: error:" not in err
+
+
+@pytest.mark.parametrize(
+    "error", [MemoryError(), RuntimeError("CUDA error"), KeyError("k"), OSError(28, "full")]
+)
+def test_a_failure_that_is_not_the_users_is_a_crash_with_exit_1(capsys, error):
+    def failing(args):
+        raise error
+
+    args = build_parser().parse_args(["bench"])
+    args.run = failing
+    assert run_command(args) == 1
+    err = capsys.readouterr().err
+    assert f"{type(error).__name__}" in err and "Traceback (most recent call last)" in err
+    assert "codegym: error:" not in err
+
+
+def test_a_user_error_from_the_library_is_one_line_with_exit_2(capsys):
+    from codegym.errors import UserError
+
+    def refusing(args):
+        raise UserError("n_tasks must be an int >= 1, got 0")
+
+    args = build_parser().parse_args(["bench"])
+    args.run = refusing
+    assert run_command(args) == 2
+    assert capsys.readouterr().err == "codegym: error: n_tasks must be an int >= 1, got 0\n"
+
+
 # -- loop and demo ----------------------------------------------------------------------------------------
 
 
@@ -423,3 +469,11 @@ def test_demo_prints_its_configuration(capsys):
     assert run(["demo", "--print-config", "--seed", "3"]) == 0
     config = tomllib.loads(capsys.readouterr().out)
     assert config["seed"] == 3 and config["tasks"] == {**config["tasks"], **DEMO_SETTINGS["tasks"]}
+
+
+def test_a_command_whose_extra_is_missing_names_the_extra(capsys, monkeypatch):
+    # None in sys.modules makes an import fail as for an uninstalled package.
+    monkeypatch.setitem(sys.modules, "stable_baselines3", None)
+    assert run(["rl", "ppo", "--help"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'codegym[rl]'" in err[0]

@@ -89,3 +89,24 @@ def test_sft_rows_in_the_think_protocol_continue_the_assistant_turn():
     with pytest.raises(ValueError, match="do not open as the 'think' protocol forces"):
         protocol_example(get_protocol("think"), "Add.", ["Plan: x", "y", "z"], "<eos>", template)
     assert len(synthetic_episodes(2)) == 2
+
+
+def test_a_lora_policy_embeds_through_its_adapter(tmp_path):
+    """The candidate env's model embedding goes through HFPolicy.embed, which a PEFT-wrapped model serves
+    (reading model.base_model, as before, got the LM head's output of a PeftModel)."""
+    from codegym.agents.candidate_env import model_embedding
+
+    policy = load_policy("tiny", device="cpu")
+    texts = ["### Problem\nReturn the list sorted.", "def f(x):\n    return sorted(x)"]
+    plain = model_embedding(policy, texts, max_tokens=32)
+    policy.model = add_lora(policy.model, 2)
+    assert policy.embedding_size == plain.shape[1] == 128
+    # A fresh adapter's B matrices are zero: the same vectors as the plain model.
+    assert torch.allclose(
+        torch.from_numpy(model_embedding(policy, texts, max_tokens=32)), torch.from_numpy(plain)
+    )
+    for name, weight in policy.model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(weight, std=0.5, generator=torch.Generator().manual_seed(0))
+    moved = model_embedding(policy, texts, max_tokens=32)
+    assert not torch.allclose(torch.from_numpy(moved), torch.from_numpy(plain))  # the adapter counts

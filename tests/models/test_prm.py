@@ -10,15 +10,13 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from codegym.models.hf_prm import (  # noqa: E402
-    DEFAULT_STEP_TAG,
-    PRM_CONFIG_NAME,
-    HFProcessRewardModel,
-    load_prm,
-)
+from codegym.models.hf_prm import HFProcessRewardModel, load_prm  # noqa: E402
+from codegym.models.prm_calibration import calibrate  # noqa: E402
 from codegym.models.prm_data import synthetic_step_labels  # noqa: E402
+from codegym.models.prm_eval import evaluate_prm, roc_auc  # noqa: E402
+from codegym.models.prm_format import DEFAULT_STEP_TAG, PRM_CONFIG_NAME  # noqa: E402
 from codegym.models.tiny import create_tiny  # noqa: E402
-from codegym.models.train_prm import evaluate_prm, prepare_prm, roc_auc, train_prm  # noqa: E402
+from codegym.models.train_prm import prepare_prm, train_prm  # noqa: E402
 from codegym.rewards import ProcessRewardModel, aggregate, checked_scores  # noqa: E402
 from codegym.tasks.synthetic import SyntheticTasks  # noqa: E402
 
@@ -166,7 +164,7 @@ def test_calibrate_is_platt_scaling(likelihood_prm, tasks):
     targets = (raw > raw.median()).float().tolist()  # the likelier half is "good"
     before = prm.calibration.detach().clone()
     try:
-        prm.calibrate(windows, targets)
+        calibrate(prm, windows, targets)
         assert prm.calibration[0].item() > 0  # likelier is better
         with torch.inference_mode():
             probabilities = torch.sigmoid(prm.step_logits(windows))
@@ -174,7 +172,7 @@ def test_calibrate_is_platt_scaling(likelihood_prm, tasks):
         assert probabilities.mean().item() == pytest.approx(np.mean(targets), abs=0.02)
         assert roc_auc(probabilities.tolist(), targets) == 1.0
         with pytest.raises(ValueError, match="one target per read span"):
-            prm.calibrate(windows, targets[:-1])
+            calibrate(prm, windows, targets[:-1])
     finally:
         prm.calibration.data = before
 

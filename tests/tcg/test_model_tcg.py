@@ -208,15 +208,8 @@ def test_generator_rejects_bad_arguments():
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-from codegym.tcg.train_tcg import (  # noqa: E402
-    METRICS_FILE,
-    dpo_pairs,
-    sft_examples,
-    shuffled_outputs,
-    train_tcg,
-    train_tcg_dpo,
-    train_tcg_sft,
-)
+from codegym.tcg.tcg_data import dpo_pairs, sft_examples, shuffled_outputs  # noqa: E402
+from codegym.tcg.train_tcg import METRICS_FILE, train_tcg, train_tcg_dpo, train_tcg_sft  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from codegym.lazy import lazy_exports
 
-__getattr__ = lazy_exports(
+__getattr__, __dir__ = lazy_exports(
     "codegym.integrations.openenv",
     {
         "CodeReasonClient": "codegym.integrations.openenv.client",
