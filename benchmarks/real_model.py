@@ -74,8 +74,6 @@ class Args:
     """steps per episode (think forces code at step 3)"""
     batch_size: int = 8
     """rows per generate call"""
-    dtype: str = "float32"
-    """the policy's weights: float32, or int8 (Linear layers quantised for CPU inference, faster)"""
     threads: int = 1
     """torch threads (on a shared 2-core machine, 1 avoids spin-waiting against the sandbox)"""
     seed: int = 0
@@ -148,7 +146,7 @@ def main() -> None:
         raise SystemExit(f"unknown arms {unknown}; choose from {ALL_ARMS}")
     tasks = list(load_tasks("humaneval"))[args.first : args.first + args.tasks]
     policies = {
-        name: load_policy(args.model, protocol=name, batch_size=args.batch_size, dtype=args.dtype)
+        name: load_policy(args.model, protocol=name, batch_size=args.batch_size)
         for name in ("direct", "think")
     }
     results: dict = {"args": asdict(args), "arms": {}}

@@ -235,10 +235,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dtype",
         default=None,
-        choices=("float32", "bfloat16", "float16", "int8"),
-        help="a transformers model's weights dtype (default: float32; bfloat16 suits a GPU, never this CPU; "
-        "int8: Linear layers quantised to int8 for CPU inference, faster, slightly different outputs, "
-        "not for training)",
+        choices=("float32", "bfloat16", "float16"),
+        help="a transformers model's weights dtype (default: float32; bfloat16 suits a GPU, never this CPU)",
     )
     group.add_argument(
         "--endpoint",

@@ -45,12 +45,7 @@ class HFPolicy:
         tokenizer: the tokenizer, when ``model`` is a loaded model; loaded from ``model`` otherwise.
         device: where the model runs; default ``"cuda"`` when available, else ``"cpu"``.
         dtype: the weights' dtype when loading (a ``torch.dtype``, ``"auto"`` or a name such as
-            ``"bfloat16"``); default: transformers' default (float32). ``"int8"`` loads float32 and then
-            quantises every ``Linear`` layer to int8 with dynamic activation scales (PyTorch's
-            ``quantize_dynamic``): for inference on a CPU, where decoding reads every weight per token
-            and int8 weights are a quarter of the bytes (about 2.5x faster decoding for SmolLM2-135M
-            on the development machine); outputs differ slightly from float32's, and such a policy
-            cannot be trained.
+            ``"bfloat16"``); default: transformers' default (float32).
         batch_size: rows (prompt x sample) per ``generate`` call.
         use_chat_template: wrap each prompt as one user message with the tokenizer's chat template (and
             the generation prompt); the env's text is the message. Kept for old callers: an instruct
@@ -88,11 +83,6 @@ class HFPolicy:
         if not (isinstance(batch_size, int) and batch_size >= 1):
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        int8 = dtype == "int8"
-        if int8 and device not in (None, "cpu"):
-            raise ValueError(f"dtype='int8' (dynamic quantisation) runs on the CPU only, not on {device!r}")
-        if int8:
-            device, dtype = "cpu", torch.float32
         if isinstance(model, str | PathLike):
             self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(
                 model, trust_remote_code=trust_remote_code
@@ -109,8 +99,6 @@ class HFPolicy:
 
             self.model = load_lora(self.model, lora)
         self.model.to(self.device).eval()
-        if int8:
-            self.model = quantize_int8(self.model)
         self.batch_size = batch_size
 
         if self.tokenizer.pad_token is None:
@@ -338,20 +326,6 @@ class HFPolicy:
             num_tokens=low,
             finish_reason="stop" if stopped or ended_by_eos else "length",
         )
-
-
-def quantize_int8(model: PreTrainedModel) -> PreTrainedModel:
-    """``model`` with every ``Linear`` layer quantised to int8 weights (dynamic activation scales), for
-    CPU inference; the embeddings stay float32."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao's API, kept for eager CPU models
-        for parameter in model.parameters():
-            parameter.requires_grad_(False)
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def _row_seed(base_seed: int, prompt_index: int, sample_index: int) -> int:
