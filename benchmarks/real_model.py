@@ -72,8 +72,8 @@ class Args:
     """token cap of a code step (the think protocol caps reasoning steps at 96)"""
     max_steps: int = 4
     """steps per episode (think forces code at step 3)"""
-    batch_size: int = 8
-    """rows per generate call"""
+    batch_size: int = 32
+    """rows decoded together (a row leaves the batch when it ends)"""
     threads: int = 1
     """torch threads (on a shared 2-core machine, 1 avoids spin-waiting against the sandbox)"""
     seed: int = 0

@@ -46,7 +46,8 @@ class HFPolicy:
         device: where the model runs; default ``"cuda"`` when available, else ``"cpu"``.
         dtype: the weights' dtype when loading (a ``torch.dtype``, ``"auto"`` or a name such as
             ``"bfloat16"``); default: transformers' default (float32).
-        batch_size: rows (prompt x sample) per ``generate`` call.
+        batch_size: rows (prompt x sample) decoded together (:func:`codegym.models.decoding.decode`:
+            a row leaves the batch when it ends, so wide batches cost little on a CPU).
         use_chat_template: wrap each prompt as one user message with the tokenizer's chat template (and
             the generation prompt); the env's text is the message. Kept for old callers: an instruct
             model is better served by ``protocol="think"`` or ``"direct"``.
@@ -71,7 +72,7 @@ class HFPolicy:
         tokenizer: PreTrainedTokenizerBase | None = None,
         device: str | None = None,
         dtype: Any = None,
-        batch_size: int = 16,
+        batch_size: int = 32,
         use_chat_template: bool = False,
         trust_remote_code: bool = False,
         protocol: str | PromptProtocol | None = None,
@@ -271,31 +272,21 @@ class HFPolicy:
         temperature: float,
     ) -> list[Sample]:
         import torch
-        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+        from codegym.models.decoding import decode
 
         inputs = self._encode(texts, return_tensors="pt", padding=True, padding_side="left").to(self.device)
-        prompt_length = inputs["input_ids"].shape[1]
         chooser = _TokenChooser(seeds, temperature, self.device)
-        config = GenerationConfig(
-            max_new_tokens=max_new_tokens,
-            do_sample=False,  # the chooser samples; greedy decoding then takes its choice
-            num_beams=1,
-            pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=sorted(self.eos_token_ids) or None,
-            # Neutral values, so that the model's generation_config cannot slip these in.
-            repetition_penalty=1.0,
-            no_repeat_ngram_size=0,
-        )
-        stopper = _StopStrings(stop, prompt_length, self.tokenizer.batch_decode) if stop else None
         with torch.inference_mode():
-            output = self.model.generate(
-                **inputs,
-                generation_config=config,
-                logits_processor=LogitsProcessorList([chooser]),
-                stopping_criteria=StoppingCriteriaList([stopper] if stopper else []),
+            generated, logprobs = decode(
+                self.model,
+                inputs["input_ids"],
+                inputs["attention_mask"],
+                choose=chooser,
+                finished=_StopStrings(stop, self.tokenizer.batch_decode) if stop else None,
+                max_new_tokens=max_new_tokens,
+                eos_token_ids=self.eos_token_ids,
             )
-        generated = output[:, prompt_length:].tolist()
-        logprobs = torch.stack(chooser.logprobs, dim=1).tolist()  # (B, T)
         return [
             self._to_sample(tokens, row_logprobs, stop)
             for tokens, row_logprobs in zip(generated, logprobs, strict=True)
@@ -335,53 +326,46 @@ def _row_seed(base_seed: int, prompt_index: int, sample_index: int) -> int:
 
 
 class _TokenChooser:
-    """A logits processor that picks each row's next token itself (from its own generator) and records
-    that token's temperature-1 log-probability; it hands back scores on which argmax is its choice."""
+    """Picks each row's next token from its raw logits (greedy, or sampled from the row's own generator at
+    ``temperature``) and gives that token's temperature-1 log-probability."""
 
     def __init__(self, seeds: list[int], temperature: float, device: torch.device) -> None:
         import torch
 
         self.temperature = temperature
         self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
-        self.logprobs: list[torch.Tensor] = []  # one (B,) tensor per step
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    def __call__(self, rows: list[int], scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
-        logprobs = torch.log_softmax(scores.float(), dim=-1)  # (B, V), raw logits: temperature 1
+        scores = scores.float()
+        logprobs = torch.log_softmax(scores, dim=-1)  # (B, V), raw logits: temperature 1
         if self.temperature == 0:
             chosen = scores.argmax(dim=-1)  # (B,)
         else:
-            probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+            probs = torch.softmax(scores / self.temperature, dim=-1)
             chosen = torch.cat(
                 [
-                    torch.multinomial(row_probs, 1, generator=generator)
-                    for row_probs, generator in zip(probs, self.generators, strict=True)
+                    torch.multinomial(row_probs, 1, generator=self.generators[row])
+                    for row_probs, row in zip(probs, rows, strict=True)
                 ]
             )
-        self.logprobs.append(logprobs.gather(1, chosen[:, None]).squeeze(1))
-        forced = torch.full_like(scores, float("-inf"))
-        forced.scatter_(1, chosen[:, None], 0.0)
-        return forced
+        return chosen, logprobs.gather(1, chosen[:, None]).squeeze(1)
 
 
 class _StopStrings:
-    """A stopping criterion: a row is done once its generated text holds a stop string.
+    """Whether a row's generated text holds a stop string yet.
 
     Only the last few tokens are decoded at each step (enough bytes for the longest stop string), so a
     step costs O(1) decoding; the final cut is made on the whole text afterwards.
     """
 
-    def __init__(self, stop: list[str], prompt_length: int, batch_decode: Callable[..., list[str]]) -> None:
+    def __init__(self, stop: list[str], batch_decode: Callable[..., list[str]]) -> None:
         self.stop = stop
-        self.prompt_length = prompt_length
         self.batch_decode = batch_decode
         # A token holds at least one byte and a character at most four, plus one token of slack.
         self.window = 4 * max(len(s) for s in stop) + 1
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        import torch
-
-        start = max(self.prompt_length, input_ids.shape[1] - self.window)
-        tails = self.batch_decode(input_ids[:, start:], skip_special_tokens=True)
-        return torch.tensor([any(s in tail for s in self.stop) for tail in tails], device=input_ids.device)
+    def __call__(self, rows: list[int], tokens: list[list[int]]) -> list[bool]:
+        tails = self.batch_decode([tokens[row][-self.window :] for row in rows], skip_special_tokens=True)
+        return [any(s in tail for s in self.stop) for tail in tails]
