@@ -1,7 +1,8 @@
 """LM policy gradient: fine-tune the policy itself on the env's per-step rewards (GRPO or REINFORCE).
 
 Each iteration draws ``tasks_per_iteration`` tasks (seeded by ``(seed, iteration)``), plays
-``group_size`` episodes of each (the group) with :func:`codegym.evaluation.rollout` at temperature 1,
+``group_size`` episodes of each (the group) with :func:`codegym.evaluation.rollout` at temperature 1
+(the agents' engine, as evaluation uses it),
 and takes one AdamW step on
 
     loss = -(1/N) * sum over the N steps taken of  A_t * log pi(step_t | prompt_t)
@@ -49,12 +50,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from codegym.evaluation import EpisodeResult, rollout
+from codegym.evaluation import rollout
 from codegym.steps import policy_prompt, render_state
 
 if TYPE_CHECKING:
     import torch
 
+    from codegym.agents.base import Episode
     from codegym.models import HFPolicy
     from codegym.rewards import ProcessRewardModel, RewardFn, RewardScheme
     from codegym.sandbox import Sandbox
@@ -467,7 +469,7 @@ def _draw_tasks(source: TaskSource, n: int, rng: np.random.Generator) -> list[Ta
 def _update(
     policy: HFPolicy,
     optimizer: torch.optim.Optimizer,
-    episodes: list[EpisodeResult],
+    episodes: list[Episode],
     problems: dict[str, str],
     advantages: list[list[float]],
     max_grad_norm: float,
@@ -521,7 +523,7 @@ def _frozen_copy(model: Any) -> Any:
 
 
 def _measure(
-    iteration: int, episodes: list[EpisodeResult], loss: float, grad_norm: float, kl: float, seconds: float
+    iteration: int, episodes: list[Episode], loss: float, grad_norm: float, kl: float, seconds: float
 ) -> IterationMetrics:
     return IterationMetrics(
         iteration=iteration,

@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from codegym.agents import Episode, Spend  # noqa: E402
 from codegym.agents.policy_gradient import (  # noqa: E402
     _frozen_copy,
     _update,
@@ -17,7 +18,6 @@ from codegym.agents.policy_gradient import (  # noqa: E402
     returns_to_go,
     train_policy_gradient,
 )
-from codegym.evaluation import EpisodeResult  # noqa: E402
 from codegym.models import load_policy  # noqa: E402
 
 # A budget that trains in seconds: 2 tasks x a group of 2, short steps.
@@ -147,8 +147,8 @@ def test_the_kl_penalty_pulls_the_policy_back_to_its_reference():
     with torch.no_grad():
         for parameter in policy.model.parameters():
             parameter.add_(0.02 * torch.randn_like(parameter))
-    episode = EpisodeResult(
-        "t", 0, ("Outline: add one to x.",), None, 0.0, False, (0.0,), 0.0, "max_steps", 5
+    episode = Episode(
+        "t", ("Outline: add one to x.",), None, (0.0,), None, 0.0, False, "max_steps", Spend(), "greedy"
     )
     problems = {"t": "Return x plus one."}
     optimizer = torch.optim.SGD(policy.model.parameters(), lr=1e-5)
