@@ -71,6 +71,8 @@ class SFTConfig:
     """episodes per optimizer step"""
     replay: int = 256
     """reference episodes of fresh training-split synthetic tasks mixed in, against forgetting (0: none)"""
+    accumulate: bool = True
+    """train on the solved paths of every iteration so far, deduplicated (expert iteration), not this one's"""
 
 
 @dataclass
@@ -85,7 +87,7 @@ class PRMConfig:
     """passes over the tree rows"""
     learning_rate: float = 1e-4
     """AdamW's peak learning rate"""
-    replay: int = 200
+    replay: int = 100
     """training-split synthetic tasks labelled by execution (the starting PRM's data) mixed in (0: trees only)"""
 
 

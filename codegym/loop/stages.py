@@ -219,8 +219,7 @@ def stage_sft(ctx: StageContext) -> dict[str, Any]:
     from codegym.models.tiny import tiny_checkpoint
     from codegym.models.train_policy import synthetic_episodes, train_policy
 
-    lines = (ctx.done["search"] / "solved_paths.jsonl").read_text().splitlines()
-    episodes = [(row["problem"], row["steps"]) for row in map(json.loads, lines)]
+    episodes, own = _solved_paths(ctx)
     if not episodes:
         return {"skipped": "the search solved no task, so there is nothing to fine-tune on", "episodes": 0}
     base = str(tiny_checkpoint("policy")) if ctx.policy == "tiny" else ctx.policy
@@ -244,11 +243,32 @@ def stage_sft(ctx: StageContext) -> dict[str, Any]:
     )
     metrics = {
         "episodes": len(episodes),
+        "new_episodes": own,
         "replay_episodes": len(replay),
         "steps": result.steps,
         "final_loss": result.final_loss,
     }
     return {**metrics, **_checked_policy(ctx, "model")}
+
+
+def _solved_paths(ctx: StageContext) -> tuple[list[tuple[str, list[str]]], int]:
+    """The distinct solved paths SFT trains on: this iteration's search, and with ``sft.accumulate`` every
+    earlier iteration's too (expert iteration: what the policy once solved stays in its data); and how
+    many came from this iteration."""
+    search = f"{list(STAGES).index('search') + 1}-search"
+    run_dir = ctx.out.parent.parent
+    earlier = range(1, ctx.iteration) if ctx.config.sft.accumulate else range(0)
+    folders = [run_dir / f"iter-{i}" / search for i in earlier] + [ctx.done["search"]]
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    episodes, own = [], 0
+    for folder in folders:
+        for row in map(json.loads, (folder / "solved_paths.jsonl").read_text().splitlines()):
+            key = (row["problem"], tuple(row["steps"]))
+            if key not in seen:
+                seen.add(key)
+                episodes.append((row["problem"], row["steps"]))
+                own += folder == ctx.done["search"]
+    return episodes, own
 
 
 def _checked_policy(ctx: StageContext, model: str) -> dict[str, Any]:

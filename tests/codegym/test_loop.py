@@ -175,3 +175,23 @@ def test_bad_configurations_are_named(data, match):
 def test_a_missing_configuration_file_says_how_to_make_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="codegym loop --print-config"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_sft_trains_on_every_iteration_s_distinct_solved_paths(tmp_path):
+    from codegym.loop.stages import StageContext, _solved_paths
+
+    def write(iteration: int, rows: list[tuple[str, list[str]]]) -> None:
+        folder = tmp_path / f"iter-{iteration}" / "2-search"
+        folder.mkdir(parents=True)
+        lines = [json.dumps({"problem": p, "steps": s}) + "\n" for p, s in rows]
+        (folder / "solved_paths.jsonl").write_text("".join(lines))
+
+    write(1, [("p1", ["a", "b"]), ("p2", ["c"])])
+    write(2, [("p1", ["a", "b"]), ("p3", ["d"])])  # p1's path again, and a new one
+    for accumulate, expected, expected_new in ((True, 3, 1), (False, 2, 2)):
+        config = from_dict({**TINY, "sft": {"accumulate": accumulate}})
+        done = {"search": tmp_path / "iter-2" / "2-search"}
+        ctx = StageContext(config, 2, tmp_path / "iter-2" / "3-sft.partial", None, "tiny", "tiny", done)
+        episodes, new = _solved_paths(ctx)
+        assert len(episodes) == expected and new == expected_new  # with the past, p1's path is not new
+        assert ("p3", ["d"]) in episodes and (("p2", ["c"]) in episodes) == accumulate
