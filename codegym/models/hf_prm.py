@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HEADS = ("lm", "classifier", "likelihood")
+MIN_SCALE = 1e-3  # the calibration's smallest scale: it may flatten a raw score, never turn it around
 TAG_HEADS = ("lm", "classifier")  # the heads that read a step tag
 DEFAULT_STEP_TAG = "<|step_tag|>"
 PRM_CONFIG_NAME = "prm_config.json"
@@ -435,7 +436,12 @@ class HFProcessRewardModel:
 
     def calibrate(self, windows: Sequence[ScoringWindow], targets: Sequence[float], steps: int = 200) -> None:
         """Fit ``scale`` and ``bias`` so that ``sigmoid(scale * raw + bias)`` matches ``targets`` (Platt
-        scaling, cross-entropy); ``targets`` holds one value in [0, 1] per read span of ``windows``."""
+        scaling, cross-entropy); ``targets`` holds one value in [0, 1] per read span of ``windows``.
+
+        The scale stays at least :data:`MIN_SCALE`: calibration maps the raw score to a probability and
+        must not turn it around. Fitted freely on a few labels that happen to favour unlikely steps, it
+        went negative (-1.73 on the 11 tree rows of a small loop run) and the PRM then ranked held-out
+        steps backwards (AUC 0.10 where its raw score gave 0.90)."""
         import torch
         import torch.nn.functional as F
 
@@ -454,20 +460,26 @@ class HFProcessRewardModel:
         raw = raw.clone()
         # Standardize first, so that one learning rate suits any raw scale; then map back.
         center, spread = raw.mean(), raw.std().clamp_min(1e-6)
-        weights = torch.zeros(2, device=self.device, requires_grad=True)
+        # The standardized scale is softplus(w0) + the floor: positive whatever the labels say.
+        floor = MIN_SCALE * spread
+        weights = torch.tensor([0.5413, 0.0], device=self.device, requires_grad=True)  # softplus(0.5413) = 1
+
+        def standardized_scale() -> torch.Tensor:
+            return F.softplus(weights[0]) + floor
+
         optimizer = torch.optim.LBFGS([weights], max_iter=steps, line_search_fn="strong_wolfe")
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
             loss = F.binary_cross_entropy_with_logits(
-                weights[0] * (raw - center) / spread + weights[1], labels
+                standardized_scale() * (raw - center) / spread + weights[1], labels
             )
             loss.backward()
             return loss
 
         with torch.enable_grad():
             optimizer.step(closure)
-        scale = weights[0].detach() / spread
+        scale = standardized_scale().detach() / spread
         bias = weights[1].detach() - scale * center
         self.calibration.data = torch.stack([scale, bias]).float()
 

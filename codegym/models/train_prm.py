@@ -46,6 +46,7 @@ import numpy as np
 from codegym.models.hf_prm import (
     DEFAULT_STEP_TAG,
     HEADS,
+    MIN_SCALE,
     TAG_HEADS,
     HFProcessRewardModel,
     PRMFormat,
@@ -283,6 +284,8 @@ def train_prm(
             torch.nn.utils.clip_grad_norm_(prm.trainable_parameters(), 1.0)
             optimizer.step()
             scheduler.step()
+            # Training may move the likelihood head's scale too, but never through zero (see calibrate).
+            prm.calibration.data[0].clamp_(min=MIN_SCALE)
             losses.append(float(loss.detach()))
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
