@@ -327,8 +327,10 @@ def plot(results: dict, args: Args) -> None:
         kept = [report["prm"][str(i)]["kept_auc"] for i in iterations[1:]]
         ax.plot(iterations[1:], trained, marker="x", linestyle=":", label=f"seed {seed}: trained")
         ax.plot(iterations[1:], kept, marker="o", label=f"seed {seed}: kept")
-        ax.axhline(report["prm"]["1"]["starting_auc"], color="grey", linewidth=0.8)
-    ax.set(xlabel="loop iteration", ylabel="PRM held-out step AUC (grey: the starting PRM)")
+        starting = [report["prm"][str(i)]["starting_auc"] for i in iterations[1:]]
+        ax.scatter(iterations[1:], starting, color="grey", marker="_", s=200, zorder=3)
+    # Each iteration draws its own held-out steps, so the same PRM scores differently from one to the next.
+    ax.set(xlabel="loop iteration", ylabel="held-out step AUC (grey: the PRM it started from)")
     ax.set_xticks(iterations[1:])
     ax.legend(fontsize=7)
     ax = axes[1][1]
