@@ -22,7 +22,7 @@ TINY = {
     "sft": {"epochs": 1.0, "replay": 8},
     "prm_training": {"replay": 8},
     "rl": {"iterations": 1, "tasks_per_iteration": 2, "group_size": 2},
-    "eval": {"best_of_n": 2, "mcts_simulations": 1},
+    "eval": {"best_of_n": 2, "mcts_simulations": 1, "search_tasks": 3},
     "check_tasks": 4,
     "rollback": False,  # the stages' outputs are used whatever their checks say (tested on its own below)
 }
@@ -74,6 +74,12 @@ def test_every_stage_writes_its_outputs(finished):
     assert set(summary["pass@1_by_iteration"]["1"]) == {"greedy", "best-of-2", "mcts-1"}
     after = json.loads((stage_folder(run_dir, 1, "eval") / "metrics.json").read_text())
     assert after["policy"] == result.policy and after["tasks"] == 4
+    assert [after["agents"][name]["tasks"] for name in ("greedy", "best-of-2", "mcts-1")] == [4, 3, 3]
+    before = json.loads((stage_folder(run_dir, 0, "eval") / "metrics.json").read_text())
+    for name, gain in summary["gain_by_iteration"]["1"].items():
+        passed = after["agents"][name]["passed"], before["agents"][name]["passed"]
+        assert gain["mean"] == pytest.approx((sum(passed[0]) - sum(passed[1])) / len(passed[0]))
+        assert gain["low"] <= gain["mean"] <= gain["high"] and gain["tasks"] == len(passed[0])
     assert (run_dir / "summary.png").stat().st_size > 1000
     assert load_config(run_dir / "config.toml") == from_dict(TINY)
 
