@@ -13,6 +13,10 @@ returns its metrics (the runner saves them as ``metrics.json``, which marks the 
    resumable from its own checkpoints).
 6. ``eval``: pass@1 of greedy, best-of-N and MCTS on held-out tasks with the new policy. The next
    iteration's search (new reasoning data with the updated policy) closes the loop.
+
+SFT, PRM and RL are checked before their output is used (:mod:`codegym.loop.checks`): a stage that scores
+worse than its input reports ``"rolled_back": true`` and leaves ``"model"`` out of its metrics, so the
+runner hands the next stage the input instead.
 """
 
 from __future__ import annotations
