@@ -59,6 +59,8 @@ class Episode:
         visible_source: who wrote the tests that paid (``"task"``, ``"tcg"``, or ``"hidden"`` when the
             verifier saw the hidden tests because the task has no others).
         tree: the search tree, for agents that build one (:class:`~codegym.agents.mcts.SearchTree`).
+        sample: which of a task's samples this is, 0-based (:func:`codegym.evaluation.rollout` plays
+            several per task; an agent's own episodes are sample 0).
     """
 
     task_id: str
@@ -73,10 +75,16 @@ class Episode:
     agent: str
     visible_source: str | None = None
     tree: Any = None
+    sample: int = 0
 
     @property
     def total_reward(self) -> float:
         return float(sum(self.rewards))
+
+    @property
+    def tokens(self) -> int:
+        """Tokens the policy generated for this problem (``spend.tokens``)."""
+        return self.spend.tokens
 
 
 @dataclass

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, fields
 
 SPEND_FIELDS = ("policy_calls", "steps_generated", "tokens", "prm_calls", "sandbox_runs", "wall_s")
@@ -38,7 +39,9 @@ class Spend:
     tokens: int = 0
     prm_calls: int = 0
     sandbox_runs: int = 0
-    wall_s: float = 0.0
+    # Wall time is measured, not spent by choice: two plays that made the same calls are the same play
+    # (rollout's episodes compare equal across runs and workers), however long each took.
+    wall_s: float = dataclasses.field(default=0.0, compare=False)
 
     def __add__(self, other: Spend) -> Spend:
         return Spend(*(getattr(self, name) + getattr(other, name) for name in SPEND_FIELDS))

@@ -1,7 +1,8 @@
 """LM policy gradient: fine-tune the policy itself on the env's per-step rewards (GRPO or REINFORCE).
 
 Each iteration draws ``tasks_per_iteration`` tasks (seeded by ``(seed, iteration)``), plays
-``group_size`` episodes of each (the group) with :func:`codegym.evaluation.rollout` at temperature 1,
+``group_size`` episodes of each (the group) with :func:`codegym.evaluation.rollout` at temperature 1
+(the agents' engine, as evaluation uses it),
 and takes one AdamW step on
 
     loss = -(1/N) * sum over the N steps taken of  A_t * log pi(step_t | prompt_t)
@@ -49,12 +50,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from codegym.evaluation import EpisodeResult, rollout
+from codegym.errors import UserError
+from codegym.evaluation import rollout
 from codegym.steps import policy_prompt, render_state
 
 if TYPE_CHECKING:
     import torch
 
+    from codegym.agents.base import Episode
     from codegym.models import HFPolicy
     from codegym.rewards import ProcessRewardModel, RewardFn, RewardScheme
     from codegym.sandbox import Sandbox
@@ -81,6 +84,8 @@ class IterationMetrics:
         loss: the policy-gradient loss of the update.
         grad_norm: the gradient norm before clipping.
         seconds: wall time of the iteration.
+        kl: the mean of ``log pi(step) - log pi_ref(step)`` over the steps taken (an estimate of the
+            KL divergence from the reference policy, per step); 0.0 without a reference (``kl_coef=0``).
     """
 
     iteration: int
@@ -92,6 +97,7 @@ class IterationMetrics:
     loss: float
     grad_norm: float
     seconds: float
+    kl: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -148,13 +154,14 @@ def group_relative_advantages(returns: Sequence[Sequence[float]], eps: float = 1
 
 
 def continuation_log_probs(
-    policy: HFPolicy, prompts: Sequence[str], continuations: Sequence[str]
+    policy: HFPolicy, prompts: Sequence[str], continuations: Sequence[str], *, model: Any = None
 ) -> torch.Tensor:
     """``log pi(continuation | prompt)`` summed over the continuation's tokens, differentiably: ``(B,)``.
 
     The prompt is formatted and tokenized exactly as :class:`~codegym.models.HFPolicy` does when it
     samples; the continuation is tokenized on its own (no special tokens), so its tokens follow the
     prompt's as they did in generation. The stop string and EOS that ended the step are not scored.
+    ``model`` scores instead of the policy's own (a frozen reference copy, for the KL penalty).
     """
     import torch
 
@@ -172,7 +179,9 @@ def continuation_log_probs(
         attention[row, : len(ids)] = 1
         scored[row, len(prompt) - 1 : len(ids) - 1] = True
     input_ids, attention, scored = (x.to(policy.device) for x in (input_ids, attention, scored))
-    logits = policy.model(input_ids=input_ids, attention_mask=attention).logits[:, :-1]  # (B, T-1, V)
+    logits = (model or policy.model)(input_ids=input_ids, attention_mask=attention).logits[
+        :, :-1
+    ]  # (B, T-1, V)
     token_logprobs = torch.log_softmax(logits.float(), dim=-1).gather(2, input_ids[:, 1:, None])[..., 0]
     return (token_logprobs * scored).sum(dim=1)  # (B,)
 
@@ -194,6 +203,7 @@ def train_policy_gradient(
     advantage: str = "grpo",
     learning_rate: float = 1e-4,
     weight_decay: float = 0.0,
+    kl_coef: float = 0.0,
     max_grad_norm: float = 1.0,
     gamma: float = 1.0,
     max_steps: int = 4,
@@ -226,6 +236,9 @@ def train_policy_gradient(
         env_options: more :class:`~codegym.env.CodeReasonEnv` options (``outcome``, ``visible_tests``...).
         advantage: ``"grpo"`` or ``"reinforce"``.
         learning_rate, weight_decay: AdamW's.
+        kl_coef: weight of a KL penalty towards the starting policy (a frozen copy, the reference):
+            ``kl_coef * 0.5 * (log pi(step) - log pi_ref(step))^2`` per step taken, whose gradient is
+            that of KL(pi || pi_ref) on the policy's own samples. 0 (the default) keeps no reference.
         max_grad_norm: gradients are clipped to this norm.
         gamma: discount of the returns-to-go.
         max_steps: steps per episode, the code step included.
@@ -261,31 +274,31 @@ def train_policy_gradient(
     ):
         if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
             hint = " (GRPO compares the episodes of a group)" if name == "group_size" else ""
-            raise ValueError(f"{name} must be an int >= {low}{hint}, got {value!r}")
+            raise UserError(f"{name} must be an int >= {low}{hint}, got {value!r}")
     if advantage not in ADVANTAGES:
-        raise ValueError(f"advantage must be one of {ADVANTAGES}, got {advantage!r}")
+        raise UserError(f"advantage must be one of {ADVANTAGES}, got {advantage!r}")
     if not 0.0 < gamma <= 1.0:
-        raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-    if not (learning_rate > 0 and max_grad_norm > 0 and weight_decay >= 0):
-        raise ValueError(
-            "learning_rate and max_grad_norm must be > 0 and weight_decay >= 0, got "
-            f"{learning_rate!r}, {max_grad_norm!r}, {weight_decay!r}"
+        raise UserError(f"gamma must be in (0, 1], got {gamma!r}")
+    if not (learning_rate > 0 and max_grad_norm > 0 and weight_decay >= 0 and kl_coef >= 0):
+        raise UserError(
+            "learning_rate and max_grad_norm must be > 0, weight_decay and kl_coef >= 0, got "
+            f"{learning_rate!r}, {max_grad_norm!r}, {weight_decay!r}, {kl_coef!r}"
         )
     clashing = sorted(set(env_options or {}) & {"reward", "reward_options", "process_reward"})
     if clashing:
-        raise ValueError(
+        raise UserError(
             f"env_options must not set {clashing}: pass them as train_policy_gradient's arguments"
         )
 
     if not (isinstance(lora_r, int) and lora_r >= 0):
-        raise ValueError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
+        raise UserError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
     if isinstance(policy, str):
         options: dict[str, Any] = {"device": device, "dtype": None if dtype == "float32" else dtype}
         if protocol is not None:
             options["protocol"] = protocol
         policy = load_policy(policy, **options)
     elif protocol is not None or device is not None:
-        raise ValueError("protocol and device apply to a policy given by spec; set them on your HFPolicy")
+        raise UserError("protocol and device apply to a policy given by spec; set them on your HFPolicy")
     if not isinstance(policy, HFPolicy):
         raise TypeError(
             f"policy must be a model spec or an HFPolicy (a local transformers model to differentiate), got "
@@ -316,6 +329,7 @@ def train_policy_gradient(
             "advantage": advantage,
             "learning_rate": learning_rate,
             "weight_decay": weight_decay,
+            **({"kl_coef": kl_coef} if kl_coef else {}),
             "gamma": gamma,
             "max_steps": max_steps,
             "max_new_tokens": max_new_tokens,
@@ -323,6 +337,8 @@ def train_policy_gradient(
             **({"lora_r": lora_r} if lora_r else {}),
         }
     )
+    # The reference is the policy as given, copied before any adapter or resumed checkpoint changes it.
+    reference = _frozen_copy(policy.model) if kl_coef else None
     if lora_r:
         from codegym.models.lora import add_lora
 
@@ -343,7 +359,7 @@ def train_policy_gradient(
             if state["settings"].get(key) != value
         }
         if changed:
-            raise ValueError(
+            raise UserError(
                 f"{out_path} holds a run with other settings ({changed}, as (saved, now)); pass the same "
                 "settings to resume it, or a new out_dir to start afresh"
             )
@@ -384,8 +400,10 @@ def train_policy_gradient(
             returns = [returns_to_go(episode.rewards, gamma) for episode in episodes]
             advantages, baseline = _advantages(returns, advantage, group_size, baseline)
             problems = {task.task_id: task.problem for task in batch}
-            loss, grad_norm = _update(policy, optimizer, episodes, problems, advantages, max_grad_norm)
-            metrics.append(_measure(iteration, episodes, loss, grad_norm, time.perf_counter() - started))
+            loss, grad_norm, kl = _update(
+                policy, optimizer, episodes, problems, advantages, max_grad_norm, reference, kl_coef
+            )
+            metrics.append(_measure(iteration, episodes, loss, grad_norm, kl, time.perf_counter() - started))
             finished = iteration + 1
             if finished % checkpoint_every == 0 or finished == iterations:
                 state = {
@@ -446,18 +464,21 @@ def _draw_tasks(source: TaskSource, n: int, rng: np.random.Generator) -> list[Ta
         drawn.setdefault(task.task_id, task)
         if len(drawn) == n:
             return list(drawn.values())
-    raise ValueError(f"could not draw {n} distinct tasks from {source!r}; lower tasks_per_iteration")
+    raise UserError(f"could not draw {n} distinct tasks from {source!r}; lower tasks_per_iteration")
 
 
 def _update(
     policy: HFPolicy,
     optimizer: torch.optim.Optimizer,
-    episodes: list[EpisodeResult],
+    episodes: list[Episode],
     problems: dict[str, str],
     advantages: list[list[float]],
     max_grad_norm: float,
-) -> tuple[float, float]:
-    """One AdamW step on ``-mean(A_t * log pi(step_t | prompt_t))``; returns (loss, grad norm)."""
+    reference: Any = None,
+    kl_coef: float = 0.0,
+) -> tuple[float, float, float]:
+    """One AdamW step on ``-mean(A_t * log pi(step_t | prompt_t))`` plus the KL penalty towards
+    ``reference`` (when given); returns (loss, grad norm, mean log-ratio to the reference)."""
     import torch
 
     rows = [
@@ -470,24 +491,40 @@ def _update(
         for t, step in enumerate(episode.steps)
     ]
     if not rows:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     # The model stays in eval mode (HFPolicy's): no dropout, so these are the log-probs it sampled from.
     optimizer.zero_grad(set_to_none=True)
-    loss_total = 0.0
+    loss_total, log_ratio_total = 0.0, 0.0
     for start in range(0, len(rows), policy.batch_size):  # micro-batches, gradients accumulate
         chunk = rows[start : start + policy.batch_size]
-        logprobs = continuation_log_probs(policy, [r[0] for r in chunk], [r[1] for r in chunk])  # (B,)
+        prompts, steps = [r[0] for r in chunk], [r[1] for r in chunk]
+        logprobs = continuation_log_probs(policy, prompts, steps)  # (B,)
         weights = torch.tensor([r[2] for r in chunk], device=logprobs.device)
         loss = -(weights * logprobs).sum() / len(rows)
+        if reference is not None:
+            with torch.no_grad():
+                reference_logprobs = continuation_log_probs(policy, prompts, steps, model=reference)
+            log_ratio = logprobs - reference_logprobs
+            loss = loss + kl_coef * 0.5 * (log_ratio**2).sum() / len(rows)
+            log_ratio_total += float(log_ratio.detach().sum())
         loss.backward()
         loss_total += loss.item()
     grad_norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), max_grad_norm)
     optimizer.step()
-    return loss_total, float(grad_norm)
+    return loss_total, float(grad_norm), log_ratio_total / len(rows)
+
+
+def _frozen_copy(model: Any) -> Any:
+    import copy
+
+    reference = copy.deepcopy(model)
+    reference.eval()
+    reference.requires_grad_(False)
+    return reference
 
 
 def _measure(
-    iteration: int, episodes: list[EpisodeResult], loss: float, grad_norm: float, seconds: float
+    iteration: int, episodes: list[Episode], loss: float, grad_norm: float, kl: float, seconds: float
 ) -> IterationMetrics:
     return IterationMetrics(
         iteration=iteration,
@@ -499,6 +536,7 @@ def _measure(
         loss=loss,
         grad_norm=grad_norm,
         seconds=seconds,
+        kl=kl,
     )
 
 

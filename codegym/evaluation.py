@@ -1,9 +1,9 @@
 """Measuring a policy: episodes through the env in batches, and pass@k on the hidden tests.
 
-:func:`rollout` plays ``samples_per_task`` episodes of every task with a :class:`~codegym.models.Policy`,
-one step at a time: at each depth, every unfinished episode's prompt goes into one ``Policy.sample`` call
-and every code action of that depth into one sandbox batch (the env's ``begin_step`` / ``finish_step``).
-The verdict is the env's own: ``info["hidden_all_passed"]`` on the dataset's hidden tests.
+:func:`rollout` plays ``samples_per_task`` episodes of every task with a :class:`~codegym.models.Policy`
+through the agents' engine (:class:`~codegym.agents.SamplingAgent`): at each depth, every unfinished
+episode's prompt goes into one ``Policy.sample`` call and every code action of that depth into one
+sandbox batch. The verdict is the env's own: ``info["hidden_all_passed"]`` on the dataset's hidden tests.
 
 :func:`pass_at_k` is the unbiased estimator of Chen et al. (2021), ``1 - C(n-c, k) / C(n, k)``.
 :func:`aspr` is O1-Coder's average sampling pass rate: of the reasoning paths that reached their code
@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-
-import numpy as np
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from codegym.models.policy import Policy
 from codegym.sandbox import Sandbox, make_sandbox
-from codegym.steps import policy_prompt
 from codegym.tasks.task import Task, TaskList
+
+if TYPE_CHECKING:
+    from codegym.agents.base import Episode
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -47,7 +48,7 @@ def aspr(episodes: Sequence[object]) -> float | None:
     """O1-Coder's ASPR: of the episodes whose last step was a code action, the share that passed.
 
     Each episode needs ``code`` (None when it ended without code) and ``hidden_all_passed`` (an
-    :class:`EpisodeResult` or an agent's ``Episode``). Pass@1 counts an episode that never wrote code as
+    agent's :class:`~codegym.agents.Episode`, which :func:`rollout` returns too). Pass@1 counts an episode that never wrote code as
     a failure; ASPR asks only how often the last step of a finished reasoning path succeeds.
 
     Returns:
@@ -85,7 +86,7 @@ class EpisodeSummary:
     tokens_per_task: float
 
 
-def summarize(results: Sequence[EpisodeResult], ks: Sequence[int] = (1,)) -> EpisodeSummary:
+def summarize(results: Sequence[Episode], ks: Sequence[int] = (1,)) -> EpisodeSummary:
     """pass@k (for each k that the samples allow), ASPR, how often code was written, tokens per task.
 
     Raises:
@@ -93,7 +94,7 @@ def summarize(results: Sequence[EpisodeResult], ks: Sequence[int] = (1,)) -> Epi
     """
     if not results:
         raise ValueError("summarize needs at least one episode result")
-    by_task: dict[str, list[EpisodeResult]] = {}
+    by_task: dict[str, list[Episode]] = {}
     for result in results:
         by_task.setdefault(result.task_id, []).append(result)
     n = min(len(group) for group in by_task.values())
@@ -113,33 +114,14 @@ def summarize(results: Sequence[EpisodeResult], ks: Sequence[int] = (1,)) -> Epi
     )
 
 
-@dataclass(frozen=True)
-class EpisodeResult:
-    """One finished episode.
+def __getattr__(name: str):
+    # One episode type everywhere: what rollout returns is the agents' Episode. The agents import this
+    # package, so the name resolves on first use.
+    if name == "EpisodeResult":
+        from codegym.agents.base import Episode
 
-    Attributes:
-        task_id: the task.
-        sample: which of the task's samples this is (0-based).
-        steps: the steps the policy took.
-        code: the code action's code; None if the episode ended without one.
-        hidden_pass_rate: share of hidden tests passed (0.0 without code).
-        hidden_all_passed: every hidden test passed: the episode solved the task.
-        rewards: the env's reward after each step.
-        total_reward: the sum of the env's rewards.
-        end: "code", "max_steps" (truncated) or "empty_step" (the policy wrote nothing).
-        tokens: tokens the policy generated in this episode.
-    """
-
-    task_id: str
-    sample: int
-    steps: tuple[str, ...]
-    code: str | None
-    hidden_pass_rate: float
-    hidden_all_passed: bool
-    rewards: tuple[float, ...]
-    total_reward: float
-    end: str
-    tokens: int
+        return Episode
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def rollout(
@@ -156,16 +138,21 @@ def rollout(
     progress: bool = False,
     env_options: dict | None = None,
     training_step: int | None = None,
-) -> list[EpisodeResult]:
+) -> list[Episode]:
     """Play ``samples_per_task`` episodes per task; results come task by task, samples in order.
 
-    With ``temperature=0`` the policy is greedy, and the samples of a task are identical (so use 1).
-    Seeds: depth ``d`` samples with seed ``(seed, d)`` mixed into one int, so a run repeats exactly.
+    This is :class:`~codegym.agents.SamplingAgent` (greedy at ``temperature=0``) solving every sample as
+    one batch: the engine, the episode type (:class:`~codegym.agents.Episode`, with ``sample`` set) and
+    the seeding rule are the agents', so ``codegym eval``, the loop's evaluation and policy gradient
+    measure the same thing. Seeds: the agent's i-th policy call (here depth i, all unfinished episodes in
+    one ``Policy.sample`` call) samples with ``(seed, i)`` mixed into one int, so a run repeats exactly;
+    every task is reset with ``seed``. With ``temperature=0`` the samples of a task are identical (so use 1).
     ``sandbox`` is a name (started here and closed at the end) or a running sandbox the caller owns.
     ``env_options`` go to :class:`~codegym.env.CodeReasonEnv` (``reward``, ``process_reward``,
     ``visible_tests``, ...), so the episodes' rewards follow any scheme; ``training_step`` feeds reward
     schedules such as O1-Coder's alpha(t).
     """
+    from codegym.agents.sampling import SamplingAgent
     from codegym.env import CodeReasonEnv
 
     if not tasks:
@@ -186,70 +173,35 @@ def rollout(
         )
         if training_step is not None:
             env.set_training_step(training_step)
-        episodes = []
-        for task in tasks:
-            for sample in range(samples_per_task):
-                observation, _ = env.reset(seed=seed, options={"task_id": task.task_id})
-                episodes.append(_Episode(task.task_id, sample, observation, env.get_state()))
-        bar = _progress_bar(len(episodes), progress)
-        for depth in range(max_steps):
-            active = [episode for episode in episodes if episode.end is None]
-            if not active:
-                break
-            prompts = [policy_prompt(e.observation, depth) for e in active]
-            depth_seed = int(np.random.SeedSequence([seed, depth]).generate_state(1)[0])
-            samples = policy.sample(
-                prompts, n=1, max_new_tokens=max_new_tokens, temperature=temperature, seed=depth_seed
-            )
-            stepping = []
-            for episode, [generated] in zip(active, samples, strict=True):
-                episode.tokens += generated.num_tokens
-                if generated.text.strip():
-                    stepping.append((episode, generated.text))
-                else:
-                    episode.end = "empty_step"
-                    bar.update(1)
-            transitions = env.step_batch([e.state for e, _ in stepping], [text for _, text in stepping])
-            for (episode, _), transition in zip(stepping, transitions, strict=True):
-                episode.observation, episode.state = transition.observation, transition.state
-                if transition.terminated or transition.truncated:
-                    episode.end = "code" if transition.terminated else "max_steps"
-                    episode.info = transition.info
-                    bar.update(1)
+        bar = _progress_bar(max_steps, progress)
+        agent = SamplingAgent(
+            _Counted(policy, bar), temperature=temperature, seed=seed, max_new_tokens=max_new_tokens
+        )
+        ids = [task.task_id for task in tasks for _ in range(samples_per_task)]
+        episodes = agent.solve_many(env, ids, seed=seed)
         bar.close()
-        return [episode.result() for episode in episodes]
+        return [replace(e, sample=i % samples_per_task) for i, e in enumerate(episodes)]
     finally:
         if owns_sandbox:
             box.close()
 
 
-class _Episode:
-    def __init__(self, task_id: str, sample: int, observation: str, state) -> None:
-        self.state = state
-        self.task_id = task_id
-        self.sample = sample
-        self.observation = observation
-        self.end: str | None = None
-        self.tokens = 0
-        self.info: dict = {}
+class _Counted:
+    """The policy, ticking a progress bar at each ``sample`` call (one per depth)."""
 
-    def result(self) -> EpisodeResult:
-        info = self.info
-        return EpisodeResult(
-            task_id=self.task_id,
-            sample=self.sample,
-            steps=tuple(self.state.steps),
-            code=info.get("code"),
-            hidden_pass_rate=float(info.get("hidden_pass_rate", 0.0)),
-            hidden_all_passed=bool(info.get("hidden_all_passed", False)),
-            rewards=tuple(self.state.rewards),
-            total_reward=float(sum(self.state.rewards)),
-            end=self.end or "max_steps",
-            tokens=self.tokens,
-        )
+    def __init__(self, policy: Policy, bar) -> None:
+        self._policy, self._bar = policy, bar
+
+    def sample(self, *args, **kwargs):
+        samples = self._policy.sample(*args, **kwargs)
+        self._bar.update(1)
+        return samples
+
+    def __getattr__(self, name: str):
+        return getattr(self._policy, name)
 
 
 def _progress_bar(total: int, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="episodes", unit="episode", disable=not enabled)
+    return tqdm(total=total, desc="episodes, by depth", unit="depth", disable=not enabled)

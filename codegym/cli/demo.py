@@ -1,8 +1,9 @@
 """``codegym demo``: one iteration of O1-Coder's loop on the built-in defaults, in minutes on a CPU.
 
 Synthetic tasks, the tiny policy and PRM, the "auto" sandbox (Docker when the daemon and image are
-there, else the local one). It prints pass@1 of greedy, best-of-N and MCTS on 100 held-out tasks before
-and after the iteration, saves a plot, and says where to look next. Run it again to see every finished
+there, else the local one). It prints pass@1 of greedy (300 held-out tasks), best-of-N and MCTS (the
+first 50 of them) before and after the iteration, greedy's gain with its 95% interval, saves a plot, and
+says where to look next. Run it again to see every finished
 stage skipped; it is ``codegym loop`` with a smaller configuration (``codegym demo --print-config``).
 """
 

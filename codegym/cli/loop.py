@@ -131,6 +131,10 @@ def stage_logger(file=None):
             numbers = ", ".join(
                 f"{key}={_short(metrics[key])}" for key in _HEADLINES.get(name, ()) if key in metrics
             )
+            if isinstance(metrics.get("check"), dict):
+                check = metrics["check"]
+                numbers += f"; check {check['metric']} {check['before']:.3f} -> {check['after']:.3f}"
+                numbers += " (rolled back)" if check["rolled_back"] else ""
             if name == "eval":
                 numbers = ", ".join(
                     f"{agent} pass@1={r['pass@1']:.3f}" for agent, r in metrics["agents"].items()
@@ -150,7 +154,9 @@ def _short(value: Any) -> str:
 
 
 def report(result, seconds: float) -> None:
-    """The before/after table, and where to look next."""
+    """The before/after table, the gains with their intervals, and where to look next."""
+    from codegym.loop.stats import Gain
+
     by_iteration = result.summary["pass@1_by_iteration"]
     iterations = list(by_iteration)
     agents = list(by_iteration[iterations[0]])
@@ -158,8 +164,27 @@ def report(result, seconds: float) -> None:
         "before" if i == "0" else f"after iteration {i}" for i in iterations
     ]
     rows = [[agent] + [f"{by_iteration[i][agent]:.3f}" for i in iterations] for agent in agents]
+    tasks = {
+        agent: result.summary["stages"]["iter-0/6-eval"]["agents"][agent].get("tasks")
+        for agent in agents
+        if "iter-0/6-eval" in result.summary["stages"]
+    }
+    for row in rows:
+        if tasks.get(row[0]):
+            row[0] = f"{row[0]} ({tasks[row[0]]} tasks)"
     print()
     print_table(rows, header)
+    gains = result.summary.get("gain_by_iteration", {})
+    if gains:
+        last = list(gains)[-1]
+        for agent, gain in gains[last].items():
+            print(f"{agent} gain after iteration {last}: {Gain(**gain)}")
+    for label in result.summary.get("rolled_back", []):
+        check = result.summary["stages"][label]["check"]
+        print(
+            f"{label} rolled back: its {check['metric']} went from {check['before']:.3f} to {check['after']:.3f}"
+            " on its check, so the next stage used its input"
+        )
     run_dir = Path(result.run_dir)
     print(
         f"\n{len(result.ran)} stages run, {len(result.skipped)} skipped as finished, in {seconds / 60:.1f} min."

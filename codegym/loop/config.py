@@ -76,6 +76,8 @@ class SFTConfig:
     """episodes per optimizer step"""
     replay: int = 256
     """reference episodes of fresh training-split synthetic tasks mixed in, against forgetting (0: none)"""
+    accumulate: bool = True
+    """train on the solved paths of every iteration so far, deduplicated (expert iteration), not this one's"""
 
 
 @dataclass
@@ -90,6 +92,8 @@ class PRMConfig:
     """passes over the tree rows"""
     learning_rate: float = 1e-4
     """AdamW's peak learning rate"""
+    replay: int = 100
+    """training-split synthetic tasks labelled by execution (the starting PRM's data) mixed in (0: trees only)"""
 
 
 @dataclass
@@ -106,8 +110,10 @@ class RLConfig:
     """the env's reward scheme: "o1coder", "dense", "potential" or "terminal\""""
     advantage: str = "grpo"
     """"grpo" (group-relative) or "reinforce" (running-mean baseline)"""
-    learning_rate: float = 2e-5
+    learning_rate: float = 1e-5
     """AdamW's learning rate"""
+    kl_coef: float = 0.1
+    """weight of the KL penalty towards the policy the stage starts from (0: none)"""
 
 
 @dataclass
@@ -118,6 +124,8 @@ class EvalConfig:
     """N for best-of-N (verifier: the generated visible tests)"""
     mcts_simulations: int = 4
     """MCTS simulations per task"""
+    search_tasks: int = 0
+    """evaluation tasks given to best-of-N and MCTS: the first this many (0: all; greedy always gets all)"""
     batch_size: int = 0
     """tasks solved together, the unit of work a Ray worker takes (0: all at once; needed with ray_address)"""
 
@@ -148,6 +156,10 @@ class LoopConfig:
     """seeds task draws, search, training and evaluation"""
     max_steps: int = 6
     """steps per episode, the code step included"""
+    check_tasks: int = 100
+    """validation tasks (held-out kind, none evaluated) where SFT and RL are checked by greedy pass (0: none)"""
+    rollback: bool = True
+    """a stage scoring worse than its input on its check (PRM: held-out AUC) is reported and not used"""
     tasks: TaskConfig = field(default_factory=TaskConfig)
     tcg: TCGConfig = field(default_factory=TCGConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
@@ -173,8 +185,12 @@ class LoopConfig:
             ("rl.iterations", self.rl.iterations >= 0),
             ("rl.advantage", self.rl.advantage in ("grpo", "reinforce")),
             ("sft.replay", self.sft.replay >= 0),
+            ("prm_training.replay", self.prm_training.replay >= 0),
+            ("rl.kl_coef", self.rl.kl_coef >= 0),
+            ("check_tasks", self.check_tasks >= 0),
             ("eval.best_of_n", self.eval.best_of_n >= 1),
             ("eval.mcts_simulations", self.eval.mcts_simulations >= 1),
+            ("eval.search_tasks", self.eval.search_tasks >= 0),
             ("search.batch_size >= 0", self.search.batch_size >= 0),
             ("eval.batch_size >= 0", self.eval.batch_size >= 0),
             ("protocol", self.protocol in ("", "native", "think", "direct")),

@@ -21,13 +21,14 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 from codegym.loop.config import LoopConfig, differences, load_config, to_toml
 from codegym.loop.stages import RESUMABLE, STAGES, StageContext
+from codegym.loop.stats import paired_gain
 
 logger = logging.getLogger("codegym.loop")
 
@@ -181,6 +182,20 @@ def _summary(config: LoopConfig, stage_metrics: dict[str, dict], policy: str, pr
         for label, metrics in stage_metrics.items()
         if label.endswith("-eval")
     }
+    gains = {
+        str(i): {
+            name: asdict(paired_gain(evals[0][name]["passed"], r["passed"]))
+            for name, r in evals[i].items()
+            if "passed" in r and name in evals[0] and "passed" in evals[0][name]
+        }
+        for i in sorted(evals)
+        if i > 0 and 0 in evals
+    }
+    rolled_back = [
+        label
+        for label, metrics in stage_metrics.items()
+        if isinstance(metrics.get("check"), dict) and metrics["check"].get("rolled_back")
+    ]
     return {
         "seed": config.seed,
         "iterations": config.iterations,
@@ -189,6 +204,8 @@ def _summary(config: LoopConfig, stage_metrics: dict[str, dict], policy: str, pr
         "pass@1_by_iteration": {
             str(i): {name: r["pass@1"] for name, r in evals[i].items()} for i in sorted(evals)
         },
+        "gain_by_iteration": gains,  # after - before on the same tasks, with a 95% interval (codegym.loop.stats)
+        "rolled_back": rolled_back,
         "stages": stage_metrics,
     }
 

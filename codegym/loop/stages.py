@@ -13,6 +13,10 @@ returns its metrics (the runner saves them as ``metrics.json``, which marks the 
    resumable from its own checkpoints).
 6. ``eval``: pass@1 of greedy, best-of-N and MCTS on held-out tasks with the new policy. The next
    iteration's search (new reasoning data with the updated policy) closes the loop.
+
+SFT, PRM and RL are checked before their output is used (:mod:`codegym.loop.checks`): a stage that scores
+worse than its input reports ``"rolled_back": true`` and leaves ``"model"`` out of its metrics, so the
+runner hands the next stage the input instead.
 """
 
 from __future__ import annotations
@@ -62,8 +66,13 @@ class StageContext:
 
     @property
     def seed(self) -> int:
-        """A seed for this iteration, derived from the loop's seed."""
-        return int(np.random.SeedSequence([self.config.seed, self.iteration]).generate_state(1)[0] % 2**31)
+        """A seed for this iteration, derived from the loop's seed (:func:`iteration_seed`)."""
+        return iteration_seed(self.config.seed, self.iteration)
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    """The seed of one loop iteration (its task draws, search and training), from the loop's seed."""
+    return int(np.random.SeedSequence([seed, iteration]).generate_state(1)[0] % 2**31)
 
 
 # -- tests on disk ----------------------------------------------------------------------------------------
@@ -214,8 +223,7 @@ def stage_sft(ctx: StageContext) -> dict[str, Any]:
     from codegym.models.tiny import tiny_checkpoint
     from codegym.models.train_policy import synthetic_episodes, train_policy
 
-    lines = (ctx.done["search"] / "solved_paths.jsonl").read_text().splitlines()
-    episodes = [(row["problem"], row["steps"]) for row in map(json.loads, lines)]
+    episodes, own = _solved_paths(ctx)
     if not episodes:
         return {"skipped": "the search solved no task, so there is nothing to fine-tune on", "episodes": 0}
     base = str(tiny_checkpoint("policy")) if ctx.policy == "tiny" else ctx.policy
@@ -237,41 +245,90 @@ def stage_sft(ctx: StageContext) -> dict[str, Any]:
         lora_r=ctx.config.lora_r,
         dtype=ctx.config.dtype,
     )
-    return {
+    metrics = {
         "episodes": len(episodes),
+        "new_episodes": own,
         "replay_episodes": len(replay),
         "steps": result.steps,
         "final_loss": result.final_loss,
-        "model": "model",
     }
+    return {**metrics, **_checked_policy(ctx, "model")}
+
+
+def _solved_paths(ctx: StageContext) -> tuple[list[tuple[str, list[str]]], int]:
+    """The distinct solved paths SFT trains on: this iteration's search, and with ``sft.accumulate`` every
+    earlier iteration's too (expert iteration: what the policy once solved stays in its data); and how
+    many came from this iteration."""
+    search = f"{list(STAGES).index('search') + 1}-search"
+    run_dir = ctx.out.parent.parent
+    earlier = range(1, ctx.iteration) if ctx.config.sft.accumulate else range(0)
+    folders = [run_dir / f"iter-{i}" / search for i in earlier] + [ctx.done["search"]]
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    episodes, own = [], 0
+    for folder in folders:
+        for row in map(json.loads, (folder / "solved_paths.jsonl").read_text().splitlines()):
+            key = (row["problem"], tuple(row["steps"]))
+            if key not in seen:
+                seen.add(key)
+                episodes.append((row["problem"], row["steps"]))
+                own += folder == ctx.done["search"]
+    return episodes, own
+
+
+def _checked_policy(ctx: StageContext, model: str) -> dict[str, Any]:
+    """``{"model": model}`` (the stage's output, relative to its folder) unless its check rolled it back,
+    with the check's figures under ``"check"``."""
+    if not ctx.config.check_tasks:
+        return {"model": model}
+    from codegym.loop.checks import policy_check
+
+    check = policy_check(ctx, ctx.policy, str(ctx.out / model))
+    return {"check": check, **({"trained_model": model} if check["rolled_back"] else {"model": model})}
 
 
 def stage_prm(ctx: StageContext) -> dict[str, Any]:
-    """4. Train the PRM on the trees' step values (labels from the visible tests)."""
+    """4. Train the PRM on the trees' step values (labels from the visible tests), with replayed
+    execution-labelled steps, and check it against the PRM it started from on held-out steps."""
+    from datasets import concatenate_datasets
+
+    from codegym.loop.checks import prm_check
+    from codegym.models.prm_data import load_step_labels, synthetic_step_labels
     from codegym.models.tiny import tiny_checkpoint
     from codegym.models.train_prm import train_prm
 
     base = str(tiny_checkpoint("prm")) if ctx.prm == "tiny" else ctx.prm
     config = ctx.config.prm_training
+    trees = load_step_labels(ctx.done["search"] / "trees")
+    data = trees
+    if config.replay:
+        # Tree labels alone teach the step's depth, not its correctness: the search stops at its first
+        # solve, so deep nodes exist mostly in trees that failed (see the README's loop figures).
+        # Of every difficulty the starting PRM was trained on (synthetic_step_labels' defaults).
+        replay = synthetic_step_labels("train", n_tasks=config.replay, seed=ctx.seed, sandbox=ctx.sandbox)
+        data = concatenate_datasets([trees, replay.cast(trees.features)])
     result = train_prm(
         ctx.out / "model",
-        data=ctx.done["search"] / "trees",
+        data=data,
         base=base,
         objective=config.objective,
         labels=config.labels,
         epochs=config.epochs,
         learning_rate=config.learning_rate,
-        eval_tasks=40,
+        eval_tasks=0,
         seed=ctx.seed,
         sandbox=ctx.sandbox,
         progress=ctx.progress,
     )
-    auc = None if result.evaluation is None else result.evaluation.auc
+    held_out = synthetic_step_labels("test", n_tasks=PRM_CHECK_TASKS, seed=ctx.seed + 1, sandbox=ctx.sandbox)
+    check = prm_check(ctx, ctx.prm, str(ctx.out / "model"), held_out)
     return {
         "examples": result.examples,
+        "tree_rows": len(trees),
+        "replay_rows": len(data) - len(trees),
         "final_loss": result.final_loss,
-        "heldout_auc": auc,
-        "model": "model",
+        "heldout_auc": check["after"],
+        "check": check,
+        **({"trained_model": "model"} if check["rolled_back"] else {"model": "model"}),
     }
 
 
@@ -294,6 +351,7 @@ def stage_rl(ctx: StageContext) -> dict[str, Any]:
         process_reward=ctx.prm,
         advantage=rl.advantage,
         learning_rate=rl.learning_rate,
+        kl_coef=rl.kl_coef,
         max_steps=ctx.config.max_steps,
         seed=ctx.seed,
         sandbox=ctx.sandbox,
@@ -304,27 +362,46 @@ def stage_rl(ctx: StageContext) -> dict[str, Any]:
         dtype=ctx.config.dtype,
     )
     metrics = result.metrics
+    curve = {
+        "mean_reward": [m.mean_reward for m in metrics],
+        "solve_rate": [m.solve_rate for m in metrics],
+        "kl": [m.kl for m in metrics],
+    }
     return {
         "iterations": result.iterations,
         "first_mean_reward": metrics[0].mean_reward,
         "last_mean_reward": metrics[-1].mean_reward,
-        "model": str(Path(result.checkpoint).relative_to(Path(result.out_dir).parent)),
+        # Each iteration draws its own tasks_per_iteration tasks: the curve is noisy; the check is not.
+        "curve": curve,
+        **_checked_policy(ctx, str(Path(result.checkpoint).relative_to(Path(result.out_dir).parent))),
     }
 
 
 def stage_eval(ctx: StageContext) -> dict[str, Any]:
-    """6. pass@1 on held-out tasks (hidden tests) of greedy, best-of-N and MCTS with the current policy."""
+    """6. pass@1 on held-out tasks (hidden tests) of greedy, best-of-N and MCTS with the current policy.
+
+    Greedy plays every evaluation task; best-of-N and MCTS the first ``eval.search_tasks`` (0: all), since
+    they cost several times more. Each agent's per-task verdicts are kept (``passed``, in task order), so
+    two evaluations of the same tasks compare task by task.
+    """
     from codegym.agents import Spend
+    from codegym.evaluation import aspr
 
     tasks = with_generated_tests(ctx, eval_tasks(ctx.config))
-    factory = functools.partial(_eval_agents, ctx.config.eval, ctx.config.seed)
+    limit = ctx.config.eval.search_tasks or len(tasks)
+    groups = {"greedy": (tasks, _greedy_agent), "search": (tasks[:limit], _search_agents)}
     results = {}
-    for name, episodes in solve_in_batches(ctx, tasks, factory, ctx.config.eval.batch_size).items():
-        spend = sum((e.spend for e in episodes), Spend())
-        results[name] = {
-            "pass@1": sum(e.hidden_all_passed for e in episodes) / len(episodes),
-            "steps_per_task": spend.steps_generated / len(episodes),
-        }
+    for group, agents_for in groups.values():
+        factory = functools.partial(agents_for, ctx.config.eval, ctx.config.seed)
+        for name, episodes in solve_in_batches(ctx, group, factory, ctx.config.eval.batch_size).items():
+            spend = sum((e.spend for e in episodes), Spend())
+            results[name] = {
+                "pass@1": sum(e.hidden_all_passed for e in episodes) / len(episodes),
+                "tasks": len(episodes),
+                "aspr": aspr(episodes),
+                "steps_per_task": spend.steps_generated / len(episodes),
+                "passed": [int(e.hidden_all_passed) for e in episodes],
+            }
     return {"tasks": len(tasks), "policy": ctx.policy, "agents": results}
 
 
@@ -347,12 +424,17 @@ def _search_agent(search: Any, seed: int, policy: Any, prm: Any) -> dict[str, An
     return {"mcts": agent}
 
 
-def _eval_agents(config: Any, seed: int, policy: Any, prm: Any) -> dict[str, Any]:
-    from codegym.agents import BestOfNAgent, GreedyAgent, MCTSAgent
+def _greedy_agent(config: Any, seed: int, policy: Any, prm: Any) -> dict[str, Any]:
+    from codegym.agents import GreedyAgent
 
     # The same seed before and after, so only the policy changes.
+    return {"greedy": GreedyAgent(policy, seed=seed)}
+
+
+def _search_agents(config: Any, seed: int, policy: Any, prm: Any) -> dict[str, Any]:
+    from codegym.agents import BestOfNAgent, MCTSAgent
+
     return {
-        "greedy": GreedyAgent(policy, seed=seed),
         f"best-of-{config.best_of_n}": BestOfNAgent(policy, n=config.best_of_n, seed=seed),
         f"mcts-{config.mcts_simulations}": MCTSAgent(policy, simulations=config.mcts_simulations, seed=seed),
     }
@@ -450,7 +532,8 @@ STAGES: dict[str, Callable[[StageContext], dict[str, Any]]] = {
     "rl": stage_rl,
     "eval": stage_eval,
 }
-RESUMABLE = {"rl"}  # stages that resume from their own checkpoints inside a half-written folder
+RESUMABLE = {"rl"}
+PRM_CHECK_TASKS = 40  # held-out (test-split) tasks whose execution-labelled steps check the PRM  # stages that resume from their own checkpoints inside a half-written folder
 
 
 def _protocol_name(ctx: StageContext) -> str:

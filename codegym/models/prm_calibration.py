@@ -18,29 +18,43 @@ if TYPE_CHECKING:
 
     from codegym.models.hf_prm import HFProcessRewardModel
 
+MIN_SCALE = 1e-3  # the calibration's smallest scale: it may flatten a raw score, never turn it around
+
 
 def platt_scaling(
     raw: torch.Tensor, labels: torch.Tensor, *, steps: int = 200
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(scale, bias)`` minimising the cross-entropy of ``sigmoid(scale * raw + bias)`` against ``labels``
-    (each in [0, 1]), by L-BFGS on standardized values (one learning rate suits any raw scale)."""
+    (each in [0, 1]), by L-BFGS on standardized values (one learning rate suits any raw scale).
+
+    The scale stays at least :data:`MIN_SCALE`: calibration maps the raw score to a probability and must
+    not turn it around. Fitted freely on a few labels that happen to favour unlikely steps, it went
+    negative (-1.73 on the 11 tree rows of a small loop run) and the PRM then ranked held-out steps
+    backwards (AUC 0.10 where its raw score gave 0.90)."""
     import torch
     import torch.nn.functional as F
 
     raw = raw.detach().float().clone()
     center, spread = raw.mean(), raw.std().clamp_min(1e-6)
-    weights = torch.zeros(2, device=raw.device, requires_grad=True)
+    # The standardized scale is softplus(w0) + the floor: positive whatever the labels say.
+    floor = MIN_SCALE * spread
+    weights = torch.tensor([0.5413, 0.0], device=raw.device, requires_grad=True)  # softplus(0.5413) = 1
+
+    def standardized_scale() -> torch.Tensor:
+        return F.softplus(weights[0]) + floor
+
     optimizer = torch.optim.LBFGS([weights], max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(weights[0] * (raw - center) / spread + weights[1], labels)
+        logits = standardized_scale() * (raw - center) / spread + weights[1]
+        loss = F.binary_cross_entropy_with_logits(logits, labels)
         loss.backward()
         return loss
 
     with torch.enable_grad():
         optimizer.step(closure)
-    scale = weights[0].detach() / spread
+    scale = standardized_scale().detach() / spread
     bias = weights[1].detach() - scale * center
     return scale, bias
 
@@ -72,4 +86,4 @@ def calibrate(
     prm.calibration.data = torch.stack([scale, bias]).float()
 
 
-__all__ = ["calibrate", "platt_scaling"]
+__all__ = ["MIN_SCALE", "calibrate", "platt_scaling"]

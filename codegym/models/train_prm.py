@@ -44,7 +44,7 @@ import numpy as np
 
 from codegym.errors import UserError
 from codegym.models.hf_prm import HFProcessRewardModel
-from codegym.models.prm_calibration import calibrate
+from codegym.models.prm_calibration import MIN_SCALE, calibrate
 from codegym.models.prm_data import (
     LABEL_KINDS,
     STEP_PAIR_FEATURES,
@@ -253,6 +253,8 @@ def train_prm(
             torch.nn.utils.clip_grad_norm_(prm.trainable_parameters(), 1.0)
             optimizer.step()
             scheduler.step()
+            # Training may move the likelihood head's scale too, but never through zero (see calibrate).
+            prm.calibration.data[0].clamp_(min=MIN_SCALE)
             losses.append(float(loss.detach()))
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.4f}")

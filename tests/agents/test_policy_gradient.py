@@ -9,7 +9,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from codegym.agents import Episode, Spend  # noqa: E402
 from codegym.agents.policy_gradient import (  # noqa: E402
+    _frozen_copy,
+    _update,
     continuation_log_probs,
     group_relative_advantages,
     returns_to_go,
@@ -137,6 +140,49 @@ def test_reinforce_with_a_running_baseline_updates_too(tmp_path, sandbox_factory
     assert state["baseline"] == pytest.approx(result.metrics[0].mean_reward)
 
 
+def test_the_kl_penalty_pulls_the_policy_back_to_its_reference():
+    policy = load_policy("tiny", device="cpu")
+    reference = _frozen_copy(policy.model)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for parameter in policy.model.parameters():
+            parameter.add_(0.02 * torch.randn_like(parameter))
+    episode = Episode(
+        "t", ("Outline: add one to x.",), None, (0.0,), None, 0.0, False, "max_steps", Spend(), "greedy"
+    )
+    problems = {"t": "Return x plus one."}
+    optimizer = torch.optim.SGD(policy.model.parameters(), lr=1e-5)
+    # Zero advantages: the penalty alone moves the weights, so the log-ratio must shrink towards 0.
+    ratios = [
+        _update(policy, optimizer, [episode], problems, [[0.0]], 1e9, reference, 1.0)[2] for _ in range(4)
+    ]
+    assert ratios[0] != 0.0
+    assert abs(ratios[-1]) < 0.05 * abs(ratios[0])
+    _, _, without = _update(policy, optimizer, [episode], problems, [[0.0]], 1e9)
+    assert without == 0.0  # no reference, no KL measured
+
+
+def test_a_kl_coefficient_changes_the_update_but_not_the_first_episodes(tmp_path, sandbox_factory):
+    box = sandbox_factory("local")
+    runs = {
+        coef: train_policy_gradient(
+            tmp_path / str(coef),
+            iterations=2,
+            seed=3,
+            kl_coef=coef,
+            learning_rate=1e-3,
+            sandbox=box,
+            **BUDGET,
+        )
+        for coef in (0.0, 5.0)
+    }
+    plain, penalized = runs[0.0].metrics, runs[5.0].metrics
+    assert plain[0].mean_reward == penalized[0].mean_reward  # the same policy played the first episodes
+    assert penalized[0].kl == pytest.approx(0.0, abs=1e-4)  # identical to its reference before any update
+    assert penalized[1].kl != 0.0 and plain[1].kl == 0.0
+    assert not _same(_weights(runs[0.0].checkpoint), _weights(runs[5.0].checkpoint))
+
+
 @pytest.mark.parametrize(
     ("overrides", "error", "match"),
     [
@@ -145,6 +191,7 @@ def test_reinforce_with_a_running_baseline_updates_too(tmp_path, sandbox_factory
         ({"gamma": 0.0}, ValueError, "gamma must be in"),
         ({"iterations": 0}, ValueError, "iterations must be an int >= 1"),
         ({"learning_rate": -1.0}, ValueError, "learning_rate"),
+        ({"kl_coef": -0.1}, ValueError, "kl_coef"),
         ({"env_options": {"reward": "dense"}}, ValueError, "env_options must not set"),
         ({"policy": object()}, TypeError, "policy must be a model spec or an HFPolicy"),
     ],

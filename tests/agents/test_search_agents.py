@@ -299,3 +299,11 @@ def test_seeded_searches_with_the_tiny_policy_repeat(sandbox_factory):
     first, again, other = search(0), search(0), search(1)
     assert first == again and first != other
     assert all(len(tree) >= 2 for tree in first[0])
+
+
+def test_spends_that_differ_only_in_wall_time_are_equal():
+    from codegym.agents import Spend
+
+    assert Spend(policy_calls=2, tokens=9, wall_s=0.1) == Spend(policy_calls=2, tokens=9, wall_s=3.0)
+    assert Spend(policy_calls=2, tokens=9) != Spend(policy_calls=2, tokens=8)
+    assert (Spend(wall_s=1.0) + Spend(wall_s=2.0)).wall_s == 3.0

@@ -84,3 +84,32 @@ def test_bad_arguments_are_named(tasks, scripted_policy_factory):
         rollout(scripted_policy_factory(tasks), [], sandbox="local")
     with pytest.raises(ValueError, match="samples_per_task"):
         rollout(scripted_policy_factory(tasks), tasks, samples_per_task=0, sandbox="local")
+
+
+def test_rollout_is_the_agents_engine_with_their_episodes_and_seeds(tasks, sandbox_factory):
+    """``codegym eval``, the loop's evaluation and policy gradient play through one engine: the episodes
+    of ``rollout`` are the greedy agent's, step for step, for the same seed; sampling repeats by seed."""
+    import gymnasium as gym
+
+    import codegym  # noqa: F401  (registers CodeReason-v0)
+    from codegym.agents import Episode, GreedyAgent, SamplingAgent
+    from codegym.models import load_policy
+
+    policy, box = load_policy("tiny"), sandbox_factory("local")
+    ids = [task.task_id for task in tasks]
+    played = rollout(policy, tasks, max_steps=4, max_new_tokens=64, seed=3, sandbox=box)
+    env = gym.make("CodeReason-v0", tasks=tasks, sandbox=box, max_steps=4)
+    agent = GreedyAgent(policy, seed=3, max_new_tokens=64).solve_many(env, ids, seed=3)
+    assert all(isinstance(e, Episode) for e in played)
+    assert [(e.steps, e.code, e.hidden_all_passed, e.rewards) for e in played] == [
+        (e.steps, e.code, e.hidden_all_passed, e.rewards) for e in agent
+    ]
+    sampled = rollout(policy, tasks, samples_per_task=2, temperature=1.0, max_steps=4, seed=3, sandbox=box)
+    doubled = [task_id for task_id in ids for _ in range(2)]
+    by_agent = SamplingAgent(policy, temperature=1.0, seed=3, max_new_tokens=256).solve_many(
+        env, doubled, seed=3
+    )
+    assert [e.steps for e in sampled] == [e.steps for e in by_agent]
+    assert [e.sample for e in sampled] == [0, 1] * len(tasks)
+    assert sampled[0].steps != sampled[1].steps  # two samples of one task differ
+    env.close()

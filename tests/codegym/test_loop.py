@@ -20,8 +20,11 @@ TINY = {
     "tasks": {"train_tasks": 6, "min_ops": 1, "max_ops": 1, "eval_tasks": 4, "eval_ops": 1},
     "search": {"simulations": 2},
     "sft": {"epochs": 1.0, "replay": 8},
+    "prm_training": {"replay": 8},
     "rl": {"iterations": 1, "tasks_per_iteration": 2, "group_size": 2},
-    "eval": {"best_of_n": 2, "mcts_simulations": 1},
+    "eval": {"best_of_n": 2, "mcts_simulations": 1, "search_tasks": 3},
+    "check_tasks": 4,
+    "rollback": False,  # the stages' outputs are used whatever their checks say (tested on its own below)
 }
 ALL = ["iter-0/6-eval"] + [f"iter-1/{i}-{name}" for i, name in enumerate(STAGES, 1)]
 
@@ -55,6 +58,14 @@ def test_every_stage_writes_its_outputs(finished):
     assert (stage_folder(run_dir, 1, "prm") / "model" / "model.safetensors").is_file()
     rl = json.loads((stage_folder(run_dir, 1, "rl") / "metrics.json").read_text())
     assert rl["iterations"] == 1 and rl["model"] == "run/checkpoint-1"
+    assert len(rl["curve"]["mean_reward"]) == len(rl["curve"]["kl"]) == 1
+    prm = json.loads((stage_folder(run_dir, 1, "prm") / "metrics.json").read_text())
+    assert prm["tree_rows"] == metrics["nodes"] and prm["replay_rows"] > 0
+    # The PRM it started from (the shipped one) is measured on the same held-out steps as the new one.
+    assert prm["heldout_auc"] == prm["check"]["after"] and prm["check"]["before"] > 0.8
+    for check in (sft["check"], rl["check"], prm["check"]):
+        assert check["worse"] == (check["after"] < check["before"]) and check["rolled_back"] is False
+    assert sft["check"]["size"] == rl["check"]["size"] == 4
     assert result.policy == str(stage_folder(run_dir, 1, "rl") / "run" / "checkpoint-1")
     assert result.prm == str(stage_folder(run_dir, 1, "prm") / "model")
     # The evaluation before and after, in the summary and its plot.
@@ -63,6 +74,12 @@ def test_every_stage_writes_its_outputs(finished):
     assert set(summary["pass@1_by_iteration"]["1"]) == {"greedy", "best-of-2", "mcts-1"}
     after = json.loads((stage_folder(run_dir, 1, "eval") / "metrics.json").read_text())
     assert after["policy"] == result.policy and after["tasks"] == 4
+    assert [after["agents"][name]["tasks"] for name in ("greedy", "best-of-2", "mcts-1")] == [4, 3, 3]
+    before = json.loads((stage_folder(run_dir, 0, "eval") / "metrics.json").read_text())
+    for name, gain in summary["gain_by_iteration"]["1"].items():
+        passed = after["agents"][name]["passed"], before["agents"][name]["passed"]
+        assert gain["mean"] == pytest.approx((sum(passed[0]) - sum(passed[1])) / len(passed[0]))
+        assert gain["low"] <= gain["mean"] <= gain["high"] and gain["tasks"] == len(passed[0])
     assert (run_dir / "summary.png").stat().st_size > 1000
     assert load_config(run_dir / "config.toml") == from_dict(TINY)
 
@@ -110,6 +127,26 @@ def test_rerunning_a_stage_sets_later_ones_aside_and_reruns_them(finished, tmp_p
     assert len(list((run_dir / "iter-1").glob("6-eval.stale-*"))) == 1  # kept, not deleted
 
 
+def test_a_stage_that_makes_its_check_worse_is_rolled_back(tmp_path):
+    # Learning rates that wreck both models: the checks must see it and keep the models they started from.
+    config = from_dict(
+        {
+            **TINY,
+            "rollback": True,
+            "check_tasks": 8,
+            "sft": {"epochs": 1.0, "replay": 8, "learning_rate": 0.5},
+            "prm_training": {"replay": 8, "learning_rate": 0.5},
+        }
+    )
+    result = run_loop(config, tmp_path / "run", progress=False, until=(1, "prm"))
+    sft = json.loads((stage_folder(tmp_path / "run", 1, "sft") / "metrics.json").read_text())
+    prm = json.loads((stage_folder(tmp_path / "run", 1, "prm") / "metrics.json").read_text())
+    assert sft["check"]["before"] > sft["check"]["after"] and sft["check"]["rolled_back"] is True
+    assert prm["check"]["before"] > prm["check"]["after"] and prm["check"]["rolled_back"] is True
+    assert "model" not in sft and sft["trained_model"] == "model"
+    assert (result.policy, result.prm) == ("tiny", "tiny")  # what the next stages get
+
+
 def test_a_run_directory_refuses_a_different_configuration(finished):
     changed = from_dict({**TINY, "seed": 1})
     with pytest.raises(ValueError, match=r"different configuration \(seed differ"):
@@ -144,3 +181,23 @@ def test_bad_configurations_are_named(data, match):
 def test_a_missing_configuration_file_says_how_to_make_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="codegym loop --print-config"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_sft_trains_on_every_iteration_s_distinct_solved_paths(tmp_path):
+    from codegym.loop.stages import StageContext, _solved_paths
+
+    def write(iteration: int, rows: list[tuple[str, list[str]]]) -> None:
+        folder = tmp_path / f"iter-{iteration}" / "2-search"
+        folder.mkdir(parents=True)
+        lines = [json.dumps({"problem": p, "steps": s}) + "\n" for p, s in rows]
+        (folder / "solved_paths.jsonl").write_text("".join(lines))
+
+    write(1, [("p1", ["a", "b"]), ("p2", ["c"])])
+    write(2, [("p1", ["a", "b"]), ("p3", ["d"])])  # p1's path again, and a new one
+    for accumulate, expected, expected_new in ((True, 3, 1), (False, 2, 2)):
+        config = from_dict({**TINY, "sft": {"accumulate": accumulate}})
+        done = {"search": tmp_path / "iter-2" / "2-search"}
+        ctx = StageContext(config, 2, tmp_path / "iter-2" / "3-sft.partial", None, "tiny", "tiny", done)
+        episodes, new = _solved_paths(ctx)
+        assert len(episodes) == expected and new == expected_new  # with the past, p1's path is not new
+        assert ("p3", ["d"]) in episodes and (("p2", ["c"]) in episodes) == accumulate

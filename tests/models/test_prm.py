@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from codegym.models.hf_prm import HFProcessRewardModel, load_prm  # noqa: E402
-from codegym.models.prm_calibration import calibrate  # noqa: E402
+from codegym.models.prm_calibration import MIN_SCALE, calibrate  # noqa: E402
 from codegym.models.prm_data import synthetic_step_labels  # noqa: E402
 from codegym.models.prm_eval import evaluate_prm, roc_auc  # noqa: E402
 from codegym.models.prm_format import DEFAULT_STEP_TAG, PRM_CONFIG_NAME  # noqa: E402
@@ -173,6 +173,25 @@ def test_calibrate_is_platt_scaling(likelihood_prm, tasks):
         assert roc_auc(probabilities.tolist(), targets) == 1.0
         with pytest.raises(ValueError, match="one target per read span"):
             calibrate(prm, windows, targets[:-1])
+    finally:
+        prm.calibration.data = before
+
+
+def test_calibration_never_turns_the_score_around(likelihood_prm, tasks):
+    # Labels that favour the unlikelier steps (what a few tree rows can say by chance) once fitted a
+    # negative scale, and the PRM ranked held-out steps backwards (AUC 0.10).
+    prm = likelihood_prm
+    windows = [w for task in tasks for w in prm.encode(task.problem, task.reference_steps)]
+    with torch.inference_mode():
+        raw = prm.step_logits(windows, calibrated=False)
+    targets = (raw < raw.median()).float().tolist()  # the unlikelier half is "good"
+    before = prm.calibration.detach().clone()
+    try:
+        calibrate(prm, windows, targets)
+        assert prm.calibration[0].item() >= MIN_SCALE * 0.999
+        with torch.inference_mode():
+            scores = prm.step_logits(windows)
+        assert roc_auc(scores.tolist(), (raw > raw.median()).float().tolist()) == 1.0  # the raw order kept
     finally:
         prm.calibration.data = before
 

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from codegym.evaluation import EpisodeResult, aspr, summarize
+from codegym.agents import Episode, Spend
+from codegym.evaluation import aspr, summarize
 from codegym.models import get_protocol
 from codegym.models.protocol import PromptProtocol
 from codegym.steps import STEP_STOP, StepKind, classify_step, extract_code, policy_prompt, render_state
@@ -133,8 +134,11 @@ def test_aspr_counts_only_paths_that_wrote_code():
 
 
 def test_summarize_pass_at_k_and_aspr():
-    def result(task: str, sample: int, code: str | None, passed: bool) -> EpisodeResult:
-        return EpisodeResult(task, sample, (), code, float(passed), passed, (), 0.0, "code", 10)
+    def result(task: str, sample: int, code: str | None, passed: bool) -> Episode:
+        end = "code" if code else "max_steps"
+        return Episode(
+            task, (), code, (), None, float(passed), passed, end, Spend(tokens=10), "sample", sample=sample
+        )
 
     results = [
         result("a", 0, "x", True),
