@@ -61,6 +61,9 @@ class Episode:
         tree: the search tree, for agents that build one (:class:`~codegym.agents.mcts.SearchTree`).
         sample: which of a task's samples this is, 0-based (:func:`codegym.evaluation.rollout` plays
             several per task; an agent's own episodes are sample 0).
+        step_token_ids: the token ids the policy generated for each step
+            (:attr:`~codegym.models.Sample.token_ids`; None for a step whose backend cannot tell, and
+            empty for an episode not played by an agent).
     """
 
     task_id: str
@@ -76,6 +79,7 @@ class Episode:
     visible_source: str | None = None
     tree: Any = None
     sample: int = 0
+    step_token_ids: tuple[tuple[int, ...] | None, ...] = ()
 
     @property
     def total_reward(self) -> float:
@@ -98,6 +102,8 @@ class Path:
     logprob: float | None = 0.0  # None once a step's log-prob is unknown (a server that returns none)
     end: str | None = None  # set when the path is finished (see Episode.end)
     scores: tuple[float, ...] | None = None  # PRM scores of every step, once asked for
+    # The token ids the policy generated for each step (None for a step whose backend cannot tell).
+    step_token_ids: tuple[tuple[int, ...] | None, ...] = ()
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -194,6 +200,7 @@ class Runner:
                         else path.logprob + sample.logprob
                     ),
                     end=end,
+                    step_token_ids=(*path.step_token_ids, sample.token_ids),
                 )
             )
         return children
@@ -276,6 +283,7 @@ class Runner:
             agent=agent,
             visible_source=info.get("visible_source"),
             tree=tree,
+            step_token_ids=path.step_token_ids,
         )
 
 

@@ -154,21 +154,32 @@ def group_relative_advantages(returns: Sequence[Sequence[float]], eps: float = 1
 
 
 def continuation_log_probs(
-    policy: HFPolicy, prompts: Sequence[str], continuations: Sequence[str], *, model: Any = None
+    policy: HFPolicy,
+    prompts: Sequence[str],
+    continuations: Sequence[str],
+    *,
+    model: Any = None,
+    token_ids: Sequence[Sequence[int] | None] | None = None,
 ) -> torch.Tensor:
     """``log pi(continuation | prompt)`` summed over the continuation's tokens, differentiably: ``(B,)``.
 
     The prompt is formatted and tokenized exactly as :class:`~codegym.models.HFPolicy` does when it
-    samples; the continuation is tokenized on its own (no special tokens), so its tokens follow the
-    prompt's as they did in generation. The stop string and EOS that ended the step are not scored.
-    ``model`` scores instead of the policy's own (a frozen reference copy, for the KL penalty).
+    samples. The continuation's tokens are ``token_ids[i]`` when given (the ids the policy sampled,
+    :attr:`~codegym.models.Sample.token_ids`: exactly on-policy); otherwise the continuation is
+    tokenized on its own (no special tokens), which can split a text differently than sampling did. The
+    stop string and EOS that ended the step are not scored. ``model`` scores instead of the policy's own
+    (a frozen reference copy, for the KL penalty).
     """
     import torch
 
     prompt_ids = policy.prompt_token_ids(prompts)
     # A protocol's forced opening is in the prompt already: only what the model wrote is scored.
     generated = [policy.generated_text(p, c) for p, c in zip(prompts, continuations, strict=True)]
-    continuation_ids = policy.tokenizer(generated, add_special_tokens=False)["input_ids"]
+    retokenized = policy.tokenizer(generated, add_special_tokens=False)["input_ids"]
+    sampled = token_ids if token_ids is not None else [None] * len(prompts)
+    continuation_ids = [
+        list(ids) if ids is not None else fallback for ids, fallback in zip(sampled, retokenized, strict=True)
+    ]
     rows = [p + c for p, c in zip(prompt_ids, continuation_ids, strict=True)]
     width = max(len(row) for row in rows)
     input_ids = torch.full((len(rows), width), policy.tokenizer.pad_token_id, dtype=torch.long)
@@ -486,6 +497,8 @@ def _update(
             policy_prompt(render_state(problems[episode.task_id], episode.steps[:t]), t),
             step,
             episode_advantages[t],
+            # The ids the policy sampled for the step, when the episode kept them: scored exactly.
+            episode.step_token_ids[t] if len(episode.step_token_ids) == len(episode.steps) else None,
         )
         for episode, episode_advantages in zip(episodes, advantages, strict=True)
         for t, step in enumerate(episode.steps)
@@ -497,13 +510,15 @@ def _update(
     loss_total, log_ratio_total = 0.0, 0.0
     for start in range(0, len(rows), policy.batch_size):  # micro-batches, gradients accumulate
         chunk = rows[start : start + policy.batch_size]
-        prompts, steps = [r[0] for r in chunk], [r[1] for r in chunk]
-        logprobs = continuation_log_probs(policy, prompts, steps)  # (B,)
+        prompts, steps, ids = [r[0] for r in chunk], [r[1] for r in chunk], [r[3] for r in chunk]
+        logprobs = continuation_log_probs(policy, prompts, steps, token_ids=ids)  # (B,)
         weights = torch.tensor([r[2] for r in chunk], device=logprobs.device)
         loss = -(weights * logprobs).sum() / len(rows)
         if reference is not None:
             with torch.no_grad():
-                reference_logprobs = continuation_log_probs(policy, prompts, steps, model=reference)
+                reference_logprobs = continuation_log_probs(
+                    policy, prompts, steps, model=reference, token_ids=ids
+                )
             log_ratio = logprobs - reference_logprobs
             loss = loss + kl_coef * 0.5 * (log_ratio**2).sum() / len(rows)
             log_ratio_total += float(log_ratio.detach().sum())

@@ -166,6 +166,7 @@ class HFPolicy:
                         logprob=s.logprob,
                         num_tokens=s.num_tokens,
                         finish_reason=s.finish_reason,
+                        token_ids=s.token_ids,
                     )
                     for s in row
                 ]
@@ -316,6 +317,7 @@ class HFPolicy:
             logprob=float(sum(logprobs[:low])),
             num_tokens=low,
             finish_reason="stop" if stopped or ended_by_eos else "length",
+            token_ids=tuple(tokens[:low]),
         )
 
 

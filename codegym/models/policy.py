@@ -23,12 +23,17 @@ class Sample:
         num_tokens: how many tokens were generated (kept ones; what a budget counts).
         finish_reason: ``"stop"`` (a stop string or the end-of-sequence token) or ``"length"``
             (``max_new_tokens`` ran out).
+        token_ids: the ids of the tokens the model generated for ``text`` (the ``num_tokens`` kept; a
+            protocol's forced opening is part of the prompt, not of these), so a trainer can score
+            exactly what was sampled instead of tokenizing the text again; None when the backend cannot
+            tell (a server).
     """
 
     text: str
     logprob: float | None
     num_tokens: int
     finish_reason: str
+    token_ids: tuple[int, ...] | None = None
 
 
 @runtime_checkable

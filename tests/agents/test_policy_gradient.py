@@ -84,6 +84,25 @@ def test_log_probs_match_what_the_sampler_recorded():
         assert alone.item() == pytest.approx(sample.logprob, abs=1e-3)
 
 
+def test_the_sampled_token_ids_are_scored_when_given():
+    policy = load_policy("tiny", device="cpu")
+    prompts = [
+        "### Problem\nReturn the list reversed.\n\n### Step 1\n",
+        "### Problem\nAdd one.\n\n### Step 1\n",
+    ]
+    samples = [s for [s] in policy.sample(prompts, stop=(), max_new_tokens=12, temperature=0, seed=0)]
+    assert all(len(s.token_ids) == s.num_tokens for s in samples)
+    exact = continuation_log_probs(
+        policy, prompts, [s.text for s in samples], token_ids=[s.token_ids for s in samples]
+    )
+    assert exact.tolist() == pytest.approx([s.logprob for s in samples], abs=1e-3)
+    # The ids, not the text, are what is scored: row 0 given row 1's ids scores those ids.
+    swapped = continuation_log_probs(policy, prompts[:1], [samples[0].text], token_ids=[samples[1].token_ids])
+    by_text = continuation_log_probs(policy, prompts[:1], [policy.tokenizer.decode(samples[1].token_ids)])
+    assert swapped.item() == pytest.approx(by_text.item(), abs=1e-4)
+    assert swapped.item() != pytest.approx(exact[0].item(), abs=1e-2)
+
+
 def test_updates_change_the_parameters_and_checkpoint(two_iterations):
     out_dir, result = two_iterations
     assert (result.iterations, result.resumed_from) == (2, 0)

@@ -113,3 +113,18 @@ def test_rollout_is_the_agents_engine_with_their_episodes_and_seeds(tasks, sandb
     assert [e.sample for e in sampled] == [0, 1] * len(tasks)
     assert sampled[0].steps != sampled[1].steps  # two samples of one task differ
     env.close()
+
+
+def test_episodes_keep_the_token_ids_a_policy_sampled(tasks, sandbox_factory):
+    pytest.importorskip("torch")
+    from codegym.models import load_policy
+
+    policy = load_policy("tiny", device="cpu")
+    results = rollout(
+        policy, tasks[:2], samples_per_task=2, temperature=1.0, seed=0, sandbox=sandbox_factory("local")
+    )
+    for episode in results:
+        assert len(episode.step_token_ids) == len(episode.steps) >= 1
+        assert sum(len(ids) for ids in episode.step_token_ids) == episode.tokens
+        for step, ids in zip(episode.steps, episode.step_token_ids, strict=True):
+            assert policy.tokenizer.decode(ids, skip_special_tokens=True).strip() in step

@@ -155,7 +155,13 @@ def test_eos_ends_a_sample_and_is_not_counted(policy):
     tokens = [*word, tokenizer.eos_token_id, tokenizer.pad_token_id]
     logprobs = [-1.0] * len(word) + [-2.0, -4.0]
     sample = policy._to_sample(tokens, logprobs, stop=[STEP_STOP])
-    assert sample == Sample(text="sort", logprob=-1.0 * len(word), num_tokens=len(word), finish_reason="stop")
+    assert sample == Sample(
+        text="sort",
+        logprob=-1.0 * len(word),
+        num_tokens=len(word),
+        finish_reason="stop",
+        token_ids=tuple(word),
+    )
 
 
 def test_chat_template_wraps_prompts(tiny_dir):
