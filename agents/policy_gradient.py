@@ -39,9 +39,7 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -50,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from codegym.agents.pg_checkpoints import latest_checkpoint, resume, save_checkpoint
 from codegym.errors import UserError
 from codegym.evaluation import rollout
 from codegym.steps import policy_prompt, render_state
@@ -64,9 +63,6 @@ if TYPE_CHECKING:
     from codegym.tasks import Task, TaskSource
 
 ADVANTAGES = ("grpo", "reinforce")
-STATE_FILE = "trainer_state.pt"
-METRICS_FILE = "metrics.json"
-CHECKPOINT_PREFIX = "checkpoint-"
 BASELINE_MOMENTUM = 0.9  # the REINFORCE baseline's running mean keeps 90% of its past each iteration
 
 
@@ -268,41 +264,28 @@ def train_policy_gradient(
             bf16 is several times slower), ``bfloat16`` on a GPU.
     """
     import torch
-    from transformers import AutoModelForCausalLM
 
     from codegym.models import HFPolicy, load_policy, load_prm
     from codegym.sandbox import Sandbox, make_sandbox
     from codegym.tasks import load_tasks
 
-    for name, value, low in (
-        ("iterations", iterations, 1),
-        ("tasks_per_iteration", tasks_per_iteration, 1),
-        ("group_size", group_size, 2 if advantage == "grpo" else 1),
-        ("max_steps", max_steps, 1),
-        ("max_new_tokens", max_new_tokens, 1),
-        ("checkpoint_every", checkpoint_every, 1),
-        ("keep_checkpoints", keep_checkpoints, 1),
-    ):
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
-            hint = " (GRPO compares the episodes of a group)" if name == "group_size" else ""
-            raise UserError(f"{name} must be an int >= {low}{hint}, got {value!r}")
-    if advantage not in ADVANTAGES:
-        raise UserError(f"advantage must be one of {ADVANTAGES}, got {advantage!r}")
-    if not 0.0 < gamma <= 1.0:
-        raise UserError(f"gamma must be in (0, 1], got {gamma!r}")
-    if not (learning_rate > 0 and max_grad_norm > 0 and weight_decay >= 0 and kl_coef >= 0):
-        raise UserError(
-            "learning_rate and max_grad_norm must be > 0, weight_decay and kl_coef >= 0, got "
-            f"{learning_rate!r}, {max_grad_norm!r}, {weight_decay!r}, {kl_coef!r}"
-        )
-    clashing = sorted(set(env_options or {}) & {"reward", "reward_options", "process_reward"})
-    if clashing:
-        raise UserError(
-            f"env_options must not set {clashing}: pass them as train_policy_gradient's arguments"
-        )
-
-    if not (isinstance(lora_r, int) and lora_r >= 0):
-        raise UserError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
+    _check_arguments(
+        iterations=iterations,
+        tasks_per_iteration=tasks_per_iteration,
+        group_size=group_size,
+        max_steps=max_steps,
+        max_new_tokens=max_new_tokens,
+        checkpoint_every=checkpoint_every,
+        keep_checkpoints=keep_checkpoints,
+        advantage=advantage,
+        gamma=gamma,
+        learning_rate=learning_rate,
+        max_grad_norm=max_grad_norm,
+        weight_decay=weight_decay,
+        kl_coef=kl_coef,
+        env_options=env_options,
+        lora_r=lora_r,
+    )
     if isinstance(policy, str):
         options: dict[str, Any] = {"device": device, "dtype": None if dtype == "float32" else dtype}
         if protocol is not None:
@@ -361,27 +344,8 @@ def train_policy_gradient(
     torch.manual_seed(seed)
     metrics: list[IterationMetrics] = []
     baseline: float | None = None
-    latest = _latest_checkpoint(out_path)
-    if latest is not None:
-        state = torch.load(latest / STATE_FILE, weights_only=True)
-        changed = {
-            key: (state["settings"].get(key), value)
-            for key, value in settings.items()
-            if state["settings"].get(key) != value
-        }
-        if changed:
-            raise UserError(
-                f"{out_path} holds a run with other settings ({changed}, as (saved, now)); pass the same "
-                "settings to resume it, or a new out_dir to start afresh"
-            )
-        if lora_r:
-            from peft import load_peft_weights, set_peft_model_state_dict
-
-            set_peft_model_state_dict(policy.model, load_peft_weights(str(latest)))
-        else:
-            policy.model.load_state_dict(AutoModelForCausalLM.from_pretrained(latest).state_dict())
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
+    state = resume(out_path, policy, optimizer, settings, lora=bool(lora_r))
+    if state is not None:
         baseline = state["baseline"]
         metrics = [IterationMetrics(**entry) for entry in state["metrics"]]
     resumed_from = len(metrics)
@@ -425,7 +389,7 @@ def train_policy_gradient(
                     "baseline": baseline,
                     "metrics": [asdict(entry) for entry in metrics],
                 }
-                _save_checkpoint(out_path, finished, policy, state, keep_checkpoints)
+                save_checkpoint(out_path, finished, policy, state, keep_checkpoints)
             bar.update(1)
             bar.set_postfix(reward=f"{metrics[-1].mean_reward:.3f}", solved=f"{metrics[-1].solve_rate:.2f}")
     finally:
@@ -434,11 +398,61 @@ def train_policy_gradient(
             box.close()
     return PolicyGradientResult(
         out_dir=str(out_path),
-        checkpoint=str(_latest_checkpoint(out_path)),
+        checkpoint=str(latest_checkpoint(out_path)),
         iterations=len(metrics),
         resumed_from=resumed_from,
         metrics=tuple(metrics),
     )
+
+
+def _check_arguments(
+    *,
+    iterations: int,
+    tasks_per_iteration: int,
+    group_size: int,
+    max_steps: int,
+    max_new_tokens: int,
+    checkpoint_every: int,
+    keep_checkpoints: int,
+    advantage: str,
+    gamma: float,
+    learning_rate: float,
+    max_grad_norm: float,
+    weight_decay: float,
+    kl_coef: float,
+    env_options: dict[str, Any] | None,
+    lora_r: int,
+) -> None:
+    """Refuse a bad argument of :func:`train_policy_gradient` with a message that names the fix."""
+    for name, value, low in (
+        ("iterations", iterations, 1),
+        ("tasks_per_iteration", tasks_per_iteration, 1),
+        ("group_size", group_size, 2 if advantage == "grpo" else 1),
+        ("max_steps", max_steps, 1),
+        ("max_new_tokens", max_new_tokens, 1),
+        ("checkpoint_every", checkpoint_every, 1),
+        ("keep_checkpoints", keep_checkpoints, 1),
+    ):
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+            hint = " (GRPO compares the episodes of a group)" if name == "group_size" else ""
+            raise UserError(f"{name} must be an int >= {low}{hint}, got {value!r}")
+    if advantage not in ADVANTAGES:
+        raise UserError(f"advantage must be one of {ADVANTAGES}, got {advantage!r}")
+    if not 0.0 < gamma <= 1.0:
+        raise UserError(f"gamma must be in (0, 1], got {gamma!r}")
+    if not (learning_rate > 0 and max_grad_norm > 0 and weight_decay >= 0 and kl_coef >= 0):
+        raise UserError(
+            "learning_rate and max_grad_norm must be > 0, weight_decay and kl_coef >= 0, got "
+            f"{learning_rate!r}, {max_grad_norm!r}, {weight_decay!r}, {kl_coef!r}"
+        )
+    clashing = sorted(set(env_options or {}) & {"reward", "reward_options", "process_reward"})
+    if clashing:
+        raise UserError(
+            f"env_options must not set {clashing}: pass them as train_policy_gradient's arguments"
+        )
+
+    if not (isinstance(lora_r, int) and lora_r >= 0):
+        raise UserError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
 
 
 def _advantages(
@@ -553,39 +567,3 @@ def _measure(
         seconds=seconds,
         kl=kl,
     )
-
-
-def _checkpoints(out_path: Path) -> list[tuple[int, Path]]:
-    found = []
-    for path in out_path.glob(f"{CHECKPOINT_PREFIX}*"):
-        suffix = path.name[len(CHECKPOINT_PREFIX) :]
-        if suffix.isdigit() and (path / STATE_FILE).is_file():
-            found.append((int(suffix), path))
-    return sorted(found)
-
-
-def _latest_checkpoint(out_path: Path) -> Path | None:
-    found = _checkpoints(out_path)
-    return found[-1][1] if found else None
-
-
-def _save_checkpoint(out_path: Path, iteration: int, policy: HFPolicy, state: dict, keep: int) -> None:
-    import torch
-
-    final = out_path / f"{CHECKPOINT_PREFIX}{iteration}"
-    partial = out_path / f".{final.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)  # left by a crash mid-save
-    partial.mkdir(parents=True)
-    shutil.rmtree(final, ignore_errors=True)  # an unfinished one from a crash; finished ones never rerun
-    policy.model.save_pretrained(partial)  # with LoRA: the adapter alone, naming its base model
-    policy.tokenizer.save_pretrained(partial)
-    if policy.protocol.name != "native":
-        from codegym.models.protocol import save_protocol
-
-        save_protocol(policy.protocol, partial)
-    torch.save(state, partial / STATE_FILE)
-    os.replace(partial, final)  # a checkpoint exists whole or not at all
-    metrics = {"settings": state["settings"], "iterations": state["metrics"]}
-    (out_path / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-    for _, old in _checkpoints(out_path)[:-keep]:
-        shutil.rmtree(old)
