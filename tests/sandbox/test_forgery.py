@@ -279,3 +279,34 @@ def test_arguments_written_back_carry_no_lying_objects(sandbox):
     test = AssertTest("xs = [3, 1]\nf(xs)\nassert xs == [1, 3]")
     assert sandbox.run(program, [test]).tests[0].status is TestStatus.FAILED
     assert sandbox.run("def f(xs):\n    xs.sort()\n", [test]).passed == 1
+
+
+def test_program_names_that_match_a_test_s_attributes_change_nothing(sandbox):
+    # The judge asks the candidate for every name a test's code objects read, attribute names included
+    # (co_names). A program that defines top-level names like the attributes a test uses (append, real,
+    # keys) and fills them with liars must not reach the judge's own lists, numbers or dicts.
+    program = (
+        "class Liar:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__\n"
+        "    def __call__(self, *args):\n        return Liar()\n"
+        "append = real = keys = Liar()\n"
+        "def f(x):\n    return -1\n"
+    )
+    tests = [
+        AssertTest("out = []\nout.append(f(1))\nassert out == [2]"),
+        AssertTest("assert f(1).real == 2", entry_point="f"),
+        AssertTest("d = {f(1): 0}\nassert list(d.keys()) == [2]"),
+    ]
+    assert [t.status for t in sandbox.run(program, tests).tests] == [TestStatus.FAILED] * 3
+    honest = "append = real = keys = None\ndef f(x):\n    return x + 1\n"
+    assert sandbox.run(honest, tests).passed == 3
+
+
+def test_a_flat_list_of_int_subclasses_does_not_travel_as_ints(sandbox):
+    # Flat lists of scalars skip the encoder's walk; an int subclass with a lying __eq__ must still be kept
+    # out (as a handle compared by identity), not copied as if it were an int.
+    program = (
+        "class Int(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n"
+        "def f(x):\n    return [Int(-1), Int(-1)]\n"
+    )
+    tests = [AssertTest("assert f(1) == [2, 3]"), CallTest("f", (1,), expected=[2, 3])]
+    assert TestStatus.PASSED not in [t.status for t in sandbox.run(program, tests).tests]
