@@ -170,12 +170,16 @@ def continuation_log_probs(
 
     prompt_ids = policy.prompt_token_ids(prompts)
     # A protocol's forced opening is in the prompt already: only what the model wrote is scored.
-    generated = [policy.generated_text(p, c) for p, c in zip(prompts, continuations, strict=True)]
-    retokenized = policy.tokenizer(generated, add_special_tokens=False)["input_ids"]
-    sampled = token_ids if token_ids is not None else [None] * len(prompts)
     continuation_ids = [
-        list(ids) if ids is not None else fallback for ids, fallback in zip(sampled, retokenized, strict=True)
+        list(ids) if ids is not None else None for ids in (token_ids or [None] * len(prompts))
     ]
+    missing = [i for i, ids in enumerate(continuation_ids) if ids is None]
+    if missing:  # only rows whose sampled ids are unknown are tokenized from their text
+        generated = [policy.generated_text(prompts[i], continuations[i]) for i in missing]
+        for i, ids in zip(
+            missing, policy.tokenizer(generated, add_special_tokens=False)["input_ids"], strict=True
+        ):
+            continuation_ids[i] = ids
     rows = [p + c for p, c in zip(prompt_ids, continuation_ids, strict=True)]
     width = max(len(row) for row in rows)
     input_ids = torch.full((len(rows), width), policy.tokenizer.pad_token_id, dtype=torch.long)
