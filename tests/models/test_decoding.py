@@ -90,3 +90,58 @@ def test_an_end_of_sequence_token_ends_its_row(policy, batch):
     for row, written in zip(tokens, free, strict=True):
         cut = written.index(eos) + 1 if eos in written else len(written)
         assert row == written[:cut]
+
+
+def test_equal_prompts_are_read_once_and_decode_as_if_apart(policy, batch):
+    widths = []
+    forward = policy.model.forward
+
+    def counting_forward(*args, **kwargs):
+        widths.append(kwargs["input_ids"].shape[0])
+        return forward(*args, **kwargs)
+
+    repeated = [0, 0, 1, 3, 3, 3]
+    with torch.inference_mode():
+        alone = decode(
+            policy.model, batch["input_ids"], batch["attention_mask"], choose=greedy, finished=None,
+            max_new_tokens=6, eos_token_ids=set(),
+        )[0]  # fmt: skip
+        policy.model.forward = counting_forward
+        try:
+            tokens = decode(
+                policy.model, batch["input_ids"][repeated], batch["attention_mask"][repeated], choose=greedy,
+                finished=None, max_new_tokens=6, eos_token_ids=set(),
+            )[0]  # fmt: skip
+        finally:
+            del policy.model.forward
+    assert widths[0] == 3  # the prompt pass read three distinct prompts
+    assert widths[1:] == [6] * 5  # then every row decodes on its own
+    assert tokens == [alone[i] for i in repeated]
+
+
+def test_the_growing_cache_matches_the_default_one_past_its_room(policy, batch):
+    from codegym.models.decoding import _forward_conventions, _growing
+
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    cache_argument = _forward_conventions()[0]
+    with torch.inference_mode():
+        runs = []
+        for grow in (False, True):
+            out = policy.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+            cache = out.past_key_values
+            if grow:
+                cache = _growing(cache, 2)  # room for 2 tokens: the third and fifth pass must grow it
+                assert type(cache.layers[0]).__name__ == "GrowingLayer"
+            step_mask, last, logits = mask, positions[:, -1], [out.logits[:, -1]]
+            for _ in range(5):
+                step_mask = torch.cat([step_mask, step_mask.new_ones(len(ids), 1)], dim=1)
+                last = last + 1
+                out = policy.model(
+                    input_ids=logits[-1].argmax(-1)[:, None], attention_mask=step_mask,
+                    position_ids=last[:, None], use_cache=True, **{cache_argument: cache},
+                )  # fmt: skip
+                logits.append(out.logits[:, -1])
+            runs.append(torch.stack(logits))
+            assert cache.get_seq_length() == ids.shape[1] + 5
+    torch.testing.assert_close(runs[0], runs[1])
