@@ -5,9 +5,11 @@ What it measures, on the first ``--tasks`` HumanEval problems (164 is all), hidd
 - greedy pass@1 and ASPR with the ``direct`` protocol (code at once) and with ``think`` (outline, refine,
   code; O1-Coder's think-before-acting);
 - ``think`` sampled ``--samples`` times per task: pass@1, pass@4, pass@8 and ASPR;
-- best-of-N (``think``, N = ``--bon``) with generated visible tests as the verifier (the oracle test
-  generator: inputs from the signature and the docstring's examples, outputs from the reference), and
-  MCTS (``think``, UCT with rollouts) on the same tests: does search help a real model, per token spent?
+- best-of-N with generated visible tests as the verifier (the oracle test generator: inputs from the
+  signature and the docstring's examples, outputs from the reference): scored from the sampled arm's
+  first N samples of each task (N = 2, 4, 8, at exactly those samples' tokens), by the rule of
+  ``BestOfNAgent``; the ``bon-think`` arm runs the agent itself (N = ``--bon``), on its own samples;
+- MCTS (``think``, UCT with rollouts) on the same tests: does search help a real model, per token spent?
 
 Every arm records seconds, tokens per task and episodes per task. ASPR (O1-Coder): of the episodes whose
 last step was code, the share that passed. Results are written to JSON after every arm, so a run cut
@@ -109,7 +111,49 @@ def run_rollout(policy, tasks, args: Args, *, samples: int, temperature: float) 
         "seconds_per_task": round(seconds / len(tasks), 2),
         "steps_per_episode": sum(len(r.steps) for r in results) / len(results),
         "solved": sorted({r.task_id for r in results if r.hidden_all_passed}),
+        "best_of": best_of_samples(results, samples) if samples > 1 else {},
     }
+
+
+def best_of_samples(results, samples: int) -> dict:
+    """Best-of-N scored from the first N samples of each task, by :class:`BestOfNAgent`'s rule with the
+    visible-test verifier: paths with code first, then the visible pass rate, the earliest sample winning
+    a tie. The chosen path is judged on the hidden tests. Its cost is the N samples' tokens."""
+    by_task: dict[str, list] = {}
+    for episode in results:
+        by_task.setdefault(episode.task_id, []).append(episode)
+    out = {}
+    for n in (k for k in (2, 4, 8, 16) if k <= samples):
+        chosen = [
+            max(episodes[:n], key=lambda e: (e.code is not None, e.visible_pass_rate or 0.0))
+            for episodes in by_task.values()
+        ]
+        tokens = sum(e.spend.tokens for episodes in by_task.values() for e in episodes[:n])
+        out[str(n)] = {
+            "pass_at_1": sum(e.hidden_all_passed for e in chosen) / len(chosen),
+            "tokens_per_task": tokens / len(chosen),
+            "visible_sources": sorted({e.visible_source for e in chosen if e.visible_source}),
+            "gamed_visible_tests": sum(
+                (e.visible_pass_rate or 0.0) == 1.0 and not e.hidden_all_passed for e in chosen
+            ),
+            "solved": sorted(e.task_id for e in chosen if e.hidden_all_passed),
+        }
+    return out
+
+
+def run_search_arm(arm: str, policy, verified, box, args: Args) -> dict:
+    """An arm on the tasks with generated visible tests: sampling (best-of-N is scored from its samples),
+    best-of-N by the agent, or MCTS."""
+    if arm == "sampled-think":
+        return run_rollout(policy, verified, args, samples=args.samples, temperature=args.temperature)
+    sampled = {"seed": args.seed, "max_new_tokens": args.max_new_tokens, "temperature": args.temperature}
+    if arm == "bon-think":
+        agent = BestOfNAgent(policy, n=args.bon, verifier="visible", **sampled)
+    else:
+        agent = MCTSAgent(
+            policy, simulations=args.mcts_sims, expansions=args.expansions, evaluation="rollout", **sampled
+        )
+    return run_agent(agent, verified, box, args)
 
 
 def run_agent(agent, tasks, box, args: Args) -> dict:
@@ -158,29 +202,10 @@ def main() -> None:
             if arm.startswith("greedy-"):
                 protocol = arm.split("-", 1)[1]
                 run = run_rollout(policies[protocol], tasks, args, samples=1, temperature=0.0)
-            elif arm == "sampled-think":
-                run = run_rollout(
-                    policies["think"], tasks, args, samples=args.samples, temperature=args.temperature
-                )
             else:
                 if verified is None:
                     verified = generated_tests(tasks, box, args.seed)
-                sampled = {
-                    "seed": args.seed,
-                    "max_new_tokens": args.max_new_tokens,
-                    "temperature": args.temperature,
-                }
-                if arm == "bon-think":
-                    agent = BestOfNAgent(policies["think"], n=args.bon, verifier="visible", **sampled)
-                else:
-                    agent = MCTSAgent(
-                        policies["think"],
-                        simulations=args.mcts_sims,
-                        expansions=args.expansions,
-                        evaluation="rollout",
-                        **sampled,
-                    )
-                run = run_agent(agent, verified, box, args)
+                run = run_search_arm(arm, policies["think"], verified, box, args)
             results["arms"][arm] = run
             print(f"  {json.dumps({k: v for k, v in run.items() if k != 'solved'})}", file=sys.stderr)
             write(results, args, started)
@@ -242,6 +267,15 @@ def write(results: dict, args: Args, started: float) -> None:
         ax.scatter(run["tokens_per_task"], run["pass_at"]["1"], s=60, label=f"{arm} pass@1")
         if run.get("aspr") is not None:
             ax.scatter(run["tokens_per_task"], run["aspr"], marker="x", s=60, label=f"{arm} ASPR")
+        best_of = run.get("best_of") or {}
+        if best_of:
+            ns = sorted(best_of, key=int)
+            ax.plot(
+                [best_of[n]["tokens_per_task"] for n in ns],
+                [best_of[n]["pass_at_1"] for n in ns],
+                marker="s",
+                label=f"best-of-N from {arm} (N = {', '.join(ns)})",
+            )
     ax.set(
         xlabel="tokens generated per task",
         ylabel="share of tasks (pass@1) / of code paths (ASPR)",
