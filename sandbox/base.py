@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from codegym.sandbox.cases import AssertTest, CallTest, StdioTest, Test, judge
-from codegym.sandbox.framing import dumps_line
+from codegym.sandbox.framing import dumps_line, loads_line
 from codegym.sandbox.report import ExecutionReport, TestResult, TestStatus
 from codegym.sandbox.runner import PROTOCOL_VERSION
 
@@ -421,7 +421,7 @@ _RESULT_STATUSES = frozenset({"passed", "returned", "exited", *(status.value for
 def _check_reply(line: bytes, job_id: int, count: int) -> dict:
     """Parse a worker's reply to job ``job_id`` with ``count`` tests; _BadReply for anything malformed."""
     try:
-        reply = json.loads(line)
+        reply = loads_line(line)
     except (ValueError, RecursionError):
         raise _BadReply(f"the worker sent a reply that is not JSON: {line[:80]!r}") from None
     if type(reply) is not dict:

@@ -13,11 +13,11 @@ Standard library only: this module is shipped into the sandbox with the runner.
 from __future__ import annotations
 
 import builtins
-import json
 import os
 import sys
 import time
 
+from codegym.sandbox.framing import compact_json_encoder, json_line_decoder
 from codegym.sandbox.isolation import confine
 from codegym.sandbox.plain import decode_plain, encode_plain, error_result
 
@@ -41,8 +41,7 @@ def candidate_main(ctx: dict) -> None:
     """
     exit_ = os._exit
     # Taken before the candidate runs, so that patching json or os in the program changes nothing here.
-    write, read, loads = os.write, os.read, json.loads
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    write, read, loads, dumps = os.write, os.read, json_line_decoder(), compact_json_encoder()
 
     def send(*messages: dict) -> None:
         data = "".join([dumps(message) + "\n" for message in messages]).encode("utf-8")
@@ -124,17 +123,28 @@ def _serve(namespace: dict, requests: int, send, read, loads, flush) -> None:
     preface = [{"load": None}]
     buffer = bytearray()
     while True:
-        cut = buffer.find(b"\n")
-        while cut < 0:
+        line = None
+        if not buffer:
             chunk = read(requests, 1 << 16)
             if not chunk:
                 return
-            buffer += chunk
-            if len(buffer) > MAX_REQUEST_BYTES:
-                return
+            if chunk.find(b"\n") == len(chunk) - 1:  # the usual case: one read brings one request
+                line = chunk[:-1]
+            else:
+                buffer += chunk
+        if line is None:
             cut = buffer.find(b"\n")
-        request = loads(buffer[:cut].decode("utf-8"))
-        del buffer[: cut + 1]
+            while cut < 0:
+                chunk = read(requests, 1 << 16)
+                if not chunk:
+                    return
+                buffer += chunk
+                if len(buffer) > MAX_REQUEST_BYTES:
+                    return
+                cut = buffer.find(b"\n")
+            line = bytes(buffer[:cut])
+            del buffer[: cut + 1]
+        request = loads(line)
         kinds.clear()
         started = time.monotonic()
         reply: dict = {"id": request["id"]}

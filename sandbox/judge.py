@@ -19,7 +19,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import importlib
-import json
 import os
 import resource
 import signal
@@ -27,7 +26,7 @@ import socket
 import sys
 import time
 
-from codegym.sandbox.framing import LineReader, dumps_line, write_all
+from codegym.sandbox.framing import LineReader, dumps_line, loads_line, write_all
 from codegym.sandbox.isolation import confine
 from codegym.sandbox.plain import NotPlainDataError, decode_plain, encode_plain, error_result
 
@@ -72,7 +71,7 @@ class Channel:
         if line is None:
             self.fail("the candidate's process ended", gone=True)
         try:
-            message = json.loads(line.decode("utf-8"))
+            message = loads_line(line)
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             self.fail("the candidate sent a frame that is not JSON", gone=False)
         if type(message) is not dict:
@@ -320,18 +319,20 @@ def judge_server(ctx: dict) -> None:
         line = jobs.read_line() if data else None
         if line is None or len(fds) != 2:
             os._exit(0)
-        job = json.loads(line)
+        job = loads_line(line)
         # Room for this job's data on top of what the judge already holds; only trusted code may raise it.
         resource.setrlimit(resource.RLIMIT_AS, (_address_space() + (job["memory_mb"] << 20), hard))
         channel = Channel(*fds)
         try:
             _judge_job(job["tests"], channel, report)
+            # The end goes out while the candidate's pipes are still open: closing them ends the candidate,
+            # and the worker should hear that the job is over before it sees the candidate go.
+            report({"end": True})
         finally:
             # A handle a test kept past its job must not reach the next job's candidate through a reused fd.
             channel.broken = ChannelBroken("the job is over", gone=True)
             for fd in fds:
                 os.close(fd)
-        report({"end": True})
 
 
 def _address_space() -> int:

@@ -31,7 +31,7 @@ import sys
 import time
 
 from codegym.sandbox.candidate import candidate_main
-from codegym.sandbox.framing import LineReader, dumps_line, write_all
+from codegym.sandbox.framing import LineReader, dumps_line, loads_line, write_all
 from codegym.sandbox.isolation import (
     SAFE_ENV,
     Isolation,
@@ -312,9 +312,9 @@ class Worker:
                             outcome["results"][pending.pop(0)] = message["r"]
                         item_started = time.monotonic()
                         deadline = item_started + timeout_s
-                for fd in streams:
+                for fd in list(streams):
                     if fd in ready and not stopped:
-                        stopped = _pump(fd, streams[fd], output, job["max_output_bytes"])
+                        stopped = _pump(fd, streams, output, job["max_output_bytes"])
         finally:
             # A judge that lost the candidate's pipe was usually told so by the candidate's exit: give that
             # exit a moment to be seen, so the verdict names the cause (a signal, the OOM killer, exit(0)).
@@ -405,9 +405,9 @@ class Worker:
                 if info_r in ready:
                     with contextlib.suppress(ValueError):  # an oversized frame is the program's own loss
                         info.feed()
-                for fd in streams:
+                for fd in list(streams):
                     if fd in ready and not stopped:
-                        stopped = _pump(fd, streams[fd], output, job["max_output_bytes"])
+                        stopped = _pump(fd, streams, output, job["max_output_bytes"])
                 if candidate.fd in ready or polling:
                     candidate.poll()
         finally:
@@ -521,9 +521,17 @@ def _timeout(timeout_s: float, since: float) -> dict:
     }
 
 
-def _pump(fd: int, name: str, output: dict, cap: int) -> dict | None:
-    """Move what a job printed into ``output``; a result when it printed more than ``cap`` bytes."""
+def _pump(fd: int, streams: dict, output: dict, cap: int) -> dict | None:
+    """Move what a job printed on ``fd`` into ``output``; a result when it printed more than ``cap`` bytes.
+
+    A stream at its end leaves ``streams``: select() calls it ready forever, and a worker still watching
+    it would spin until the job ends (which a program that closes its stdout could stretch to its limit).
+    """
     chunk = os.read(fd, 1 << 16)
+    if not chunk:
+        del streams[fd]
+        return None
+    name = streams[fd]
     output[name] += chunk
     if len(output[name]) > cap:
         return {
@@ -562,7 +570,7 @@ def _kill_children(keep: int | None) -> None:
 
 
 def _parse(line: bytes) -> dict:
-    message = json.loads(line)
+    message = loads_line(line)
     if type(message) is not dict:
         raise RuntimeError(f"the judge sent {line[:80]!r}")
     return message
@@ -607,7 +615,7 @@ def serve(config: dict) -> None:
         line = requests.read_line()
         if line is None:
             return
-        job = json.loads(line)
+        job = loads_line(line)
         try:
             reply = worker.run_job(job)
         except SetupError as exc:  # the sandbox cannot confine a job here: the host must hear of it

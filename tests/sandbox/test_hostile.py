@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from codegym.sandbox import AssertTest, CallTest, TestStatus
+from codegym.sandbox import AssertTest, CallTest, StdioTest, TestStatus
 from tests.conftest import CANARY
 
 # The slowest honest outcome is a timeout per test plus a reload; anything slower is not bounded.
@@ -295,3 +295,39 @@ def test_no_network_to_the_host(sandbox):
         server.close()
     assert report.tests[0].status is S, report.tests[0]
     assert accepted == []
+
+
+def _cpu_seconds(pids: set[int]) -> float:
+    """CPU time of ``pids`` and of the children they reaped (utime, stime, cutime, cstime)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        total += sum(int(field) for field in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("kind", ["call", "stdio"])
+def test_a_program_that_closes_its_output_costs_its_worker_no_cpu(sandbox_factory, kind):
+    # A pipe at its end is always ready for select(): a worker that kept watching a program's closed
+    # stdout spun until the job ended, here the program's whole second of sleep (local backend: the
+    # worker's CPU is this process's descendants').
+    from tests.sandbox.test_backends import _descendants
+
+    box = sandbox_factory("local")
+    program = "import os, sys, time\nos.close(1)\nos.close(2)\ndef f():\n    time.sleep(1.0)\n    return 1\n"
+    if kind == "stdio":
+        program, tests = program + "f()\n", [StdioTest("", expected_stdout="")]
+    else:
+        tests = [CallTest("f", expected=1)]
+    box.run("def f():\n    return 1\n", [CallTest("f", expected=1)])  # every worker is up
+    pids = _descendants(os.getpid())
+    before = _cpu_seconds(pids)
+    report = box.run(program, tests, timeout_s=5.0)
+    spent = _cpu_seconds(pids) - before
+    assert report.tests[0].status in (TestStatus.PASSED, TestStatus.FAILED)
+    assert spent < 0.3, f"the sandbox's processes used {spent:.2f} s of CPU while the program slept 1 s"
