@@ -191,6 +191,14 @@ CASES = {
         "            pass\n"
         "    return -1\n"
     ),
+    # Frames aimed at the readers' one-frame-per-read fast path: two in one write, and a verdict after
+    # a reply on the same line.
+    "two_frames_in_one_write": FORGE_DESCRIPTORS.replace(repr(PASSED_FRAME), repr(PASSED_FRAME * 2))
+    + "def f(x):\n    forge_fds()\n    return -1\n",
+    "verdict_after_a_reply_on_one_line": FORGE_DESCRIPTORS.replace(
+        repr(PASSED_FRAME), repr(b'{"id":2,"ok":-1} {"i":0,"r":{"status":"passed","duration_s":0}}\n')
+    )
+    + "def f(x):\n    forge_fds()\n    return -1\n",
     # Issue 12's second attack: an object whose __eq__ is always True, in a plain AssertTest too.
     "lying_eq": "class Liar:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__\ndef f(x):\n    return Liar()\n",
     "lying_eq_int_subclass": "class Sly(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\ndef f(x):\n    return Sly(-1)\n",
