@@ -10,7 +10,7 @@ are read once, and their cache rows copied.
 
 The key/value cache grows in place: transformers' default cache appends each new token by concatenating,
 which copies a row's whole cache at every pass (on a CPU that copy was 46% of a pass at batch 32 and 600
-tokens). Its layers here keep spare room and writes into it, doubling when full.
+tokens). Its layers here keep spare room and write into it, doubling it when full.
 
 The arithmetic is the model's own (its forward with a key/value cache, left padding masked, position ids
 counted from each row's first real token, as ``generate`` does), so greedy decoding writes what
