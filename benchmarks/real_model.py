@@ -237,6 +237,17 @@ def merge_parts(parts: list[Path], args: Args) -> None:
             "seconds_per_task": weighted(lambda run: run["seconds_per_task"]),
             "solved": sorted(task for _, run in pieces for task in run["solved"]),
         }
+        best_of = [(count, run.get("best_of") or {}) for count, run in pieces]
+        if all(runs for _, runs in best_of):
+            arms[arm]["best_of"] = {
+                n: {
+                    "pass_at_1": sum(count * runs[n]["pass_at_1"] for count, runs in best_of) / total,
+                    "tokens_per_task": sum(count * runs[n]["tokens_per_task"] for count, runs in best_of)
+                    / total,
+                    "solved": sorted(task for _, runs in best_of for task in runs[n]["solved"]),
+                }
+                for n in best_of[0][1]
+            }
     args.tasks = max(arm["tasks"] for arm in arms.values())
     results = {"args": asdict(args), "parts": [str(part) for part in parts], "arms": arms}
     write(results, args, time.perf_counter())
