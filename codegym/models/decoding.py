@@ -144,7 +144,9 @@ def _growing_layer_type() -> type:
             import torch
 
             batch, heads, length, width = tensor.shape
-            buffer = torch.empty(batch, heads, length + spare, width, dtype=tensor.dtype, device=tensor.device)
+            buffer = torch.empty(
+                batch, heads, length + spare, width, dtype=tensor.dtype, device=tensor.device
+            )
             buffer[:, :, :length] = tensor
             return buffer
 
