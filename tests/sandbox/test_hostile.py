@@ -299,16 +299,10 @@ def test_no_network_to_the_host(sandbox):
 
 def _cpu_seconds(pids: set[int]) -> float:
     """CPU time of ``pids`` and of the children they reaped (utime, stime, cutime, cstime)."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        total += sum(int(field) for field in fields[11:15])
-    return total / os.sysconf("SC_CLK_TCK")
+    from tests.sandbox.test_backends import _stat
+
+    ticks = sum(sum(int(field) for field in fields[11:15]) for pid in pids if (fields := _stat(pid)))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @pytest.mark.parametrize("kind", ["call", "stdio"])
