@@ -237,6 +237,9 @@ def merge_parts(parts: list[Path], args: Args) -> None:
             "seconds_per_task": weighted(lambda run: run["seconds_per_task"]),
             "solved": sorted(task for _, run in pieces for task in run["solved"]),
         }
+        gamed = [run.get("gamed_visible_tests") for _, run in pieces]
+        if all(count is not None for count in gamed):
+            arms[arm]["gamed_visible_tests"] = sum(gamed)
         best_of = [(count, run.get("best_of") or {}) for count, run in pieces]
         if all(runs for _, runs in best_of):
             arms[arm]["best_of"] = {
