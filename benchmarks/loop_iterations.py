@@ -72,6 +72,9 @@ class Args:
     """training tasks searched per iteration"""
     rl_iterations: int = 3
     """policy-gradient iterations per loop iteration"""
+    solved_paths: bool = True
+    """SFT trains on the search's solved paths (--no-solved-paths: on the replayed reference episodes
+    alone, the control that says what the policy's own paths add)"""
     sandbox: str = "local"
     """sandbox: local, docker or auto"""
     run_root: str = "runs/loop_iterations"
@@ -120,6 +123,7 @@ def loop_config(args: Args, seed: int):
     settings["tasks"].update(train_tasks=args.train_tasks, eval_tasks=args.eval_tasks)
     settings["eval"]["search_tasks"] = args.search_tasks
     settings["rl"]["iterations"] = args.rl_iterations
+    settings.setdefault("sft", {})["solved_paths"] = args.solved_paths
     return from_dict({**settings, "seed": seed, "sandbox": args.sandbox})
 
 

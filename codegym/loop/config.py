@@ -68,16 +68,18 @@ class SearchConfig:
 class SFTConfig:
     """Stage 3: supervised fine-tuning of the policy on the paths whose code passed every test."""
 
-    epochs: float = 1.0
+    epochs: float = 3.0
     """passes over the solved paths (and the replayed episodes)"""
-    learning_rate: float = 1e-4
+    learning_rate: float = 3e-4
     """peak learning rate"""
     batch_size: int = 8
     """episodes per optimizer step"""
-    replay: int = 256
-    """reference episodes of fresh training-split synthetic tasks mixed in, against forgetting (0: none)"""
-    accumulate: bool = True
-    """train on the solved paths of every iteration so far, deduplicated (expert iteration), not this one's"""
+    replay: int = 1000
+    """reference episodes of fresh training-split synthetic tasks mixed in (0: none); real datasets have no reference reasoning: set 0"""
+    accumulate: bool = False
+    """train on the solved paths of every iteration so far, deduplicated, not only this one's"""
+    solved_paths: bool = True
+    """train on the search's solved paths (false: on the replay alone, a control for what the paths add)"""
 
 
 @dataclass
@@ -185,6 +187,7 @@ class LoopConfig:
             ("rl.iterations", self.rl.iterations >= 0),
             ("rl.advantage", self.rl.advantage in ("grpo", "reinforce")),
             ("sft.replay", self.sft.replay >= 0),
+            ("sft: solved_paths or replay", self.sft.solved_paths or self.sft.replay > 0),
             ("prm_training.replay", self.prm_training.replay >= 0),
             ("rl.kl_coef", self.rl.kl_coef >= 0),
             ("check_tasks", self.check_tasks >= 0),

@@ -201,3 +201,21 @@ def test_sft_trains_on_every_iteration_s_distinct_solved_paths(tmp_path):
         episodes, new = _solved_paths(ctx)
         assert len(episodes) == expected and new == expected_new  # with the past, p1's path is not new
         assert ("p3", ["d"]) in episodes and (("p2", ["c"]) in episodes) == accumulate
+
+
+def test_sft_without_solved_paths_trains_on_the_replay_alone(tmp_path):
+    """The control arm: the same SFT with the search's paths left out, so a run says what they add."""
+    from codegym.loop.stages import StageContext, stage_sft
+
+    search = tmp_path / "iter-1" / "2-search"
+    search.mkdir(parents=True)
+    (search / "solved_paths.jsonl").write_text(json.dumps({"problem": "p", "steps": ["a"]}) + "\n")
+    config = from_dict({**TINY, "check_tasks": 0, "sft": {"epochs": 1.0, "replay": 8, "solved_paths": False}})
+    out = tmp_path / "iter-1" / "3-sft.partial"
+    out.mkdir(parents=True)
+    ctx = StageContext(config, 1, out, None, "tiny", "tiny", {"search": search}, progress=False)
+    metrics = stage_sft(ctx)
+    assert metrics["episodes"] == 0 and metrics["replay_episodes"] == 8 and metrics["model"] == "model"
+    assert (out / "model" / "model.safetensors").is_file()
+    with pytest.raises(ValueError, match="solved_paths or replay"):
+        from_dict({**TINY, "sft": {"replay": 0, "solved_paths": False}})
