@@ -44,7 +44,7 @@ from codegym.loop import run_loop
 from codegym.loop.config import from_dict
 from codegym.loop.demo import DEMO_SETTINGS
 from codegym.loop.stages import iteration_seed, training_tasks
-from codegym.loop.stats import Z95, paired_gain
+from codegym.loop.stats import paired_gain, pass_rate
 from codegym.models import load_policy
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
@@ -127,13 +127,6 @@ def loop_config(args: Args, seed: int):
     return from_dict({**settings, "seed": seed, "sandbox": args.sandbox})
 
 
-def with_interval(passed: list[int]) -> dict:
-    n = len(passed)
-    p = sum(passed) / n
-    half = Z95 * math.sqrt(p * (1 - p) / n)
-    return {"pass@1": p, "low": p - half, "high": p + half, "tasks": n}
-
-
 def seed_report(args: Args, config, run_dir: Path, summary: dict) -> dict:
     stages = summary["stages"]
     evals = {i: stages[f"iter-{i}/6-eval"] for i in range(args.iterations + 1)}
@@ -143,9 +136,7 @@ def seed_report(args: Args, config, run_dir: Path, summary: dict) -> dict:
         "held_out": {str(i): {name: r["passed"] for name, r in m["agents"].items()} for i, m in evals.items()}
     }
     for i, metrics in evals.items():
-        report["held_out"][str(i)] = {
-            name: with_interval(r["passed"]) for name, r in metrics["agents"].items()
-        }
+        report["held_out"][str(i)] = {name: pass_rate(r["passed"]) for name, r in metrics["agents"].items()}
         report["aspr"][str(i)] = {name: r["aspr"] for name, r in metrics["agents"].items()}
         if i:
             report["gain"][str(i)] = {
@@ -156,7 +147,7 @@ def seed_report(args: Args, config, run_dir: Path, summary: dict) -> dict:
         indist = in_distribution(args, config, run_dir, {i: m["policy"] for i, m in evals.items()})
         report["verdicts"]["in_distribution"] = indist
         for i, by_agent in indist.items():
-            report["in_distribution"][i] = {name: with_interval(passed) for name, passed in by_agent.items()}
+            report["in_distribution"][i] = {name: pass_rate(passed) for name, passed in by_agent.items()}
             if i != "0":
                 report["indist_gain"][i] = {
                     name: asdict(paired_gain(indist["0"][name], passed)) for name, passed in by_agent.items()

@@ -42,7 +42,7 @@ from codegym.loop import run_loop
 from codegym.loop.config import from_dict
 from codegym.loop.demo import DEMO_SETTINGS
 from codegym.loop.stages import eval_tasks, iteration_seed
-from codegym.loop.stats import Z95
+from codegym.loop.stats import pass_rate
 from codegym.models import load_policy
 from codegym.models.tiny import tiny_checkpoint
 from codegym.models.train_policy import synthetic_episodes, train_policy
@@ -151,9 +151,9 @@ def main() -> None:
                         seed=train_seed,
                         progress=False,
                     )
-                run = {"train_seed": train_seed, "held_out": rate(score(spec, held_out))}
+                run = {"train_seed": train_seed, "held_out": pass_rate(score(spec, held_out))}
                 if indist:
-                    run["in_distribution"] = rate(score(spec, indist))
+                    run["in_distribution"] = pass_rate(score(spec, indist))
                 run["seconds"] = round(time.perf_counter() - t0, 1)
                 runs.append(run)
                 print(f"{arm} seed {train_seed}: {json.dumps(run)}", file=sys.stderr, flush=True)
@@ -186,13 +186,6 @@ def path_quality(paths: list[dict], references: dict[str, tuple[str, ...]]) -> d
         "outline_is_reference": sum(same_step(r["steps"], references[r["problem"]], 0) for r in paths) / n,
         "refine_is_reference": sum(same_step(r["steps"], references[r["problem"]], 1) for r in paths) / n,
     }
-
-
-def rate(passed: list[int]) -> dict:
-    n = len(passed)
-    p = sum(passed) / n
-    half = Z95 * (p * (1 - p) / n) ** 0.5
-    return {"pass@1": p, "low": p - half, "high": p + half, "tasks": n}
 
 
 def plot(output: dict, args: Args) -> None:

@@ -58,3 +58,21 @@ def paired_gain(before: Sequence[float], after: Sequence[float]) -> Gain:
     variance = sum((d - mean) ** 2 for d in differences) / (n - 1) if n > 1 else 0.0
     half = Z95 * math.sqrt(variance / n)
     return Gain(mean, mean - half, mean + half, n)
+
+
+def pass_rate(passed: Sequence[int]) -> dict[str, float | int]:
+    """pass@1 of per-task verdicts (1 or 0) with its 95% normal interval, as a JSON-ready dict.
+
+    Example:
+        >>> pass_rate([1, 0, 0, 0])["pass@1"]
+        0.25
+
+    Raises:
+        ValueError: no verdicts.
+    """
+    if not passed:
+        raise ValueError("pass_rate needs at least one verdict")
+    n = len(passed)
+    p = sum(passed) / n
+    half = Z95 * math.sqrt(p * (1 - p) / n)
+    return {"pass@1": p, "low": p - half, "high": p + half, "tasks": n}
