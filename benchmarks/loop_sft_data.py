@@ -100,19 +100,17 @@ def main() -> None:
     run_loop(config, run_dir, progress=False, until=(1, "search"))
     search = run_dir / "iter-1" / "2-search"
     paths = [json.loads(line) for line in (search / "solved_paths.jsonl").read_text().splitlines()]
-    references = {}
     source = SyntheticTasks("train")
-    for tree in json.loads((search / "trees.json").read_text()):
-        task = source.get(tree["task_id"])
-        references[task.problem] = task.reference_steps
+    searched = [source.get(tree["task_id"]) for tree in json.loads((search / "trees.json").read_text())]
+    references = {task.problem: task.reference_steps for task in searched}
+    searched_ids = {task.task_id for task in searched}
     quality = path_quality(paths, references)
     correct = [row for row in paths if same_step(row["steps"], references[row["problem"]], 0)]
-    searched = {tree["task_id"] for tree in json.loads((search / "trees.json").read_text())}
     held_out = eval_tasks(config)
     candidates = SyntheticTasks("train", min_ops=2, max_ops=2).tasks(
         3 * args.indist_tasks, seed=10_000 + args.seed
     )
-    indist = [t for t in {t.task_id: t for t in candidates if t.task_id not in searched}.values()]
+    indist = [t for t in {t.task_id: t for t in candidates if t.task_id not in searched_ids}.values()]
     indist = indist[: args.indist_tasks]
     replay = synthetic_episodes(args.replay, seed=iteration_seed(args.seed, 1))
     own = [(row["problem"], row["steps"]) for row in paths]
