@@ -43,7 +43,7 @@ from codegym.evaluation import aspr
 from codegym.loop import run_loop
 from codegym.loop.config import from_dict
 from codegym.loop.demo import DEMO_SETTINGS
-from codegym.loop.stages import iteration_seed, training_tasks
+from codegym.loop.stages import eval_groups, iteration_seed, task_group, training_tasks
 from codegym.loop.stats import paired_gain, pass_rate
 from codegym.models import load_policy
 from codegym.options import parse_args
@@ -111,7 +111,9 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(results, indent=2))
     printed = {
         **results,
-        "per_seed": {s: {k: v for k, v in r.items() if k != "verdicts"} for s, r in per_seed.items()},
+        "per_seed": {
+            s: {k: v for k, v in r.items() if k not in ("verdicts", "groups")} for s, r in per_seed.items()
+        },
     }
     print(json.dumps(printed, indent=2))
     plot(results, args)
@@ -131,26 +133,39 @@ def seed_report(args: Args, config, run_dir: Path, summary: dict) -> dict:
     stages = summary["stages"]
     evals = {i: stages[f"iter-{i}/6-eval"] for i in range(args.iterations + 1)}
     report: dict = {"held_out": {}, "in_distribution": {}, "gain": {}, "indist_gain": {}, "aspr": {}}
-    # Per-task verdicts, for pooling seeds pair by pair (left out of the printed JSON).
+    # Per-task verdicts and functions (codegym.loop.stats: intervals count functions, not tasks), for
+    # pooling seeds pair by pair (left out of the printed JSON).
+    groups = eval_groups(config)
     report["verdicts"] = {
         "held_out": {str(i): {name: r["passed"] for name, r in m["agents"].items()} for i, m in evals.items()}
     }
+    report["groups"] = {"held_out": groups}
     for i, metrics in evals.items():
-        report["held_out"][str(i)] = {name: pass_rate(r["passed"]) for name, r in metrics["agents"].items()}
+        report["held_out"][str(i)] = {
+            name: pass_rate(r["passed"], groups[: len(r["passed"])]) for name, r in metrics["agents"].items()
+        }
         report["aspr"][str(i)] = {name: r["aspr"] for name, r in metrics["agents"].items()}
         if i:
             report["gain"][str(i)] = {
-                name: asdict(paired_gain(evals[0]["agents"][name]["passed"], r["passed"]))
+                name: asdict(
+                    paired_gain(evals[0]["agents"][name]["passed"], r["passed"], groups[: len(r["passed"])])
+                )
                 for name, r in metrics["agents"].items()
             }
     if args.indist_tasks:
-        indist = in_distribution(args, config, run_dir, {i: m["policy"] for i, m in evals.items()})
+        indist, indist_groups = in_distribution(
+            args, config, run_dir, {i: m["policy"] for i, m in evals.items()}
+        )
         report["verdicts"]["in_distribution"] = indist
+        report["groups"]["in_distribution"] = indist_groups
         for i, by_agent in indist.items():
-            report["in_distribution"][i] = {name: pass_rate(passed) for name, passed in by_agent.items()}
+            report["in_distribution"][i] = {
+                name: pass_rate(passed, indist_groups[: len(passed)]) for name, passed in by_agent.items()
+            }
             if i != "0":
                 report["indist_gain"][i] = {
-                    name: asdict(paired_gain(indist["0"][name], passed)) for name, passed in by_agent.items()
+                    name: asdict(paired_gain(indist["0"][name], passed, indist_groups[: len(passed)]))
+                    for name, passed in by_agent.items()
                 }
     report["prm"] = {}
     for i in range(1, args.iterations + 1):
@@ -180,9 +195,11 @@ def seed_report(args: Args, config, run_dir: Path, summary: dict) -> dict:
     return report
 
 
-def in_distribution(args: Args, config, run_dir: Path, policies: dict[int, str]) -> dict[str, dict]:
+def in_distribution(
+    args: Args, config, run_dir: Path, policies: dict[int, str]
+) -> tuple[dict[str, dict], list[str]]:
     """Each iteration's policy on training-split k = 2 tasks that no iteration of the run trained on
-    (cached in the run directory: a rerun does not replay them)."""
+    (cached in the run directory: a rerun does not replay them), and the tasks' functions."""
     cache = run_dir / "in_distribution.json"
     done = json.loads(cache.read_text()) if cache.exists() else {}
     trained = {
@@ -223,7 +240,7 @@ def in_distribution(args: Args, config, run_dir: Path, policies: dict[int, str])
     for i, spec in policies.items():
         entry = done[f"{i}:{spec}:{len(tasks)}:{args.indist_search_tasks}"]
         out[str(i)] = {name: value for name, value in entry.items() if not name.endswith(":aspr")}
-    return out
+    return out, [task_group(task) for task in tasks]
 
 
 def pooled(per_seed: dict, iterations: int) -> dict:
@@ -237,18 +254,21 @@ def pooled(per_seed: dict, iterations: int) -> dict:
             out[split][key] = {}
             for name in agents:
                 means = [report[split][key][name]["mean"] for report in per_seed.values()]
-                before, after = [], []
+                before, after, groups = [], [], []
                 for report in per_seed.values():  # each seed's tasks are its own pairs
-                    verdicts = report["verdicts"]["held_out" if split == "gain" else "in_distribution"]
+                    which = "held_out" if split == "gain" else "in_distribution"
+                    verdicts = report["verdicts"][which]
                     before += verdicts["0"][name]
                     after += verdicts[key][name]
+                    # One function in several seeds is one group: its copies are solved alike.
+                    groups += report["groups"][which][: len(verdicts[key][name])]
                 entry = {
                     "mean_over_seeds": sum(means) / len(means),
                     "seeds_std": _std(means),
                     "per_seed": means,
                 }
                 if before and len(before) == len(after):
-                    entry["pooled"] = asdict(paired_gain(before, after))
+                    entry["pooled"] = asdict(paired_gain(before, after, groups))
                 out[split][key][name] = entry
     return out
 

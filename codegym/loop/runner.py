@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from codegym.loop.config import LoopConfig, differences, load_config, to_toml
-from codegym.loop.stages import RESUMABLE, STAGES, StageContext
+from codegym.loop.stages import RESUMABLE, STAGES, StageContext, eval_groups
 from codegym.loop.stats import paired_gain
 
 logger = logging.getLogger("codegym.loop")
@@ -182,9 +182,10 @@ def _summary(config: LoopConfig, stage_metrics: dict[str, dict], policy: str, pr
         for label, metrics in stage_metrics.items()
         if label.endswith("-eval")
     }
+    groups = eval_groups(config)
     gains = {
         str(i): {
-            name: asdict(paired_gain(evals[0][name]["passed"], r["passed"]))
+            name: asdict(paired_gain(evals[0][name]["passed"], r["passed"], groups[: len(r["passed"])]))
             for name, r in evals[i].items()
             if "passed" in r and name in evals[0] and "passed" in evals[0][name]
         }

@@ -125,6 +125,17 @@ def eval_tasks(config: LoopConfig) -> list[Task]:
     return list({task.task_id: task for task in tasks}.values())
 
 
+def task_group(task: Task) -> str:
+    """The function a task asks for: its composition for a synthetic task (the same function recurs with
+    other examples), else its id. Intervals count these, not tasks (:mod:`codegym.loop.stats`)."""
+    return str(task.metadata.get("composition", task.task_id))
+
+
+def eval_groups(config: LoopConfig) -> list[str]:
+    """:func:`task_group` of each evaluation task, in the evaluation's order."""
+    return [task_group(task) for task in eval_tasks(config)]
+
+
 def _generator(ctx: StageContext):
     from codegym.tcg import ModelTCG, OracleTCG
 
