@@ -12,6 +12,7 @@ import pytest
 from codegym.loop import load_config, run_loop, stage_folder, to_toml
 from codegym.loop.config import from_dict
 from codegym.loop.runner import STAGES
+from codegym.loop.stages import eval_tasks
 from codegym.models.prm_data import load_step_labels
 
 TINY = {
@@ -80,6 +81,9 @@ def test_every_stage_writes_its_outputs(finished):
         passed = after["agents"][name]["passed"], before["agents"][name]["passed"]
         assert gain["mean"] == pytest.approx((sum(passed[0]) - sum(passed[1])) / len(passed[0]))
         assert gain["low"] <= gain["mean"] <= gain["high"] and gain["tasks"] == len(passed[0])
+        # The interval counts the distinct functions among the tasks the agent played.
+        played = eval_tasks(from_dict(TINY))[: len(passed[0])]
+        assert gain["groups"] == len({task.metadata["composition"] for task in played})
     assert (run_dir / "summary.png").stat().st_size > 1000
     assert load_config(run_dir / "config.toml") == from_dict(TINY)
 
