@@ -10,7 +10,8 @@ What it reports (JSON on stdout and in --out, a four-panel plot in --plot):
 
 - pass@1 (hidden tests) of greedy, best-of-N and MCTS before the loop and after each iteration, on
   ``eval_tasks`` held-out k = 2 tasks (greedy on all of them, best-of-N and MCTS on the first
-  ``search_tasks``) and on the in-distribution set, each with a 95% interval (normal, over tasks);
+  ``search_tasks``) and on the in-distribution set, each with a 95% interval (normal, cluster-robust
+  over the tasks' functions: the same function recurs with other examples);
 - the gain of each iteration over the start, paired by task, per seed and pooled over seeds, with 95%
   intervals (``codegym.loop.stats.paired_gain``), and the seeds' mean and spread;
 - ASPR of every agent; the PRM's held-out step AUC per iteration (the one the loop trained, the one it
