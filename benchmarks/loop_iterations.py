@@ -338,11 +338,14 @@ def plot(results: dict, args: Args) -> None:
         ax.set_title(title)
         ax.legend()
     ax = axes[1][0]
-    for seed, report in per_seed.items():
+    for index, (seed, report) in enumerate(per_seed.items()):
         trained = [report["prm"][str(i)]["trained_auc"] for i in iterations[1:]]
         kept = [report["prm"][str(i)]["kept_auc"] for i in iterations[1:]]
-        ax.plot(iterations[1:], trained, marker="x", linestyle=":", label=f"seed {seed}: trained")
-        ax.plot(iterations[1:], kept, marker="o", label=f"seed {seed}: kept")
+        color = f"C{index}"  # one colour per seed for both of its lines
+        ax.plot(
+            iterations[1:], trained, marker="x", linestyle=":", color=color, label=f"seed {seed}: trained"
+        )
+        ax.plot(iterations[1:], kept, marker="o", color=color, label=f"seed {seed}: kept")
         starting = [report["prm"][str(i)]["starting_auc"] for i in iterations[1:]]
         ax.scatter(iterations[1:], starting, color="grey", marker="_", s=200, zorder=3)
     # Each iteration draws its own held-out steps, so the same PRM scores differently from one to the next.
