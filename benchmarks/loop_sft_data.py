@@ -59,7 +59,7 @@ from codegym.agents import MCTSAgent, solved_paths
 from codegym.env import CodeReasonEnv
 from codegym.evaluation import rollout
 from codegym.loop import run_loop
-from codegym.loop.config import from_dict
+from codegym.loop.config import SFTConfig, from_dict
 from codegym.loop.demo import DEMO_SETTINGS
 from codegym.loop.stages import eval_tasks, iteration_seed, task_group
 from codegym.loop.stats import pass_rate
@@ -236,7 +236,7 @@ def starting_policy(args: Args, run_dir: Path) -> str:
             episodes=synthetic_episodes(args.start_episodes, seed=START_SEED + args.seed),
             epochs=args.epochs,
             learning_rate=args.learning_rate,
-            batch_size=8,
+            batch_size=SFTConfig.batch_size,  # the arms' batch size: the loop's default
             seed=args.seed,
             progress=False,
         )
@@ -297,9 +297,9 @@ def outline_labels(trees, tasks: dict) -> dict:
     """How the trees' hard labels (a path through the step passed) judge first steps (outlines): the share
     of outlines labelled good, and of those, how many are not the reference's."""
     good = wrong_good = 0
-    outlines = [row for row in trees if int(row["depth"]) == 1]
+    outlines = [row for row in trees if row["depth"] == 1]
     for row in outlines:
-        if float(row["hard_label"]) > 0.5:
+        if row["hard_label"] > 0.5:
             good += 1
             wrong_good += row["step"].strip() != tasks[row["task_id"]].reference_steps[0].strip()
     return {
