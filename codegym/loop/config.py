@@ -94,8 +94,11 @@ class PRMConfig:
     """passes over the tree rows"""
     learning_rate: float = 1e-4
     """AdamW's peak learning rate"""
-    replay: int = 100
+    replay: int = 400
     """training-split synthetic tasks labelled by execution (the starting PRM's data) mixed in (0: trees only)"""
+    balance: bool = True
+    """train on as many good tree rows as bad, among code steps and among reasoning steps (false: every
+    row; the trees are mostly failed deep nodes, and unbalanced they lower the PRM's held-out AUC)"""
 
 
 @dataclass
@@ -256,7 +259,7 @@ def to_toml(config: LoopConfig) -> str:
         for item in fields(cls):
             if item.name in SECTIONS:
                 continue
-            lines.append(f"# {docs.get(item.name, '')}")
+            lines.extend(f"# {line.strip()}" for line in docs.get(item.name, "").splitlines() or [""])
             lines.append(f"{item.name} = {_toml_value(getattr(obj, item.name))}")
 
     section(config, LoopConfig)

@@ -303,17 +303,20 @@ def stage_prm(ctx: StageContext) -> dict[str, Any]:
     from datasets import concatenate_datasets
 
     from codegym.loop.checks import prm_check
-    from codegym.models.prm_data import load_step_labels, synthetic_step_labels
+    from codegym.models.prm_data import balance_labels, load_step_labels, synthetic_step_labels
     from codegym.models.tiny import tiny_checkpoint
     from codegym.models.train_prm import train_prm
 
     base = str(tiny_checkpoint("prm")) if ctx.prm == "tiny" else ctx.prm
     config = ctx.config.prm_training
     trees = load_step_labels(ctx.done["search"] / "trees")
+    tree_rows = len(trees)
+    if config.balance:
+        trees = balance_labels(trees, seed=ctx.seed)
     data = trees
     if config.replay:
-        # Tree labels alone teach the step's depth, not its correctness: the search stops at its first
-        # solve, so deep nodes exist mostly in trees that failed (see the README's loop figures).
+        # The replay is what raises the PRM above its start (the README's loop section: 400 tasks alone,
+        # +0.011 held-out AUC; the balanced trees with them, +0.011; every tree row with them, +0.002).
         # Of every difficulty the starting PRM was trained on (synthetic_step_labels' defaults).
         replay = synthetic_step_labels("train", n_tasks=config.replay, seed=ctx.seed, sandbox=ctx.sandbox)
         data = concatenate_datasets([trees, replay.cast(trees.features)])
@@ -334,7 +337,8 @@ def stage_prm(ctx: StageContext) -> dict[str, Any]:
     check = prm_check(ctx, ctx.prm, str(ctx.out / "model"), held_out)
     return {
         "examples": result.examples,
-        "tree_rows": len(trees),
+        "tree_rows": tree_rows,
+        "tree_rows_trained": len(trees),
         "replay_rows": len(data) - len(trees),
         "final_loss": result.final_loss,
         "heldout_auc": check["after"],

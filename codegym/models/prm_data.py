@@ -440,6 +440,27 @@ def _row(
     )
 
 
+def balance_labels(dataset: Dataset, *, seed: int = 0) -> Dataset:
+    """The rows with as many good steps as bad among code steps, and again among reasoning steps.
+
+    In each of the two groups every row of the rarer hard label is kept, with as many rows of the other
+    label drawn at random (``seed``); a group with only one label keeps nothing. Search trees need this:
+    the search stops at its first solve, so deep nodes live in failed trees (about 4% of the code and
+    refinement nodes are good) and a PRM trained on them learns a step's depth, not its worth.
+    """
+    from codegym.steps import StepKind, classify_step
+
+    rng = np.random.default_rng(seed)
+    is_code = np.array([classify_step(step) is StepKind.CODE for step in dataset["step"]], dtype=bool)
+    good = np.asarray(dataset["hard_label"], dtype=np.float64) >= 0.5
+    keep: list[np.ndarray] = []
+    for group in (is_code, ~is_code):
+        rows = {label: np.flatnonzero(group & (good == label)) for label in (True, False)}
+        count = min(len(r) for r in rows.values())
+        keep += [rng.choice(r, size=count, replace=False) for r in rows.values()]
+    return dataset.select(np.sort(np.concatenate(keep)).tolist())
+
+
 def label_balance(dataset: Dataset) -> dict[str, float]:
     """Rows, the share of good steps (hard) and the mean soft label: a quick look at a label set."""
     hard = np.asarray(dataset["hard_label"], dtype=np.float64)

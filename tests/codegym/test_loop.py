@@ -62,6 +62,7 @@ def test_every_stage_writes_its_outputs(finished):
     assert len(rl["curve"]["mean_reward"]) == len(rl["curve"]["kl"]) == 1
     prm = json.loads((stage_folder(run_dir, 1, "prm") / "metrics.json").read_text())
     assert prm["tree_rows"] == metrics["nodes"] and prm["replay_rows"] > 0
+    assert prm["tree_rows_trained"] % 2 == 0 and prm["tree_rows_trained"] <= prm["tree_rows"]  # balanced
     # The PRM it started from (the shipped one) is measured on the same held-out steps as the new one.
     assert prm["heldout_auc"] == prm["check"]["after"] and prm["check"]["before"] > 0.8
     for check in (sft["check"], rl["check"], prm["check"]):

@@ -13,6 +13,7 @@ from codegym.models.prm_data import (
     STEP_LABEL_FEATURES,
     STEP_PAIR_FEATURES,
     StepLabel,
+    balance_labels,
     check_step_labels,
     label_balance,
     load_step_labels,
@@ -124,6 +125,24 @@ def test_sibling_pairs_order_siblings_by_label():
     assert all(r["chosen_label"] > r["rejected_label"] for r in soft)
     with pytest.raises(ValueError, match="labels must be one of"):
         sibling_pairs(rows, labels="medium")
+
+
+def test_balance_labels_evens_good_and_bad_within_code_and_reasoning():
+    code = "```python\ndef f(x):\n    return x\n```"
+    rows = step_labels_dataset(
+        [_row([], f"outline {i}", i < 3) for i in range(10)]  # 3 good, 7 bad
+        + [_row(["o"], f"{code}\n# {i}", i == 0) for i in range(5)]  # 1 good, 4 bad
+        + [_row(["o", "c"], "only bad refine", 0)]
+    )
+    kept = balance_labels(rows, seed=0)
+    is_code = ["```python" in step for step in kept["step"]]
+    good = [label == 1.0 for label in kept["hard_label"]]
+    assert sum(g for g, c in zip(good, is_code, strict=True) if c) == 1 and sum(is_code) == 2
+    assert sum(g for g, c in zip(good, is_code, strict=True) if not c) == 3 and is_code.count(False) == 6
+    assert set(rows.filter(lambda r: r["hard_label"] == 1.0)["step"]) <= set(kept["step"])  # the rare label
+    assert kept.features == rows.features
+    assert balance_labels(rows, seed=0)["step"] == kept["step"]  # seeded
+    assert len(balance_labels(rows.filter(lambda r: r["hard_label"] == 0.0))) == 0  # one label: nothing
 
 
 def test_load_step_labels_reads_files_and_rejects_bad_labels(tmp_path):
