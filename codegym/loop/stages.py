@@ -298,8 +298,9 @@ def _checked_policy(ctx: StageContext, model: str) -> dict[str, Any]:
 
 
 def stage_prm(ctx: StageContext) -> dict[str, Any]:
-    """4. Train the PRM on the trees' step values (labels from the visible tests), with replayed
-    execution-labelled steps, and check it against the PRM it started from on held-out steps."""
+    """4. Train the PRM on the trees' step values (labels from the visible tests; as many good rows as bad
+    with ``balance``), with replayed execution-labelled steps, and check it against the PRM it started
+    from on held-out steps."""
     from datasets import concatenate_datasets
 
     from codegym.loop.checks import prm_check
