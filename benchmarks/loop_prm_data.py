@@ -44,11 +44,11 @@ from datasets import concatenate_datasets
 from codegym.loop import run_loop
 from codegym.loop.config import PRMConfig, from_dict
 from codegym.loop.demo import DEMO_SETTINGS
+from codegym.loop.stages import train_loop_prm
 from codegym.models import load_prm
 from codegym.models.prm_data import balance_labels, load_step_labels, synthetic_step_labels
 from codegym.models.prm_eval import evaluate_prm
 from codegym.models.tiny import tiny_checkpoint
-from codegym.models.train_prm import train_prm
 from codegym.options import parse_args
 from codegym.steps import StepKind, classify_step
 
@@ -146,19 +146,7 @@ def main() -> None:
                 data = training_data(parts, train_seed)
                 rows = len(data)
                 spec = str(run_dir / "prm" / f"{arm}-seed{train_seed}")
-                train_prm(
-                    spec,
-                    data=data,
-                    base=base,
-                    objective=prm_config.objective,
-                    labels=prm_config.labels,
-                    epochs=prm_config.epochs,
-                    learning_rate=prm_config.learning_rate,
-                    eval_tasks=0,
-                    seed=train_seed,
-                    sandbox=args.sandbox,
-                    progress=False,
-                )
+                train_loop_prm(Path(spec), prm_config, data, base, seed=train_seed, progress=False)
             evaluation = evaluate_prm(load_prm(spec), held_out)
             run = {
                 "train_seed": train_seed,

@@ -306,7 +306,6 @@ def stage_prm(ctx: StageContext) -> dict[str, Any]:
     from codegym.loop.checks import prm_check
     from codegym.models.prm_data import balance_labels, load_step_labels, synthetic_step_labels
     from codegym.models.tiny import tiny_checkpoint
-    from codegym.models.train_prm import train_prm
 
     base = str(tiny_checkpoint("prm")) if ctx.prm == "tiny" else ctx.prm
     config = ctx.config.prm_training
@@ -321,19 +320,7 @@ def stage_prm(ctx: StageContext) -> dict[str, Any]:
         # Of every difficulty the starting PRM was trained on (synthetic_step_labels' defaults).
         replay = synthetic_step_labels("train", n_tasks=config.replay, seed=ctx.seed, sandbox=ctx.sandbox)
         data = concatenate_datasets([trees, replay.cast(trees.features)])
-    result = train_prm(
-        ctx.out / "model",
-        data=data,
-        base=base,
-        objective=config.objective,
-        labels=config.labels,
-        epochs=config.epochs,
-        learning_rate=config.learning_rate,
-        eval_tasks=0,
-        seed=ctx.seed,
-        sandbox=ctx.sandbox,
-        progress=ctx.progress,
-    )
+    result = train_loop_prm(ctx.out / "model", config, data, base, seed=ctx.seed, progress=ctx.progress)
     held_out = synthetic_step_labels("test", n_tasks=PRM_CHECK_TASKS, seed=ctx.seed + 1, sandbox=ctx.sandbox)
     check = prm_check(ctx, ctx.prm, str(ctx.out / "model"), held_out)
     return {
@@ -346,6 +333,25 @@ def stage_prm(ctx: StageContext) -> dict[str, Any]:
         "check": check,
         **({"trained_model": "model"} if check["rolled_back"] else {"model": "model"}),
     }
+
+
+def train_loop_prm(out_dir: Path, config: Any, data: Any, base: str, *, seed: int, progress: bool) -> Any:
+    """Train a PRM from ``base`` on step-label ``data`` the way the loop's PRM stage does, with the
+    ``PRMConfig`` ``config``; returns :func:`~codegym.models.train_prm.train_prm`'s result."""
+    from codegym.models.train_prm import train_prm
+
+    return train_prm(
+        out_dir,
+        data=data,
+        base=base,
+        objective=config.objective,
+        labels=config.labels,
+        epochs=config.epochs,
+        learning_rate=config.learning_rate,
+        eval_tasks=0,
+        seed=seed,
+        progress=progress,
+    )
 
 
 def stage_rl(ctx: StageContext) -> dict[str, Any]:
