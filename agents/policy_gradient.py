@@ -21,6 +21,10 @@ Advantages:
 - ``"reinforce"``: ``A_t = G_t - b``, b a running mean of returns from earlier iterations (the first
   iteration uses its own mean).
 
+Two optional terms keep the policy near where it started: ``kl_coef`` (a penalty towards the starting
+policy on its own samples) and ``replay`` (supervised episodes whose mean negative log-likelihood per
+step, times ``replay_coef``, joins the loss: InstructGPT's PPO-ptx).
+
 Why not TRL's ``GRPOTrainer``: it scores one completion per prompt with a reward function, while an
 episode here is several steps, each its own prompt, with the env's reward after each one and the code
 run in a sandbox between them; a loop of our own keeps those rewards and the env's prompts exact.
@@ -215,6 +219,8 @@ def train_policy_gradient(
     learning_rate: float = 1e-4,
     weight_decay: float = 0.0,
     kl_coef: float = 0.0,
+    replay: Sequence[tuple[str, Sequence[str]]] = (),
+    replay_coef: float = 1.0,
     max_grad_norm: float = 1.0,
     gamma: float = 1.0,
     max_steps: int = 4,
@@ -250,6 +256,12 @@ def train_policy_gradient(
         kl_coef: weight of a KL penalty towards the starting policy (a frozen copy, the reference):
             ``kl_coef * 0.5 * (log pi(step) - log pi_ref(step))^2`` per step taken, whose gradient is
             that of KL(pi || pi_ref) on the policy's own samples. 0 (the default) keeps no reference.
+        replay: supervised episodes, ``(problem, steps)`` pairs (e.g. the reference episodes the policy
+            was fine-tuned on, :func:`codegym.models.train_policy.synthetic_episodes`). Each iteration
+            draws as many of them as it plays episodes, and the update adds ``replay_coef`` times
+            their mean negative log-likelihood per step (InstructGPT's "PPO-ptx", Ouyang et al. 2022,
+            arXiv 2203.02155: it keeps the policy on the data it was fine-tuned on). Empty: pure RL.
+        replay_coef: the weight of the replay's log-likelihood beside the policy-gradient term.
         max_grad_norm: gradients are clipped to this norm.
         gamma: discount of the returns-to-go.
         max_steps: steps per episode, the code step included.
@@ -289,6 +301,8 @@ def train_policy_gradient(
         kl_coef=kl_coef,
         env_options=env_options,
         lora_r=lora_r,
+        replay=replay,
+        replay_coef=replay_coef,
     )
     if isinstance(policy, str):
         options: dict[str, Any] = {"device": device, "dtype": None if dtype == "float32" else dtype}
@@ -328,6 +342,7 @@ def train_policy_gradient(
             "learning_rate": learning_rate,
             "weight_decay": weight_decay,
             **({"kl_coef": kl_coef} if kl_coef else {}),
+            **({"replay": len(replay), "replay_coef": replay_coef} if replay else {}),
             "gamma": gamma,
             "max_steps": max_steps,
             "max_new_tokens": max_new_tokens,
@@ -379,8 +394,18 @@ def train_policy_gradient(
             returns = [returns_to_go(episode.rewards, gamma) for episode in episodes]
             advantages, baseline = _advantages(returns, advantage, group_size, baseline)
             problems = {task.task_id: task.problem for task in batch}
+            supervised = _draw_replay(replay, len(episodes), np.random.default_rng([seed, iteration, 2]))
             loss, grad_norm, kl = _update(
-                policy, optimizer, episodes, problems, advantages, max_grad_norm, reference, kl_coef
+                policy,
+                optimizer,
+                episodes,
+                problems,
+                advantages,
+                max_grad_norm,
+                reference,
+                kl_coef,
+                supervised,
+                replay_coef,
             )
             metrics.append(_measure(iteration, episodes, loss, grad_norm, kl, time.perf_counter() - started))
             finished = iteration + 1
@@ -426,6 +451,8 @@ def _check_arguments(
     kl_coef: float,
     env_options: dict[str, Any] | None,
     lora_r: int,
+    replay: Sequence[tuple[str, Sequence[str]]],
+    replay_coef: float,
 ) -> None:
     """Refuse a bad argument of :func:`train_policy_gradient` with a message that names the fix."""
     for name, value, low in (
@@ -457,6 +484,21 @@ def _check_arguments(
 
     if not (isinstance(lora_r, int) and lora_r >= 0):
         raise UserError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
+    if not replay_coef >= 0:
+        raise UserError(f"replay_coef must be >= 0, got {replay_coef!r}")
+    for episode in replay:
+        if not (
+            isinstance(episode, tuple | list)
+            and len(episode) == 2
+            and isinstance(episode[0], str)
+            and not isinstance(episode[1], str)
+            and all(isinstance(step, str) for step in episode[1])
+            and len(episode[1]) > 0
+        ):
+            raise UserError(
+                "replay must hold (problem, steps) pairs: a problem string and a non-empty sequence of "
+                f"step strings, as synthetic_episodes returns; got {episode!r:.200}"
+            )
 
 
 def _advantages(
@@ -496,6 +538,16 @@ def _draw_tasks(source: TaskSource, n: int, rng: np.random.Generator) -> list[Ta
     raise UserError(f"could not draw {n} distinct tasks from {source!r}; lower tasks_per_iteration")
 
 
+def _draw_replay(
+    replay: Sequence[tuple[str, Sequence[str]]], n: int, rng: np.random.Generator
+) -> list[tuple[str, Sequence[str]]]:
+    """``n`` of the replay's episodes (all of them when it holds fewer), drawn without replacement."""
+    if not replay:
+        return []
+    chosen = rng.choice(len(replay), size=min(n, len(replay)), replace=False)
+    return [replay[int(i)] for i in chosen]
+
+
 def _update(
     policy: HFPolicy,
     optimizer: torch.optim.Optimizer,
@@ -505,21 +557,34 @@ def _update(
     max_grad_norm: float,
     reference: Any = None,
     kl_coef: float = 0.0,
+    supervised: Sequence[tuple[str, Sequence[str]]] = (),
+    supervised_coef: float = 0.0,
 ) -> tuple[float, float, float]:
     """One AdamW step on ``-mean(A_t * log pi(step_t | prompt_t))`` plus the KL penalty towards
-    ``reference`` (when given); returns (loss, grad norm, mean log-ratio to the reference)."""
+    ``reference`` (when given) plus ``supervised_coef`` times the mean negative log-likelihood of the
+    ``supervised`` episodes' steps; returns (loss, grad norm, mean log-ratio to the reference)."""
     import torch
 
-    rows = [
+    taken = [
         (
             policy_prompt(render_state(problems[episode.task_id], episode.steps[:t]), t),
             step,
             episode_advantages[t],
             # The ids the policy sampled for the step, when the episode kept them: scored exactly.
             episode.step_token_ids[t] if len(episode.step_token_ids) == len(episode.steps) else None,
+            True,  # sampled by the policy: the KL penalty applies
         )
         for episode, episode_advantages in zip(episodes, advantages, strict=True)
         for t, step in enumerate(episode.steps)
+    ]
+    imitated = [
+        (policy_prompt(render_state(problem, tuple(steps[:t])), t), step, None, None, False)
+        for problem, steps in supervised
+        for t, step in enumerate(steps)
+    ]
+    # Each term is a mean over its own steps: weights carry the division.
+    rows = [(p, s, a / len(taken), ids, on) for p, s, a, ids, on in taken] + [
+        (p, s, supervised_coef / len(imitated), ids, on) for p, s, _, ids, on in imitated
     ]
     if not rows:
         return 0.0, 0.0, 0.0
@@ -531,20 +596,21 @@ def _update(
         prompts, steps, ids = [r[0] for r in chunk], [r[1] for r in chunk], [r[3] for r in chunk]
         logprobs = continuation_log_probs(policy, prompts, steps, token_ids=ids)  # (B,)
         weights = torch.tensor([r[2] for r in chunk], device=logprobs.device)
-        loss = -(weights * logprobs).sum() / len(rows)
-        if reference is not None:
+        loss = -(weights * logprobs).sum()
+        on_policy = torch.tensor([r[4] for r in chunk], device=logprobs.device)
+        if reference is not None and bool(on_policy.any()):
             with torch.no_grad():
                 reference_logprobs = continuation_log_probs(
                     policy, prompts, steps, model=reference, token_ids=ids
                 )
-            log_ratio = logprobs - reference_logprobs
-            loss = loss + kl_coef * 0.5 * (log_ratio**2).sum() / len(rows)
+            log_ratio = (logprobs - reference_logprobs) * on_policy
+            loss = loss + kl_coef * 0.5 * (log_ratio**2).sum() / len(taken)
             log_ratio_total += float(log_ratio.detach().sum())
         loss.backward()
         loss_total += loss.item()
     grad_norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), max_grad_norm)
     optimizer.step()
-    return loss_total, float(grad_norm), log_ratio_total / len(rows)
+    return loss_total, float(grad_norm), log_ratio_total / max(len(taken), 1)
 
 
 def _frozen_copy(model: Any) -> Any:

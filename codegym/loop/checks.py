@@ -50,6 +50,11 @@ def check_tasks(ctx: StageContext) -> list[Task]:
 
 def greedy_solve_rate(ctx: StageContext, policy: str, tasks: list[Task]) -> float:
     """The share of ``tasks`` whose hidden tests the policy's greedy episode passes."""
+    return float(np.mean(greedy_verdicts(ctx, policy, tasks)))
+
+
+def greedy_verdicts(ctx: StageContext, policy: str, tasks: list[Task]) -> list[int]:
+    """1 for each of ``tasks`` whose hidden tests the policy's greedy episode passes, else 0, in order."""
     from codegym.evaluation import rollout
     from codegym.loop.config import policy_options
     from codegym.models import load_policy
@@ -61,7 +66,7 @@ def greedy_solve_rate(ctx: StageContext, policy: str, tasks: list[Task]) -> floa
         sandbox=ctx.sandbox,
         seed=ctx.config.seed,
     )
-    return float(np.mean([episode.hidden_all_passed for episode in episodes]))
+    return [int(episode.hidden_all_passed) for episode in episodes]
 
 
 def policy_check(ctx: StageContext, before: str, after: str) -> dict[str, Any]:

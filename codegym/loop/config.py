@@ -119,6 +119,10 @@ class RLConfig:
     """AdamW's learning rate"""
     kl_coef: float = 0.1
     """weight of the KL penalty towards the policy the stage starts from (0: none)"""
+    replay: int = 0
+    """reference episodes of training-split synthetic tasks whose log-likelihood joins each update (InstructGPT's PPO-ptx; 0: none); real datasets have no reference reasoning: set 0"""
+    replay_coef: float = 1.0
+    """weight of the replay's log-likelihood beside the policy-gradient term"""
 
 
 @dataclass
@@ -193,6 +197,8 @@ class LoopConfig:
             ("sft: solved_paths or replay", self.sft.solved_paths or self.sft.replay > 0),
             ("prm_training.replay", self.prm_training.replay >= 0),
             ("rl.kl_coef", self.rl.kl_coef >= 0),
+            ("rl.replay", self.rl.replay >= 0),
+            ("rl.replay_coef", self.rl.replay_coef >= 0),
             ("check_tasks", self.check_tasks >= 0),
             ("eval.best_of_n", self.eval.best_of_n >= 1),
             ("eval.mcts_simulations", self.eval.mcts_simulations >= 1),

@@ -357,6 +357,7 @@ def train_loop_prm(out_dir: Path, config: Any, data: Any, base: str, *, seed: in
 def stage_rl(ctx: StageContext) -> dict[str, Any]:
     """5. Policy gradient from the fine-tuned policy, with the new PRM's process rewards and the outcome."""
     from codegym.agents.policy_gradient import train_policy_gradient
+    from codegym.models.train_policy import synthetic_episodes
 
     rl = ctx.config.rl
     if rl.iterations == 0:
@@ -374,6 +375,8 @@ def stage_rl(ctx: StageContext) -> dict[str, Any]:
         advantage=rl.advantage,
         learning_rate=rl.learning_rate,
         kl_coef=rl.kl_coef,
+        replay=synthetic_episodes(rl.replay, seed=ctx.seed) if rl.replay else (),
+        replay_coef=rl.replay_coef,
         max_steps=ctx.config.max_steps,
         seed=ctx.seed,
         sandbox=ctx.sandbox,
@@ -391,6 +394,7 @@ def stage_rl(ctx: StageContext) -> dict[str, Any]:
     }
     return {
         "iterations": result.iterations,
+        "replay_episodes": rl.replay,
         "first_mean_reward": metrics[0].mean_reward,
         "last_mean_reward": metrics[-1].mean_reward,
         # Each iteration draws its own tasks_per_iteration tasks: the curve is noisy; the check is not.

@@ -19,6 +19,8 @@ from codegym.agents.policy_gradient import (  # noqa: E402
     train_policy_gradient,
 )
 from codegym.models import load_policy  # noqa: E402
+from codegym.models.train_policy import synthetic_episodes  # noqa: E402
+from codegym.steps import policy_prompt, render_state  # noqa: E402
 
 # A budget that trains in seconds: 2 tasks x a group of 2, short steps.
 BUDGET = {
@@ -202,6 +204,43 @@ def test_a_kl_coefficient_changes_the_update_but_not_the_first_episodes(tmp_path
     assert not _same(_weights(runs[0.0].checkpoint), _weights(runs[5.0].checkpoint))
 
 
+def test_the_replay_term_raises_the_likelihood_of_the_supervised_steps():
+    policy = load_policy("tiny", device="cpu")
+    episode = Episode(
+        "t", ("Outline: add one to x.",), None, (0.0,), None, 0.0, False, "max_steps", Spend(), "greedy"
+    )
+    problems = {"t": "Return x plus one."}
+    replay = [("Return the list reversed.", ("Outline: reverse the list.", "```python\nx = 1\n```"))]
+    prompts = [policy_prompt(render_state(replay[0][0], replay[0][1][:t]), t) for t in range(2)]
+
+    def likelihood() -> float:
+        with torch.no_grad():
+            return float(continuation_log_probs(policy, prompts, list(replay[0][1])).sum())
+
+    optimizer = torch.optim.SGD(policy.model.parameters(), lr=1e-3)
+    start = likelihood()
+    # Zero advantages: only the replay's term moves the weights.
+    for _ in range(3):
+        _update(policy, optimizer, [episode], problems, [[0.0]], 1e9, None, 0.0, replay, 1.0)
+    assert likelihood() > start + 1.0
+    before = likelihood()
+    _update(policy, optimizer, [episode], problems, [[0.0]], 1e9, None, 0.0, replay, 0.0)
+    assert likelihood() == pytest.approx(before)  # a zero coefficient adds nothing
+
+
+def test_a_replay_changes_the_update_and_is_part_of_the_runs_settings(tmp_path, sandbox_factory):
+    box = sandbox_factory("local")
+    replay = synthetic_episodes(4, seed=0)
+    plain = train_policy_gradient(tmp_path / "plain", iterations=1, seed=3, sandbox=box, **BUDGET)
+    mixed = train_policy_gradient(
+        tmp_path / "mixed", iterations=1, seed=3, replay=replay, sandbox=box, **BUDGET
+    )
+    assert plain.metrics[0].mean_reward == mixed.metrics[0].mean_reward  # the same first episodes
+    assert not _same(_weights(plain.checkpoint), _weights(mixed.checkpoint))
+    with pytest.raises(ValueError, match="other settings"):  # a different run in the same folder
+        train_policy_gradient(tmp_path / "plain", iterations=2, seed=3, replay=replay, sandbox=box, **BUDGET)
+
+
 @pytest.mark.parametrize(
     ("overrides", "error", "match"),
     [
@@ -211,6 +250,9 @@ def test_a_kl_coefficient_changes_the_update_but_not_the_first_episodes(tmp_path
         ({"iterations": 0}, ValueError, "iterations must be an int >= 1"),
         ({"learning_rate": -1.0}, ValueError, "learning_rate"),
         ({"kl_coef": -0.1}, ValueError, "kl_coef"),
+        ({"replay_coef": -1.0}, ValueError, "replay_coef must be >= 0"),
+        ({"replay": ["Return x."]}, ValueError, "replay must hold \\(problem, steps\\) pairs"),
+        ({"replay": [("Return x.", "one step")]}, ValueError, "replay must hold"),
         ({"env_options": {"reward": "dense"}}, ValueError, "env_options must not set"),
         ({"policy": object()}, TypeError, "policy must be a model spec or an HFPolicy"),
     ],

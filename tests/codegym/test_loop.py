@@ -22,7 +22,7 @@ TINY = {
     "search": {"simulations": 2},
     "sft": {"epochs": 1.0, "replay": 8},
     "prm_training": {"replay": 8},
-    "rl": {"iterations": 1, "tasks_per_iteration": 2, "group_size": 2},
+    "rl": {"iterations": 1, "tasks_per_iteration": 2, "group_size": 2, "replay": 4},
     "eval": {"best_of_n": 2, "mcts_simulations": 1, "search_tasks": 3},
     "check_tasks": 4,
     "rollback": False,  # the stages' outputs are used whatever their checks say (tested on its own below)
@@ -58,7 +58,7 @@ def test_every_stage_writes_its_outputs(finished):
     assert sft["episodes"] == metrics["solved_paths"] and sft["replay_episodes"] == 8
     assert (stage_folder(run_dir, 1, "prm") / "model" / "model.safetensors").is_file()
     rl = json.loads((stage_folder(run_dir, 1, "rl") / "metrics.json").read_text())
-    assert rl["iterations"] == 1 and rl["model"] == "run/checkpoint-1"
+    assert rl["iterations"] == 1 and rl["model"] == "run/checkpoint-1" and rl["replay_episodes"] == 4
     assert len(rl["curve"]["mean_reward"]) == len(rl["curve"]["kl"]) == 1
     prm = json.loads((stage_folder(run_dir, 1, "prm") / "metrics.json").read_text())
     assert prm["tree_rows"] == metrics["nodes"] and prm["replay_rows"] > 0
@@ -176,6 +176,7 @@ def test_the_configuration_file_shows_every_default_and_round_trips(tmp_path):
         ({"search": {"simulations": "many"}}, "search.simulations must be of type int"),
         ({"search": {"selection": "random"}}, "bad loop configuration value.*search.selection"),
         ({"tasks": {"min_ops": 3, "max_ops": 1}}, "tasks.min_ops <= tasks.max_ops"),
+        ({"rl": {"replay": -1}}, "bad loop configuration value.*rl.replay"),
     ],
 )
 def test_bad_configurations_are_named(data, match):
