@@ -72,7 +72,7 @@ class Args:
     """the first this many in-distribution tasks also go to best-of-N and MCTS"""
     train_tasks: int = 128
     """training tasks searched per iteration"""
-    rl_iterations: int = 6
+    rl_iterations: int = 3
     """policy-gradient iterations per loop iteration"""
     solved_paths: bool = True
     """SFT trains on the search's solved paths (--no-solved-paths: on the replayed reference episodes

@@ -105,9 +105,9 @@ class PRMConfig:
 class RLConfig:
     """Stage 5: policy gradient in the env with process (PRM) and outcome rewards."""
 
-    iterations: int = 6
+    iterations: int = 4
     """policy-gradient iterations (0 skips the stage)"""
-    tasks_per_iteration: int = 16
+    tasks_per_iteration: int = 8
     """training tasks per iteration"""
     group_size: int = 4
     """episodes per task (the GRPO group)"""
@@ -115,12 +115,12 @@ class RLConfig:
     """the env's reward scheme: "o1coder", "dense", "potential" or "terminal\""""
     advantage: str = "grpo"
     """"grpo" (group-relative) or "reinforce" (running-mean baseline)"""
-    learning_rate: float = 3e-5
-    """AdamW's learning rate (at 1e-4 the policy gradient lowers held-out greedy: benchmarks/loop_rl.py)"""
+    learning_rate: float = 1e-5
+    """AdamW's learning rate"""
     kl_coef: float = 0.1
     """weight of the KL penalty towards the policy the stage starts from (0: none)"""
-    replay: int = 1000
-    """reference episodes of training-split synthetic tasks whose log-likelihood joins each update (InstructGPT's PPO-ptx; 0: none); what keeps the stage from lowering held-out greedy (benchmarks/loop_rl.py); real datasets have no reference reasoning: set 0"""
+    replay: int = 0
+    """reference episodes of training-split synthetic tasks whose log-likelihood joins each update (InstructGPT's PPO-ptx; 0: none); real datasets have no reference reasoning: set 0"""
     replay_coef: float = 1.0
     """weight of the replay's log-likelihood beside the policy-gradient term"""
 

@@ -24,7 +24,7 @@ DEMO_SETTINGS = {
     "tasks": {"train_tasks": 128, "min_ops": 2, "max_ops": 2, "eval_tasks": 300, "eval_ops": 2},
     "search": {"simulations": 6, "expansions": 3},
     "prm_training": {"epochs": 1},
-    "rl": {"iterations": 6, "tasks_per_iteration": 16, "group_size": 4},
+    "rl": {"iterations": 3, "tasks_per_iteration": 8, "group_size": 4},
     # Best-of-N and MCTS cost 4 to 7 times greedy: they play the first 50 of the 300, which keeps the
     # demo under 10 minutes on 2 cores (with 100 it took 11.5 minutes while other jobs shared them).
     "eval": {"best_of_n": 4, "mcts_simulations": 4, "search_tasks": 50},
