@@ -582,10 +582,11 @@ def _update(
         for problem, steps in supervised
         for t, step in enumerate(steps)
     ]
-    # Each term is a mean over its own steps: weights carry the division.
-    rows = [(p, s, a / len(taken), ids, on) for p, s, a, ids, on in taken] + [
-        (p, s, supervised_coef / len(imitated), ids, on) for p, s, _, ids, on in imitated
-    ]
+    # Each term is a mean over its own steps. The loss divides by the steps taken, as it did before the
+    # replay term existed (a run without a replay computes the very same numbers); the replay's weights
+    # make up the rest.
+    scale = len(taken) or len(imitated)
+    rows = taken + [(p, s, supervised_coef * scale / len(imitated), ids, on) for p, s, _, ids, on in imitated]
     if not rows:
         return 0.0, 0.0, 0.0
     # The model stays in eval mode (HFPolicy's): no dropout, so these are the log-probs it sampled from.
@@ -596,7 +597,7 @@ def _update(
         prompts, steps, ids = [r[0] for r in chunk], [r[1] for r in chunk], [r[3] for r in chunk]
         logprobs = continuation_log_probs(policy, prompts, steps, token_ids=ids)  # (B,)
         weights = torch.tensor([r[2] for r in chunk], device=logprobs.device)
-        loss = -(weights * logprobs).sum()
+        loss = -(weights * logprobs).sum() / scale
         on_policy = torch.tensor([r[4] for r in chunk], device=logprobs.device)
         if reference is not None and bool(on_policy.any()):
             with torch.no_grad():

@@ -164,7 +164,6 @@ def main() -> None:
                 loop_check = json.loads((ctx.out / "5-rl" / "metrics.json").read_text()).get("check")
                 for arm in arms:
                     settings, zero = parse_arm(arm, config.rl)
-                    t0 = time.perf_counter()
                     result = train_policy_gradient(
                         Path(args.out_root) / f"seed-{seed}" / f"iter-{iteration}" / arm,
                         policy=policy,
@@ -185,7 +184,6 @@ def main() -> None:
                         sandbox=box,
                         progress=False,
                     )
-                    trained = time.perf_counter() - t0
                     after = greedy_verdicts(ctx, result.checkpoint, tasks)
                     run = {
                         "seed": seed,
@@ -194,7 +192,8 @@ def main() -> None:
                         "after": sum(after) / len(after),
                         "solve_rate": [m.solve_rate for m in result.metrics],
                         "kl": [m.kl for m in result.metrics],
-                        "train_seconds": round(trained, 1),
+                        # The iterations' own times: a resumed (finished) run still reports what it took.
+                        "train_seconds": round(sum(m.seconds for m in result.metrics), 1),
                         **({"loop_check": loop_check} if arm == "stage" else {}),
                     }
                     runs[arm].append(run)
