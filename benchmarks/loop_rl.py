@@ -26,8 +26,9 @@ gain on the check with its 95% interval (cluster-robust over (start, function)) 
 lowered and raised.
 
 Run it (about 1 to 3 minutes per arm and start on 2 cores; needs the loop_iterations run):
-    .venv/bin/python benchmarks/loop_rl.py
-    .venv/bin/python benchmarks/loop_rl.py --seeds 0 --iterations 1 --arms stage,lr1e-4+iters6+tasks16
+    .venv/bin/python benchmarks/loop_rl.py     # 7 arms from iteration 2 of seeds 0 to 2 (about 40 min)
+    .venv/bin/python benchmarks/loop_rl.py --iterations 1,2,3 --arms stage,lr3e-5+iters6+tasks16+replay1000 \
+        --out benchmarks/results/loop_rl_starts9.json --plot benchmarks/results/loop_rl_starts9.png
 """
 
 from __future__ import annotations
@@ -69,14 +70,16 @@ OVERRIDES = {
 @dataclass
 class Args:
     arms: str = (
-        "stage,lr1e-4+iters6+tasks16,lr1e-4+iters6+tasks16+replay1000,lr1e-4+iters6+tasks16+replay1000+nopg"
+        "stage,lr1e-4+iters6+tasks16,lr1e-4+iters6+tasks16+rewardterminal,lr1e-4+iters6+tasks16+replay1000,"
+        "lr1e-4+iters6+tasks16+rewardterminal+replay1000,lr1e-4+iters6+tasks16+replay1000+nopg,"
+        "lr3e-5+iters6+tasks16+replay1000"
     )
     """comma-separated arms: "stage", or parts joined by "+" (lrX, itersN, tasksN, groupN, klX, replayN, coefX, rewardNAME, nopg)"""
     run_root: str = "runs/loop_iterations"
     """a benchmarks/loop_iterations.py run: its seed-S/iter-I folders supply the starts"""
     seeds: str = "0,1,2"
     """comma-separated loop seeds (run_root/seed-S)"""
-    iterations: str = "1,2,3"
+    iterations: str = "2"
     """comma-separated loop iterations whose RL stage's start each arm starts from"""
     sandbox: str = "local"
     """sandbox: local, docker or auto"""
