@@ -28,15 +28,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import gymnasium as gym
 import matplotlib
+from _report import machine, write_json  # benchmarks/_report.py
 
 import codegym  # noqa: F401  (registers CodeReason-v0)
 from codegym.agents import BestOfNAgent, GreedyAgent, MCTSAgent
@@ -102,15 +100,10 @@ def main() -> None:
         "pooled": pooled(per_seed, args.iterations),
         "args": asdict(args),
         "seconds": round(time.perf_counter() - started, 1),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-        },
+        "machine": machine(),
     }
     results["targets"] = targets(results, args.iterations)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
+    write_json(args.out, results)
     printed = {
         **results,
         "per_seed": {

@@ -30,8 +30,6 @@ Run it (about 1 to 2 minutes per arm and seed on 2 cores, and 1 for the search):
 from __future__ import annotations
 
 import json
-import os
-import platform
 import sys
 import time
 from collections import Counter
@@ -39,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib
+from _report import machine, write_json  # benchmarks/_report.py
 from datasets import concatenate_datasets
 
 from codegym.loop import run_loop
@@ -165,14 +164,9 @@ def main() -> None:
         "arms": results,
         "args": asdict(args),
         "seconds": round(time.perf_counter() - started, 1),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-        },
+        "machine": machine(),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(output, indent=2))
+    write_json(args.out, output)
     print(json.dumps(output, indent=2))
     plot(output, args)
 

@@ -34,14 +34,13 @@ Run it (about 1 to 3 minutes per arm and start on 2 cores; needs the loop_iterat
 from __future__ import annotations
 
 import json
-import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import matplotlib
+from _report import machine, write_json  # benchmarks/_report.py
 
 from codegym.agents.policy_gradient import train_policy_gradient
 from codegym.loop.checks import check_tasks, greedy_verdicts
@@ -222,14 +221,9 @@ def main() -> None:
         "check_tasks_per_start": len(tasks),
         "args": asdict(args),
         "seconds": round(time.perf_counter() - started, 1),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-        },
+        "machine": machine(),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(output, indent=2))
+    write_json(args.out, output)
     print(json.dumps(output, indent=2))
     plot(output, args)
 

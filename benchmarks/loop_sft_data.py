@@ -45,14 +45,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib
+from _report import machine, write_json  # benchmarks/_report.py
 from datasets import load_from_disk
 
 from codegym.agents import MCTSAgent, solved_paths
@@ -210,14 +209,9 @@ def main() -> None:
         "arms": results,
         "args": asdict(args),
         "seconds": round(time.perf_counter() - started, 1),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-        },
+        "machine": machine(),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(output, indent=2))
+    write_json(args.out, output)
     print(json.dumps(output, indent=2))
     plot(output, args)
 
