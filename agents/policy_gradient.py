@@ -10,7 +10,8 @@ and takes one AdamW step on
 where ``prompt_t`` is exactly what the policy was shown (``policy_prompt(render_state(problem,
 steps[:t]), t)`` through the policy's own formatting and tokenizer) and ``log pi`` sums the step's token
 log-probs. ``G_t`` is the discounted return-to-go of the env's rewards, so the reward scheme (O1-Coder's,
-dense PRM rewards, potential shaping, terminal-only or your own callable) is one argument: ``reward``.
+dense PRM rewards, potential shaping, terminal-only, the PRM-gated outcome or your own callable) is one
+argument: ``reward``.
 
 Advantages:
 

@@ -17,7 +17,10 @@ An arm is ``stage`` (the run's own ``[rl]`` settings, so it repeats the loop's R
   PPO-ptx); ``coefX``: that term's weight (``rl.replay_coef``);
 - ``rewardNAME``: the env's reward scheme (``rewardterminal``: the outcome alone, no PRM term);
 - ``nopg``: every reward 0, so every advantage is 0 and only the replay term trains: the control that
-  says what the policy gradient adds to the replay.
+  says what the policy gradient adds to the replay;
+- ``oracle``: the outcome only when every reasoning step is the task's reference step, else 0: a reward
+  the loop cannot have (real tasks have no reference reasoning) that says whether reinforcing wrong
+  reasoning whose code passed is what hurts.
 
 What it reports (JSON on stdout and in --out, a bar plot in --plot): per arm and start, the check before
 and after, the episodes' solve rate per RL iteration (each iteration draws new tasks: read it as noise
@@ -36,6 +39,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -73,7 +77,7 @@ class Args:
         "lr1e-4+iters6+tasks16+rewardterminal+replay1000,lr1e-4+iters6+tasks16+replay1000+nopg,"
         "lr3e-5+iters6+tasks16+replay1000"
     )
-    """comma-separated arms: "stage", or parts joined by "+" (lrX, itersN, tasksN, groupN, klX, replayN, coefX, rewardNAME, nopg)"""
+    """comma-separated arms: "stage", or parts joined by "+" (lrX, itersN, tasksN, groupN, klX, replayN, coefX, rewardNAME, nopg, oracle)"""
     run_root: str = "runs/loop_iterations"
     """a benchmarks/loop_iterations.py run: its seed-S/iter-I folders supply the starts"""
     seeds: str = "0,1,2"
@@ -90,19 +94,20 @@ class Args:
     """where to write the plot"""
 
 
-def parse_arm(arm: str, base: RLConfig) -> tuple[RLConfig, bool]:
-    """The arm's RL settings and whether it zeroes the rewards (``nopg``)."""
+def parse_arm(arm: str, base: RLConfig) -> tuple[RLConfig, Callable | None]:
+    """The arm's RL settings and the reward function that replaces its scheme (``nopg``, ``oracle``)."""
     if arm == "stage":
-        return base, False
-    settings, zero = base, False
+        return base, None
+    settings, custom = base, None
     for part in arm.split("+"):
-        if part == "nopg":
-            zero = True
+        if part in REWARD_FUNCTIONS:
+            custom = REWARD_FUNCTIONS[part]
             continue
         prefix = next((p for p in OVERRIDES if part.startswith(p) and part[len(p) :]), None)
         if prefix is None:
             raise SystemExit(
-                f"unknown part {part!r} in arm {arm!r}; parts: {sorted(OVERRIDES)} + a value, nopg"
+                f"unknown part {part!r} in arm {arm!r}; parts: {sorted(OVERRIDES)} + a value, "
+                f"{', '.join(REWARD_FUNCTIONS)}"
             )
         field, kind = OVERRIDES[prefix]
         try:
@@ -112,12 +117,25 @@ def parse_arm(arm: str, base: RLConfig) -> tuple[RLConfig, bool]:
                 f"part {part!r} of arm {arm!r}: {part[len(prefix) :]!r} is not a {kind.__name__}"
             ) from None
         settings = replace(settings, **{field: value})
-    return settings, zero
+    return settings, custom
 
 
 def no_reward(context, **kwargs) -> float:
     """Every step's reward is 0: every GRPO advantage is 0, so only the replay term trains."""
     return 0.0
+
+
+def reference_reasoning_reward(context, **kwargs) -> float:
+    """The outcome on the last step when every step before the code is the reference's, else 0."""
+    if not context.is_last:
+        return 0.0
+    reasoning = context.steps[:-1] if context.terminated else context.steps
+    reference = context.task.reference_steps[:-1]
+    same = [step.strip() for step in reasoning] == [step.strip() for step in reference]
+    return context.outcome if same else 0.0
+
+
+REWARD_FUNCTIONS: dict[str, Callable] = {"nopg": no_reward, "oracle": reference_reasoning_reward}
 
 
 def rl_start(seed_dir: Path, iteration: int, config: LoopConfig) -> tuple[str, str]:
@@ -165,7 +183,7 @@ def main() -> None:
                 # What the loop's own RL stage measured from this start: the "stage" arm repeats it.
                 loop_check = json.loads((ctx.out / "5-rl" / "metrics.json").read_text()).get("check")
                 for arm in arms:
-                    settings, zero = parse_arm(arm, config.rl)
+                    settings, custom = parse_arm(arm, config.rl)
                     result = train_policy_gradient(
                         Path(args.out_root) / f"seed-{seed}" / f"iter-{iteration}" / arm,
                         policy=policy,
@@ -174,7 +192,7 @@ def main() -> None:
                         iterations=settings.iterations,
                         tasks_per_iteration=settings.tasks_per_iteration,
                         group_size=settings.group_size,
-                        reward=no_reward if zero else settings.reward,
+                        reward=custom or settings.reward,
                         process_reward=prm,
                         advantage=settings.advantage,
                         learning_rate=settings.learning_rate,

@@ -107,7 +107,8 @@ class CodeReasonEnv(gym.Env[str, str]):
     that pay (``test_set``): ``outcome="pass_rate"`` (default), ``"all_pass"`` or
     ``"compiled_pass_rate"``. The reward scheme combines them: ``"o1coder"`` (default,
     ``alpha(t) R + (1 - alpha(t)) (1/m) sum_j gamma^j r_j`` on the last step), ``"dense"``,
-    ``"potential"``, ``"terminal"``, or your own callable; see :mod:`codegym.rewards.schemes`.
+    ``"potential"``, ``"terminal"``, ``"gated"`` (``R * min_j r_j``), or your own callable; see
+    :mod:`codegym.rewards.schemes`.
     ``info["reward_terms"]`` holds every term.
 
     ## Episode End
@@ -457,6 +458,7 @@ class CodeReasonEnv(gym.Env[str, str]):
             report=paying,
             task=state.task,
             training_step=self.training_step,
+            steps=steps,
         )
         reward = self.reward_scheme(context)
         self._state = EpisodeState(

@@ -112,7 +112,7 @@ class RLConfig:
     group_size: int = 4
     """episodes per task (the GRPO group)"""
     reward: str = "o1coder"
-    """the env's reward scheme: "o1coder", "dense", "potential" or "terminal\""""
+    """the env's reward scheme: "o1coder", "dense", "potential", "terminal" or "gated\""""
     advantage: str = "grpo"
     """"grpo" (group-relative) or "reinforce" (running-mean baseline)"""
     learning_rate: float = 1e-5

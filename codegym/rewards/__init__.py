@@ -10,6 +10,7 @@ from codegym.rewards.schemes import (
     CallableReward,
     ConstantAlpha,
     DenseReward,
+    GatedOutcome,
     LinearAlpha,
     LogAlpha,
     O1CoderReward,
@@ -50,5 +51,6 @@ __all__ = [
     "RewardFn",
     "RewardScheme",
     "TerminalReward",
+    "GatedOutcome",
     "make_reward_scheme",
 ]

@@ -10,6 +10,9 @@ its named terms, all of which the env puts in ``info["reward_terms"]``). Built-i
 - ``"potential"``: R on the last step plus ``gamma * Phi(s') - Phi(s)``, Phi the aggregated PRM
   scores of the steps so far (Ng, Harada and Russell 1999: this shaping leaves optimal policies alone).
 - ``"terminal"``: R on the last step, 0 before.
+- ``"gated"``: ``R * min_j r_j`` on the last step, 0 before: the outcome counts only as far as the PRM
+  trusts the weakest step, so code that passes after wrong reasoning earns little (the min-form credit
+  of Cheng et al. 2025, arXiv 2504.15275, applied to the outcome).
 
 A plain callable ``fn(context, **kwargs) -> float`` works too (see :data:`RewardFn`).
 """
@@ -44,6 +47,7 @@ class RewardContext:
         task: the episode's task.
         training_step: the trainer's progress counter, for schedules such as O1-Coder's alpha(t); set
             with ``env.unwrapped.set_training_step(t)`` or ``reset(options={"training_step": t})``.
+        steps: the texts of steps 1..t, as the env stored them.
     """
 
     step_index: int
@@ -54,6 +58,7 @@ class RewardContext:
     report: ExecutionReport | None
     task: Task
     training_step: int = 0
+    steps: tuple[str, ...] = ()
 
     @property
     def is_last(self) -> bool:
@@ -258,6 +263,33 @@ class TerminalReward(RewardScheme):
         return Reward(context.outcome if context.is_last else 0.0, {})
 
 
+class GatedOutcome(RewardScheme):
+    """``R * aggregate(r_1..r_m)`` on the last step (``"min"`` by default), 0 before; without a PRM, R.
+
+    An outcome reward pays a passing program whatever reasoning led to it; a policy gradient on it then
+    reinforces wrong outlines whose code happened to pass. Gating the outcome by the PRM's weakest step
+    pays those little and leaves failing episodes at 0: the PRM can only lower a pass, never reward a
+    failure.
+    """
+
+    name = "gated"
+
+    def __init__(self, aggregation: str = "min") -> None:
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {aggregation!r}: choose one of {', '.join(AGGREGATIONS)}")
+        self.aggregation = aggregation
+
+    def __call__(self, context: RewardContext) -> Reward:
+        if not context.is_last:
+            return Reward(0.0, {})
+        rewards = context.process_rewards
+        gate = aggregate(rewards, self.aggregation) if rewards else 1.0
+        return Reward(context.outcome * gate, {"gate": gate})
+
+    def __repr__(self) -> str:
+        return f"GatedOutcome(aggregation={self.aggregation!r})"
+
+
 class CallableReward(RewardScheme):
     """Wraps a user's :data:`RewardFn`; its value appears in ``info`` as the term ``"custom"``."""
 
@@ -286,6 +318,7 @@ SCHEMES: dict[str, type[RewardScheme]] = {
     "dense": DenseReward,
     "potential": PotentialShaping,
     "terminal": TerminalReward,
+    "gated": GatedOutcome,
 }
 
 

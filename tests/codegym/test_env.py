@@ -102,6 +102,25 @@ def test_visible_defaults_to_hidden(make_env):
     )
 
 
+def test_gated_reward_pays_the_outcome_times_the_weakest_step(make_env, double_task, stub_prm):
+    env = make_env(tasks=[double_task], process_reward=stub_prm, reward="gated", test_set="hidden")
+    env.reset(seed=0)
+    _, reward, _, _, _ = env.step("Outline: return x times two")
+    assert reward == 0.0
+    _, reward, terminated, _, info = env.step(HALF)
+    assert terminated and info["outcome"] == 0.5
+    assert reward == pytest.approx(0.5 * 0.8) and info["reward_terms"]["gate"] == pytest.approx(0.8)
+
+
+def test_a_reward_function_sees_the_steps_so_far(make_env, double_task):
+    seen = []
+    env = make_env(tasks=[double_task], reward=lambda context, **kw: seen.append(context.steps) or 0.0)
+    env.reset(seed=0)
+    env.step("Outline: return x times two")
+    env.step(HALF)
+    assert seen == [("Outline: return x times two",), ("Outline: return x times two", HALF.strip())]
+
+
 def test_truncation_pays_outcome_zero_and_says_so(make_env, double_task, stub_prm):
     env = make_env(tasks=[double_task], process_reward=stub_prm, reward="o1coder", max_steps=2)
     env.reset(seed=0)

@@ -10,6 +10,7 @@ from codegym.rewards import (
     AllPass,
     CompiledPassRate,
     DenseReward,
+    GatedOutcome,
     LinearAlpha,
     LogAlpha,
     O1CoderReward,
@@ -135,10 +136,22 @@ def test_terminal_and_callable():
         make_reward_scheme(lambda ctx, **kw: float("nan"))(context([0.1]))
 
 
+def test_gated_outcome_pays_a_pass_by_the_weakest_step():
+    gated = make_reward_scheme("gated")
+    assert gated(context([0.9])).value == 0.0  # not the last step
+    passed = gated(context([0.9, 0.2, 0.8], 1.0, terminated=True))
+    assert passed.value == pytest.approx(0.2) and passed.terms == {"gate": 0.2}
+    assert gated(context([0.9, 0.9], 0.0, terminated=True)).value == 0.0  # a PRM never rewards a failure
+    assert gated(context([], 1.0, terminated=True)).value == 1.0  # no PRM: the outcome alone
+    assert GatedOutcome("prod")(context([0.5, 0.5], 1.0, terminated=True)).value == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="unknown aggregation 'max'"):
+        GatedOutcome("max")
+
+
 def test_scheme_lookup_errors():
     assert make_reward_scheme("dense").name == "dense"
     with pytest.raises(
-        ValueError, match=r"unknown reward scheme 'sparse'.*o1coder, dense, potential, terminal"
+        ValueError, match=r"unknown reward scheme 'sparse'.*o1coder, dense, potential, terminal, gated"
     ):
         make_reward_scheme("sparse")
     with pytest.raises(TypeError, match="scheme name"):
