@@ -20,7 +20,9 @@ An arm is ``stage`` (the run's own ``[rl]`` settings, so it repeats the loop's R
   says what the policy gradient adds to the replay;
 - ``oracle``: the outcome only when every reasoning step is the task's reference step, else 0: a reward
   the loop cannot have (real tasks have no reference reasoning) that says whether reinforcing wrong
-  reasoning whose code passed is what hurts.
+  reasoning whose code passed is what hurts;
+- ``noise``: a reward drawn uniformly from [0, 1) on the last step, fixed by the task and the steps: a
+  policy gradient with no signal at all, the yardstick for what an update's noise alone does.
 
 What it reports (JSON on stdout and in --out, a bar plot in --plot): per arm and start, the check before
 and after, the episodes' solve rate per RL iteration (each iteration draws new tasks: read it as noise
@@ -36,6 +38,7 @@ Run it (about 1 to 3 minutes per arm and start on 2 cores; needs the loop_iterat
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -77,7 +80,7 @@ class Args:
         "lr1e-4+iters6+tasks16+rewardterminal+replay1000,lr1e-4+iters6+tasks16+replay1000+nopg,"
         "lr3e-5+iters6+tasks16+replay1000"
     )
-    """comma-separated arms: "stage", or parts joined by "+" (lrX, itersN, tasksN, groupN, klX, replayN, coefX, rewardNAME, nopg, oracle)"""
+    """comma-separated arms: "stage", or parts joined by "+" (lrX, itersN, tasksN, groupN, klX, replayN, coefX, rewardNAME, nopg, oracle, noise)"""
     run_root: str = "runs/loop_iterations"
     """a benchmarks/loop_iterations.py run: its seed-S/iter-I folders supply the starts"""
     seeds: str = "0,1,2"
@@ -135,7 +138,20 @@ def reference_reasoning_reward(context, **kwargs) -> float:
     return context.outcome if same else 0.0
 
 
-REWARD_FUNCTIONS: dict[str, Callable] = {"nopg": no_reward, "oracle": reference_reasoning_reward}
+def noise_reward(context, **kwargs) -> float:
+    """On the last step, a number in [0, 1) hashed from the task and the steps: pure noise, but the
+    same for the same episode, so a resumed run sees what it saw."""
+    if not context.is_last:
+        return 0.0
+    digest = hashlib.blake2b("\x00".join((context.task.task_id, *context.steps)).encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big") / 2**64
+
+
+REWARD_FUNCTIONS: dict[str, Callable] = {
+    "nopg": no_reward,
+    "oracle": reference_reasoning_reward,
+    "noise": noise_reward,
+}
 
 
 def rl_start(seed_dir: Path, iteration: int, config: LoopConfig) -> tuple[str, str]:
