@@ -28,7 +28,7 @@ What it reports (JSON on stdout and in --out, a bar plot in --plot): per arm and
 and after, the episodes' solve rate per RL iteration (each iteration draws new tasks: read it as noise
 around the policy's rate), the mean log-ratio to the start, seconds; pooled over the starts, the paired
 gain on the check with its 95% interval (cluster-robust over (start, function)) and how many starts it
-lowered and raised.
+lowered and raised; with ``--in-distribution N``, the same gain on N fresh training-split tasks.
 
 Run it (about 1 to 3 minutes per arm and start on 2 cores; needs the loop_iterations run):
     .venv/bin/python benchmarks/loop_rl.py     # 7 arms from iteration 2 of seeds 0 to 2 (about 40 min)
@@ -57,6 +57,7 @@ from codegym.loop.stats import paired_gain
 from codegym.models.train_policy import synthetic_episodes
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
+from codegym.tasks.synthetic import SyntheticTasks
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend
@@ -89,6 +90,9 @@ class Args:
     """comma-separated loop iterations whose RL stage's start each arm starts from"""
     sandbox: str = "local"
     """sandbox: local, docker or auto"""
+    in_distribution: int = 0
+    """also check every arm by greedy on this many fresh training-split tasks (the RL stage's own kind, new
+    draws): does the policy gradient improve what it trains on? (0: no such check)"""
     out_root: str = "runs/loop_rl"
     """where the arms' RL runs go (resumable: a finished run is not repeated)"""
     out: str = "benchmarks/results/loop_rl.json"
@@ -175,6 +179,18 @@ def rl_start(seed_dir: Path, iteration: int, config: LoopConfig) -> tuple[str, s
     return policy, prm
 
 
+IN_DISTRIBUTION_SEED = 104_729  # mixed with the loop's seed and iteration: draws apart from the RL stage's
+
+
+def in_distribution_tasks(config: LoopConfig, seed: int, iteration: int, n: int) -> list:
+    """``n`` fresh training-split tasks of the loop's training difficulty (distinct ids; none if ``n`` is 0)."""
+    if not n:
+        return []
+    source = SyntheticTasks("train", min_ops=config.tasks.min_ops, max_ops=config.tasks.max_ops)
+    drawn = source.tasks(n, seed=IN_DISTRIBUTION_SEED + 1_000 * seed + iteration)
+    return list({task.task_id: task for task in drawn}.values())
+
+
 def main() -> None:
     args = parse_args(Args, __doc__)
     started = time.perf_counter()
@@ -182,6 +198,7 @@ def main() -> None:
     arms = [arm for arm in args.arms.split(",") if arm]
     runs: dict[str, list[dict]] = {arm: [] for arm in arms}
     verdicts: dict[str, tuple[list[int], list[int], list[str]]] = {arm: ([], [], []) for arm in arms}
+    in_verdicts: dict[str, tuple[list[int], list[int], list[str]]] = {arm: ([], [], []) for arm in arms}
     try:
         for seed in [int(s) for s in args.seeds.split(",")]:
             seed_dir = Path(args.run_root) / f"seed-{seed}"
@@ -196,6 +213,9 @@ def main() -> None:
                 tasks = check_tasks(ctx)
                 groups = [f"{seed}/{iteration}/{task_group(task)}" for task in tasks]
                 before = greedy_verdicts(ctx, policy, tasks)
+                own_kind = in_distribution_tasks(config, seed, iteration, args.in_distribution)
+                own_groups = [f"{seed}/{iteration}/{task_group(task)}" for task in own_kind]
+                own_before = greedy_verdicts(ctx, policy, own_kind) if own_kind else []
                 # What the loop's own RL stage measured from this start: the "stage" arm repeats it.
                 loop_check = json.loads((ctx.out / "5-rl" / "metrics.json").read_text()).get("check")
                 for arm in arms:
@@ -232,6 +252,16 @@ def main() -> None:
                         "train_seconds": round(sum(m.seconds for m in result.metrics), 1),
                         **({"loop_check": loop_check} if arm == "stage" else {}),
                     }
+                    if own_kind:
+                        own_after = greedy_verdicts(ctx, result.checkpoint, own_kind)
+                        run["in_distribution"] = {
+                            "before": sum(own_before) / len(own_before),
+                            "after": sum(own_after) / len(own_after),
+                        }
+                        for kept, new in zip(
+                            in_verdicts[arm], (own_before, own_after, own_groups), strict=True
+                        ):
+                            kept.extend(new)
                     runs[arm].append(run)
                     for kept, new in zip(verdicts[arm], (before, after, groups), strict=True):
                         kept.extend(new)
@@ -250,6 +280,8 @@ def main() -> None:
             "starts": len(runs[arm]),
             "runs": runs[arm],
         }
+        if args.in_distribution:
+            results[arm]["in_distribution_gain"] = asdict(paired_gain(*in_verdicts[arm]))
     output = {
         "arms": results,
         "check_tasks_per_start": len(tasks),
