@@ -178,6 +178,8 @@ class LoopConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
+        from codegym.rewards.schemes import SCHEMES
+
         checks = [
             ("iterations", self.iterations >= 1),
             ("max_steps", self.max_steps >= 2),
@@ -193,6 +195,7 @@ class LoopConfig:
             ("prm_training.objective", self.prm_training.objective in ("pointwise", "pairwise")),
             ("rl.iterations", self.rl.iterations >= 0),
             ("rl.advantage", self.rl.advantage in ("grpo", "reinforce")),
+            ("rl.reward", self.rl.reward in SCHEMES),
             ("sft.replay", self.sft.replay >= 0),
             ("sft: solved_paths or replay", self.sft.solved_paths or self.sft.replay > 0),
             ("prm_training.replay", self.prm_training.replay >= 0),

@@ -177,6 +177,7 @@ def test_the_configuration_file_shows_every_default_and_round_trips(tmp_path):
         ({"search": {"selection": "random"}}, "bad loop configuration value.*search.selection"),
         ({"tasks": {"min_ops": 3, "max_ops": 1}}, "tasks.min_ops <= tasks.max_ops"),
         ({"rl": {"replay": -1}}, "bad loop configuration value.*rl.replay"),
+        ({"rl": {"reward": "sparse"}}, "bad loop configuration value.*rl.reward"),
     ],
 )
 def test_bad_configurations_are_named(data, match):
