@@ -102,7 +102,7 @@ class Args:
 
 
 def parse_arm(arm: str, base: RLConfig) -> tuple[RLConfig, Callable | None]:
-    """The arm's RL settings and the reward function that replaces its scheme (``nopg``, ``oracle``)."""
+    """The arm's RL settings and the reward function that replaces its scheme (``nopg``, ``oracle``, ``noise``)."""
     if arm == "stage":
         return base, None
     settings, custom = base, None
