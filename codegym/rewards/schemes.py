@@ -161,6 +161,11 @@ def _alpha_schedule(alpha: str | float | Callable[[int], float]) -> Callable[[in
     )
 
 
+def _check_aggregation(aggregation: str) -> None:
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {aggregation!r}: choose one of {', '.join(AGGREGATIONS)}")
+
+
 # -- the built-in schemes ------------------------------------------------------------------------------
 
 
@@ -232,8 +237,7 @@ class PotentialShaping(RewardScheme):
     def __init__(self, gamma: float = 1.0, aggregation: str = "last") -> None:
         if not 0.0 < gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-        if aggregation not in AGGREGATIONS:
-            raise ValueError(f"unknown aggregation {aggregation!r}: choose one of {', '.join(AGGREGATIONS)}")
+        _check_aggregation(aggregation)
         self.gamma = gamma
         self.aggregation = aggregation
 
@@ -269,14 +273,14 @@ class GatedOutcome(RewardScheme):
     An outcome reward pays a passing program whatever reasoning led to it; a policy gradient on it then
     reinforces wrong outlines whose code happened to pass. Gating the outcome by the PRM's weakest step
     pays those little and leaves failing episodes at 0: the PRM can only lower a pass, never reward a
-    failure.
+    failure. Measured in the loop's RL stage (``benchmarks/loop_rl.py``), it did no better than O1-Coder's
+    reward there: at that budget the policy gradient's updates were mostly noise.
     """
 
     name = "gated"
 
     def __init__(self, aggregation: str = "min") -> None:
-        if aggregation not in AGGREGATIONS:
-            raise ValueError(f"unknown aggregation {aggregation!r}: choose one of {', '.join(AGGREGATIONS)}")
+        _check_aggregation(aggregation)
         self.aggregation = aggregation
 
     def __call__(self, context: RewardContext) -> Reward:
