@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import queue
+import secrets
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -26,7 +27,7 @@ from codegym.sandbox.runner import PROTOCOL_VERSION
 logger = logging.getLogger("codegym.sandbox")
 
 # The modules a worker needs, in dependency order; all standard-library only.
-_SHIPPED_MODULES = ("plain", "framing", "isolation", "candidate", "judge", "runner")
+_SHIPPED_MODULES = ("plain", "framing", "filesystem", "isolation", "candidate", "judge", "runner")
 _BOOTSTRAP = """
 import sys, types
 for name in ("codegym", "codegym.sandbox"):
@@ -42,18 +43,27 @@ sys.modules["codegym.sandbox.runner"].serve(CONFIG)
 """
 
 
-def worker_command(python: str, isolation: str, slot: int | None = None) -> list[str]:
+def worker_command(
+    python: str, isolation: str, slot: int | None = None, workroot: str | None = None
+) -> list[str]:
     """The argv that starts a worker: the interpreter with the runner's own modules sent inline.
 
     Shipping the source (rather than importing an installed copy) means a Docker image needs nothing
     but python3, and a worker always runs exactly the code of the library that started it. ``slot``
     (the worker's place in its pool) pins the worker to one CPU, slot by slot over the CPUs it may use;
-    None leaves it free.
+    None leaves it free. ``workroot`` is the folder the worker makes job folders in (default: its /tmp).
     """
-    source = _BOOTSTRAP.replace("MODULES", _shipped_sources()).replace(
-        "CONFIG", repr({"isolation": isolation, "cpu_slot": slot})
-    )
+    config = {"isolation": isolation, "cpu_slot": slot, "uids": worker_uids(), "workroot": workroot}
+    source = _BOOTSTRAP.replace("MODULES", _shipped_sources()).replace("CONFIG", repr(config))
     return [python, "-s", "-B", "-c", source]
+
+
+def worker_uids() -> list[int]:
+    """Two unprivileged uids (candidates, judge) for one worker, drawn at random from a range no system
+    account uses, so that no two workers on a host share one: a job's processes are then exactly the
+    processes of its candidate uid, and RLIMIT_NPROC counts them alone."""
+    candidate = (1 << 28) + 2 * secrets.randbelow(1 << 27)
+    return [candidate, candidate + 1]
 
 
 @functools.cache
@@ -66,6 +76,8 @@ def _shipped_sources() -> str:
 
 # Extra seconds the host waits past the worker's own worst case before it declares the worker hung.
 HOST_SLACK_S = 30.0
+# The largest reply a worker may send: the values a job returned are capped at 64 MiB in the worker.
+MAX_REPLY_BYTES = 256 << 20
 # How long the pool keeps trying to replace a dead worker before it declares itself broken.
 RESTART_PATIENCE_S = 60.0
 
@@ -108,7 +120,16 @@ class WorkerChannel(ABC):
         return TestStatus.CRASHED
 
     def handshake(self, deadline: float) -> dict:
-        hello = json.loads(self.read_line(deadline))
+        try:
+            hello = json.loads(self.read_line(deadline))
+        except (ValueError, RecursionError):
+            raise SandboxError("the sandbox worker did not start with a hello") from None
+        if type(hello) is not dict:
+            raise SandboxError("the sandbox worker did not start with a hello")
+        if "fatal" in hello:
+            raise SandboxError(
+                f"the sandbox worker cannot confine programs here: {str(hello['fatal'])[:2000]}"
+            )
         if hello.get("hello") != PROTOCOL_VERSION:
             raise SandboxError(
                 f"sandbox worker speaks protocol {hello.get('hello')}, expected {PROTOCOL_VERSION}"
@@ -368,8 +389,6 @@ class Sandbox(ABC):
             channel.send(dumps_line(job))
             line = channel.read_line(time.monotonic() + budget_s)
             reply = _check_reply(line, job["id"], count)
-            if reply.get("setup"):
-                raise SandboxError(f"the {self.name} sandbox cannot confine programs here: {reply['fatal']}")
             if "fatal" in reply:
                 return {"fault": f"the worker failed: {reply['fatal']}"}
             if channel.has_pending():

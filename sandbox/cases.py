@@ -37,6 +37,10 @@ class AssertTest:
     def __post_init__(self) -> None:
         if not isinstance(self.code, str) or not self.code.strip():
             raise ValueError(f"AssertTest.code must be a non-empty string of Python, got {self.code!r:.80}")
+        try:
+            compile(self.code, "test.py", "exec")
+        except (SyntaxError, ValueError) as exc:
+            raise ValueError(f"AssertTest.code does not compile ({exc}): {self.code!r:.80}") from None
 
     def to_wire(self) -> dict:
         return {"kind": "assert", "code": self.code, "entry_point": self.entry_point}

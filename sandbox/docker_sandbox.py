@@ -1,8 +1,10 @@
 """The Docker backend: a warm pool of locked-down, long-lived containers, each a fork server.
 
 Each container runs ``runner.py`` as its PID 1 (so a candidate cannot kill it: PID 1 of a namespace
-ignores signals it has no handler for), with no network, a read-only root, a tmpfs work dir, memory,
-swap, pid and CPU limits, every capability dropped, no-new-privileges and a non-root user. A job costs
+ignores signals it has no handler for), with no network, a read-only root, a tmpfs work dir that only
+the worker writes to, no shared memory, memory, swap, pid and CPU limits, no-new-privileges, and every
+capability dropped but the few the worker needs to run each job's candidate and judge under two
+unprivileged uids of their own. A job costs
 a fork inside a warm container, not a container start. Containers are labelled, started with
 ``--rm`` and ``stdin_once`` (if this process dies, their stdin closes and they remove themselves), and
 removed on close and at interpreter exit.
@@ -21,6 +23,7 @@ import time
 import weakref
 
 from codegym.sandbox.base import (
+    MAX_REPLY_BYTES,
     Sandbox,
     SandboxError,
     SandboxUnavailable,
@@ -35,6 +38,8 @@ from codegym.sandbox.report import TestStatus
 logger = logging.getLogger("codegym.sandbox")
 
 LABEL = "codegym.sandbox"
+WORKROOT = "/sandbox"
+WORKER_CAPABILITIES = ("SETUID", "SETGID", "CHOWN", "KILL", "DAC_OVERRIDE", "FOWNER")
 OWNER_LABEL = "codegym.sandbox.owner"
 STARTUP_TIMEOUT_S = 60.0
 _live_sandboxes: weakref.WeakSet[DockerSandbox] = weakref.WeakSet()
@@ -50,7 +55,7 @@ class _AttachDemux:
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.raw = bytearray()
-        self.stdout = LineReader(sock.fileno())  # fed by us, never reads the fd itself
+        self.stdout = LineReader(sock.fileno(), max_line=MAX_REPLY_BYTES)  # fed by us, never reads the fd
         self.stderr = bytearray()
 
     def pump(self, deadline: float) -> None:
@@ -69,7 +74,7 @@ class _AttachDemux:
             payload = bytes(self.raw[8 : 8 + size])
             del self.raw[: 8 + size]
             if stream == 1:
-                self.stdout.buffer += payload
+                self.stdout.append(payload)
             else:
                 self.stderr += payload
                 del self.stderr[:-65536]
@@ -83,24 +88,32 @@ class DockerWorkerChannel(WorkerChannel):
             auto_remove=True,
             network_mode="none",
             read_only=True,
-            tmpfs={"/tmp": f"rw,nosuid,nodev,size={sandbox.tmpfs_mb}m,mode=1777"},
+            # Owned by root, 0755: only the worker creates folders there (one per job, chowned to the
+            # candidate), so no job leaves files for a later one. Not on /tmp: Docker gives a tmpfs on a
+            # folder of the image that folder's mode (1777), and the read-only /tmp is then unwritable.
+            tmpfs={WORKROOT: f"rw,nosuid,nodev,size={sandbox.tmpfs_mb}m,mode=0755"},
+            ipc_mode="none",  # no /dev/shm shared between jobs
             mem_limit=f"{sandbox.container_memory_mb}m",
             memswap_limit=f"{sandbox.container_memory_mb}m",
             pids_limit=sandbox.pids_limit,
             nano_cpus=int(sandbox.cpus * 1e9),
             cap_drop=["ALL"],
+            # The worker runs as root with only these, to run candidates and judges under two uids of their
+            # own (a candidate cannot signal its judge, and a job's processes die together by uid);
+            # setresuid to those uids drops every capability for the job's processes.
+            cap_add=list(WORKER_CAPABILITIES),
             security_opt=["no-new-privileges"],
         )
         # The low-level API with detach=False sets StdinOnce (the model API cannot): when our attach
         # socket closes, for whatever reason, the runner sees end of input, exits, and --rm removes it.
         created = api.create_container(
             sandbox.image,
-            command=worker_command("python3", "container", slot),
+            command=worker_command("python3", "container", slot, workroot=WORKROOT),
             stdin_open=True,
             detach=False,
             tty=False,
-            user="65534:65534",
-            working_dir="/tmp",
+            user="0:0",
+            working_dir=WORKROOT,
             environment={"PYTHONHASHSEED": "0", "LANG": "C.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin"},
             labels={LABEL: "1", OWNER_LABEL: _owner_id()},
             host_config=host_config,
@@ -143,6 +156,8 @@ class DockerWorkerChannel(WorkerChannel):
                 raise WorkerGone("the container did not answer in time") from None
             except OSError as exc:
                 raise WorkerGone(f"lost the container's stream: {exc}") from None
+            except ValueError as exc:
+                raise WorkerGone(f"the container sent an oversized reply ({exc})") from None
 
     def has_pending(self) -> bool:
         return bool(self._demux.stdout.buffer)
@@ -180,7 +195,7 @@ class DockerSandbox(Sandbox):
         container_memory_mb: memory and memory+swap limit of each container.
         cpus: CPU quota of each container.
         pids_limit: processes per container.
-        tmpfs_mb: size of each container's /tmp.
+        tmpfs_mb: size of each container's work folder (a tmpfs holding the jobs' work dirs).
         report_bytes, max_output_bytes: as for :class:`~codegym.sandbox.local_sandbox.LocalSandbox`.
         pin_cpus: as for :class:`~codegym.sandbox.local_sandbox.LocalSandbox`, but off by default: under
             each container's CPU quota, pinned workers ran HumanEval at 210 programs/s against 300 unpinned.

@@ -87,23 +87,46 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 class LineReader:
-    """Reads newline-terminated frames from a file descriptor, with a size cap per frame."""
+    """Reads newline-terminated frames from a file descriptor, with a size cap per frame.
+
+    Linear in what it reads: a long frame arriving in many chunks is scanned once, not once per chunk
+    (a frame's newline is searched for only in the bytes that came since the last search).
+    """
 
     def __init__(self, fd: int, max_line: int = 1 << 30):
         self.fd = fd
         self.max_line = max_line
         self.buffer = bytearray()
         self.eof = False
+        self._scanned = 0  # no newline in buffer[:_scanned]
+
+    def append(self, data: bytes) -> None:
+        """Add bytes read elsewhere (a demultiplexed stream); ValueError once a frame is over the cap."""
+        self.buffer += data
+        self._check_size()
+
+    def _check_size(self) -> None:
+        if len(self.buffer) <= self.max_line:
+            return
+        cut = self.buffer.find(b"\n", self._scanned)
+        if cut < 0:
+            self._scanned = len(self.buffer)
+        if cut < 0 or cut > self.max_line:
+            raise ValueError(f"frame longer than {self.max_line} bytes")
 
     def take_line(self) -> bytes | None:
         """One complete frame from the buffer, or None if there is none yet."""
-        cut = self.buffer.find(b"\n")
+        cut = self.buffer.find(b"\n", self._scanned)
         if cut < 0:
+            self._scanned = len(self.buffer)
             if len(self.buffer) > self.max_line:
                 raise ValueError(f"frame longer than {self.max_line} bytes")
             return None
+        if cut > self.max_line:
+            raise ValueError(f"frame longer than {self.max_line} bytes")
         line = bytes(self.buffer[:cut])
         del self.buffer[: cut + 1]
+        self._scanned = 0
         return line
 
     def pop_lines(self) -> list[bytes]:
@@ -113,9 +136,10 @@ class LineReader:
         return lines
 
     def feed(self) -> None:
+        """Read what is there (one read); ValueError once a frame is over the cap."""
         chunk = os.read(self.fd, 1 << 16)
         if chunk:
-            self.buffer += chunk
+            self.append(chunk)
         else:
             self.eof = True
 
@@ -129,7 +153,7 @@ class LineReader:
                 return None
             if chunk.find(b"\n") == len(chunk) - 1:
                 return chunk[:-1]
-            self.buffer += chunk
+            self.append(chunk)
         while True:
             line = self.take_line()
             if line is not None:

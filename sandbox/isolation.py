@@ -1,17 +1,20 @@
 """Worker isolation and process hygiene, set up once per worker so that each job only pays for a fork.
 
-Local mode as root: new mount and network namespaces (every host mount remounted read-only, a private
-tmpfs on /tmp, no network), and a uid of the worker's own for its children. As a normal user: the
-same through a user namespace where the kernel allows it, else nothing but rlimits, with a warning.
-Container mode: Docker did the isolating. In every mode the worker is non-dumpable and a
-child subreaper, so that whatever a job leaves behind is re-parented to it and killed.
-Standard library only: this module is shipped into the sandbox with the runner.
+Local mode as root: new mount, network and PID namespaces, the worker being the first process of its
+PID namespace (so every process it or a job started dies with it), a minimal root filesystem
+(``filesystem``: system folders and the standard library, read-only; no installed packages, no home
+folders, no project checkout; a /proc of its own), no network. Container mode: Docker isolated the
+container and the worker is its PID 1. In both, candidates and judges run under two unprivileged uids
+that the host chose for this worker alone, so a job's processes can all be killed at once by uid, and a
+candidate can neither signal its judge nor read its judge's files. As a normal user: a user namespace
+where the kernel allows it, else nothing but rlimits, with a warning. The worker is non-dumpable and a
+child subreaper in every mode. Standard library only: this module is shipped into the sandbox with the
+runner.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import resource
 import signal
@@ -19,65 +22,26 @@ import sys
 import tempfile
 import time
 
+from codegym.sandbox.filesystem import enter_minimal_root, libc_call, mount
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
-MS_NOEXEC = 0x8
 MS_REMOUNT = 0x20
-MS_NOATIME = 0x400
-MS_NODIRATIME = 0x800
 MS_BIND = 0x1000
-MNT_DETACH = 2
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
-MS_RELATIME = 1 << 21
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
-_MOUNT_FLAGS = {
-    "nosuid": MS_NOSUID,
-    "nodev": MS_NODEV,
-    "noexec": MS_NOEXEC,
-    "noatime": MS_NOATIME,
-    "nodiratime": MS_NODIRATIME,
-    "relatime": MS_RELATIME,
-}
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def libc_call(name: str, *args) -> None:
-    if getattr(_libc, name)(*args) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{name}: {os.strerror(err)}")
-
-
-def _mount(source, target, fstype, flags, data=None) -> None:
-    def enc(s):
-        return None if s is None else s.encode()
-
-    libc_call("mount", enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data))
-
-
-def _reachable_by_others(path: str) -> bool:
-    """True when a user that owns nothing and is in no group can list and read ``path``."""
-    path = os.path.realpath(path)
-    parts = path.split("/")
-    for depth in range(1, len(parts) + 1):
-        ancestor = "/".join(parts[:depth]) or "/"
-        try:
-            mode = os.stat(ancestor).st_mode
-        except OSError:
-            return False
-        if not mode & 0o001:
-            return False
-    return bool(os.stat(path).st_mode & 0o004)
 
 
 class Isolation:
-    """What this worker managed to set up, and the uid its children will run as."""
+    """What this worker managed to set up, and the uids its children will run as."""
 
     def __init__(self) -> None:
         self.applied: list[str] = []
@@ -85,9 +49,115 @@ class Isolation:
         self.child_uid: int | None = None  # the candidate's uid (None: keep the worker's)
         self.judge_uid: int | None = None  # the judge's, distinct so that a candidate cannot signal it
         self.workroot = tempfile.gettempdir()
+        self.oom_counters: list[int] = []  # descriptors of the memory cgroup's counters, opened early
+        self.dies_with_parent = False  # PR_SET_PDEATHSIG is armed, and must be again after a uid change
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
+
+
+def _become_namespace_init() -> None:
+    """Fork after ``unshare(CLONE_NEWPID)``: the child, the first process of the new PID namespace,
+    returns and goes on as the worker; this process only waits for it and exits with its status.
+
+    When the first process of a PID namespace ends, the kernel kills every other process in it at once,
+    so nothing a job started (a forking native binary included) can outlive its worker. Its parent here
+    is what the host started: killing that one's process group kills the child too.
+    """
+    pid = os.fork()
+    if pid == 0:
+        # (getppid() is 0 here, the parent being outside the namespace: a parent killed before this line
+        # is noticed by the host instead, whose end of our stdin then closes and ends us.)
+        libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        return
+    os.closerange(0, 1 << 16)  # the child alone talks to the host; its end of file must be the host's
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF if os.WIFEXITED(status) else 1)
+
+
+def setup_isolation(config: dict) -> Isolation:
+    """Isolate this worker once.
+
+    ``config["isolation"]`` is "local" (namespaces, a minimal root, uid drops) or "container" (Docker
+    isolated the container; the worker only drops uids); ``config["uids"]`` is the pair of unprivileged
+    uids (candidate, judge) the host chose for this worker, unique on the host.
+    """
+    iso = Isolation()
+    mode = config["isolation"]
+    # Non-dumpable: a same-uid child cannot open /proc/<worker>/fd or mem to reach the host channel.
+    libc_call("prctl", PR_SET_DUMPABLE, 0, 0, 0, 0)
+    iso.oom_counters = _open_oom_counters()
+    if os.geteuid() == 0 and config.get("uids"):
+        iso.child_uid, iso.judge_uid = (int(uid) for uid in config["uids"])
+    if mode == "container":
+        iso.workroot = config.get("workroot") or iso.workroot
+        iso.applied.append("container (network none, read-only root, limits set by the host)")
+    elif os.geteuid() == 0:
+        try:
+            libc_call("unshare", CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID)
+            _become_namespace_init()
+            iso.dies_with_parent = True
+            iso.applied.append("network namespace (no network)")
+            iso.applied.append("PID namespace of its own (every process of the worker ends with it)")
+            iso.applied.extend(enter_minimal_root())
+            iso.workroot = "/tmp"
+        except OSError as exc:
+            if iso.applied:  # half built: the worker cannot tell what a candidate would see
+                raise OSError(f"could not isolate the local worker: {exc}") from exc
+            iso.warn(
+                f"namespaces unavailable ({exc}): the host filesystem, its processes and the network stay "
+                "reachable to candidates; use the docker sandbox for untrusted code"
+            )
+    else:
+        _isolate_unprivileged(iso)
+    # Orphans of a job are re-parented to us, so we can find and reap every one of them.
+    libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    if iso.child_uid is not None:
+        iso.applied.append("unprivileged uids per worker (one for candidates, one for their judges)")
+        iso.applied.append("a job's processes all end with it (SIGKILL to every process of its uid)")
+    return iso
+
+
+def _isolate_unprivileged(iso: Isolation) -> None:
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        libc_call("unshare", CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET)
+        with open("/proc/self/setgroups", "w") as f:
+            f.write("deny")
+        with open("/proc/self/uid_map", "w") as f:
+            f.write(f"{uid} {uid} 1")
+        with open("/proc/self/gid_map", "w") as f:
+            f.write(f"{gid} {gid} 1")
+        iso.applied.append("user and network namespace (no network)")
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
+        _remount_everything_read_only(iso)
+        mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=512m,mode=1777")
+        iso.workroot = "/tmp"
+        iso.applied.append("read-only host filesystem (mount namespace), private tmpfs /tmp")
+    except OSError as exc:
+        iso.warn(
+            f"user namespaces unavailable ({exc}); candidates run as your user with rlimits only: "
+            "use the docker sandbox for untrusted code"
+        )
+    iso.warn(
+        "not root: candidates keep your uid, can signal your processes, read what you can read and leave "
+        "processes behind; use the docker sandbox, or run as root, for untrusted code"
+    )
+
+
+_MOUNT_FLAGS = {
+    "nosuid": MS_NOSUID,
+    "nodev": MS_NODEV,
+    "noexec": 0x8,
+    "noatime": 0x400,
+    "nodiratime": 0x800,
+    "relatime": 1 << 21,
+}
 
 
 def _remount_everything_read_only(iso: Isolation) -> None:
@@ -100,124 +170,13 @@ def _remount_everything_read_only(iso: Isolation) -> None:
         for option in fields[5].split(","):
             flags |= _MOUNT_FLAGS.get(option, 0)
         try:
-            _mount(None, target, None, flags)
+            mount(None, target, None, flags)
         except OSError:
             failed.append(target)
     if "/" in failed:
         raise OSError("could not remount / read-only")
     if failed:
         iso.warn(f"left writable (remount refused): {', '.join(failed[:5])}")
-
-
-def _setup_private_filesystem(iso: Isolation) -> None:
-    # Private first: nothing below may propagate back to the host's mounts.
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    _remount_everything_read_only(iso)
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=512m,mode=1777")
-    iso.workroot = "/tmp"
-    iso.applied.append("read-only host filesystem (mount namespace), private tmpfs /tmp")
-
-
-def _first_closed_directory(path: str) -> str:
-    """The outermost directory on ``path`` that a user in no group cannot enter or list."""
-    parts = path.split("/")
-    for depth in range(2, len(parts) + 1):
-        ancestor = "/".join(parts[:depth])
-        mode = os.stat(ancestor).st_mode
-        if not mode & 0o001 or (ancestor == path and not mode & 0o004):
-            return ancestor
-    return path
-
-
-def _expose_interpreter(iso: Isolation) -> None:
-    """Make the interpreter's own directories readable to the sandbox user, without chmod on the host.
-
-    Say Python lives under /root/.pyenv and /root is 0700: in this private mount namespace, /root
-    becomes an empty read-only tmpfs holding only a bind of /root/.pyenv. The paths stay the same (so
-    packages already imported keep working), and nothing else of /root is visible to candidates.
-    """
-    wanted = {
-        os.path.realpath(entry)
-        for entry in [*sys.path, sys.prefix, sys.base_prefix, sys.exec_prefix]
-        if entry and os.path.isdir(entry)
-    }
-    stash_root = "/tmp/.codegym-stash"
-    for round_ in range(8):
-        blocked = sorted(path for path in wanted if not _reachable_by_others(path))
-        if not blocked:
-            return
-        closed = _first_closed_directory(blocked[0])
-        if closed in blocked:
-            keep = sorted(os.listdir(closed))
-        else:
-            keep = sorted({p[len(closed) + 1 :].split("/")[0] for p in blocked if p.startswith(closed + "/")})
-        stash = f"{stash_root}/{round_}"
-        os.makedirs(stash, 0o755)
-        for name in keep:
-            _bind_point(os.path.join(closed, name), os.path.join(stash, name))
-            _mount(os.path.join(closed, name), os.path.join(stash, name), None, MS_BIND | MS_REC)
-        _mount("tmpfs", closed, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
-        for name in keep:
-            _bind_point(os.path.join(stash, name), os.path.join(closed, name))
-            _mount(os.path.join(stash, name), os.path.join(closed, name), None, MS_BIND | MS_REC)
-            _mount(None, os.path.join(closed, name), None, MS_BIND | MS_REMOUNT | MS_RDONLY)
-            libc_call("umount2", os.path.join(stash, name).encode(), MNT_DETACH)
-        _mount(None, closed, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-        iso.applied.append(f"interpreter directories under {closed} exposed read-only, the rest hidden")
-    iso.warn("some interpreter directories stay unreadable to the sandbox user: imports may fail")
-
-
-def _bind_point(source: str, target: str) -> None:
-    """Create an empty file or directory at ``target`` to bind ``source`` onto."""
-    if os.path.isdir(source):
-        os.makedirs(target, 0o755, exist_ok=True)
-    else:
-        with open(target, "a"):
-            pass
-
-
-def setup_isolation(mode: str) -> Isolation:
-    """Isolate this worker once; ``mode`` is "local" (namespaces, uid drop) or "container"."""
-    iso = Isolation()
-    # Non-dumpable: a same-uid child cannot open /proc/<worker>/fd or mem to reach the host channel.
-    libc_call("prctl", PR_SET_DUMPABLE, 0, 0, 0, 0)
-    # Orphans of a job are re-parented to us, so we can find and kill every one of them.
-    libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    iso.applied.append("subreaper (no process outlives its job)")
-    if mode == "container":
-        iso.applied.append("container (network none, read-only root, limits set by the host)")
-        return iso
-    if os.geteuid() == 0:
-        try:
-            libc_call("unshare", CLONE_NEWNS | CLONE_NEWNET)
-            iso.applied.append("network namespace (no network)")
-            _setup_private_filesystem(iso)
-            _expose_interpreter(iso)
-        except OSError as exc:
-            iso.warn(f"namespaces unavailable ({exc}); the host filesystem and network stay reachable")
-        # A uid of our own per worker: candidates cannot signal the worker, the host or each other.
-        iso.child_uid = (1 << 20) + os.getpid()
-        iso.judge_uid = (1 << 23) + os.getpid()
-        iso.applied.append("unprivileged uids per worker (one for candidates, one for their judges)")
-        return iso
-    uid, gid = os.getuid(), os.getgid()
-    try:
-        libc_call("unshare", CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET)
-        with open("/proc/self/setgroups", "w") as f:
-            f.write("deny")
-        with open("/proc/self/uid_map", "w") as f:
-            f.write(f"{uid} {uid} 1")
-        with open("/proc/self/gid_map", "w") as f:
-            f.write(f"{gid} {gid} 1")
-        iso.applied.append("user and network namespace (no network)")
-        _setup_private_filesystem(iso)
-    except OSError as exc:
-        iso.warn(
-            f"user namespaces unavailable ({exc}); candidates run as your user with rlimits only: "
-            "use the docker sandbox for untrusted code"
-        )
-    iso.warn("not root: candidates keep your uid and can signal your processes")
-    return iso
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -296,31 +255,39 @@ def confine(ctx: dict) -> None:
 # After a job: what it left behind.
 
 
-_OOM_COUNTERS = ["/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"]
+_OOM_COUNTERS = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
 
 
-def _read_small(path: str) -> bytes:
-    """A small /proc or /sys file, read raw: a Python file object costs four syscalls more, every job."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return os.read(fd, 1 << 16)
-    finally:
-        os.close(fd)
+def _open_oom_counters() -> list[int]:
+    """Descriptors of the memory cgroup's OOM-kill counters (v2, v1), opened before the root changes."""
+    descriptors = []
+    for path in _OOM_COUNTERS:
+        with contextlib.suppress(OSError):
+            descriptors.append(os.open(path, os.O_RDONLY))
+    return descriptors
 
 
-def oom_kills() -> int | None:
-    """The container's OOM-kill counter (cgroup v2 or v1), or None outside a memory cgroup."""
-    for path in list(_OOM_COUNTERS):
+def oom_kills(iso: Isolation) -> int | None:
+    """The memory cgroup's OOM-kill count, or None outside a memory cgroup."""
+    for fd in iso.oom_counters:
         try:
-            text = _read_small(path)
+            text = os.pread(fd, 1 << 16, 0)
         except OSError:
-            _OOM_COUNTERS.remove(path)  # this cgroup layout does not have it: do not look again
             continue
         for line in text.splitlines():
             name, _, value = line.partition(b" ")
             if name == b"oom_kill":
                 return int(value)
     return None
+
+
+def _read_small(path: str) -> bytes:
+    """A small /proc file, read raw: a Python file object costs four syscalls more, every job."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 1 << 16)
+    finally:
+        os.close(fd)
 
 
 def children_of(pid: int) -> list[int]:
@@ -335,8 +302,7 @@ def children_of(pid: int) -> list[int]:
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
+            stat = _read_small(f"/proc/{entry}/stat")
         except OSError:
             continue
         # The command name may hold spaces and parentheses: fields resume after the last ')'.
@@ -346,24 +312,50 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def reap_leftovers(keep: int | None = None, max_rounds: int = 500) -> int:
-    """Kill and reap every process left by a job (they were re-parented to this subreaper), but ``keep``."""
-    killed = 0
-    for _ in range(max_rounds):
+def kill_uid(uid: int, dies_with_parent: bool = False) -> None:
+    """SIGKILL every process that runs as ``uid``, at once; the caller is root.
+
+    With its real and effective uid set to ``uid`` for the call (the saved uid stays 0, to come back),
+    ``kill(-1)`` reaches exactly the processes of that uid. The kernel signals them all under one lock
+    that fork also takes, so a process cannot fork a child that escapes: a fork chain, native or not,
+    ends here whatever it does. A uid change disarms PR_SET_PDEATHSIG: ``dies_with_parent`` arms it again.
+    """
+    os.setresuid(uid, uid, 0)
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:  # nothing was left
+        pass
+    finally:
+        os.setresuid(0, 0, 0)
+        if dies_with_parent:
+            libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def end_job_processes(iso: Isolation, keep: int | None = None, patience_s: float = 10.0) -> int:
+    """Kill and reap every process a job left (its candidate's uid, and any child of ours but ``keep``).
+
+    Returns how many processes were reaped. Raises RuntimeError if some would not go within
+    ``patience_s`` seconds (a process stuck in the kernel): the worker is then no longer clean.
+    """
+    if iso.child_uid is not None:
+        kill_uid(iso.child_uid, iso.dies_with_parent)
+    reaped = 0
+    give_up = time.monotonic() + patience_s
+    while True:
         try:
-            while True:
-                pid, _status = os.waitpid(-1, os.WNOHANG)
-                if pid == 0:
-                    break
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                reaped += 1
         except ChildProcessError:
-            return killed
+            return reaped
         leftovers = [pid for pid in children_of(os.getpid()) if pid != keep]
         if not leftovers:
-            return killed
-        for pid in leftovers:
+            return reaped
+        if time.monotonic() > give_up:
+            raise RuntimeError(f"{len(leftovers)} processes of a job would not end")
+        for pid in leftovers:  # without a uid of its own (not root), one by one
             for kill in (os.killpg, os.kill):
                 with contextlib.suppress(OSError):
                     kill(pid, signal.SIGKILL)
-            killed += 1
+        if iso.child_uid is not None:
+            kill_uid(iso.child_uid, iso.dies_with_parent)
         time.sleep(0.001)
-    raise RuntimeError("could not reap the processes a job left behind")

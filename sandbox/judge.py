@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import importlib
 import os
 import resource
 import signal
@@ -253,23 +252,21 @@ def compile_test(code: str) -> tuple:
     return compiled
 
 
-def _resolve(name: str, described, channel: Channel):
-    """The judge's value for a top-level name of the program.
+def _resolve(name: str, described, channel: Channel, modules: dict):
+    """The judge's value for a top-level name of the program (one the judge asked for).
 
-    Plain data is copied. A module is imported by the judge itself, and only when the program imported
-    it under its own name (``import math`` as ``math``): so a test that uses ``math`` gets the real one,
-    and no program can make the judge import, or run, anything of its choosing. Everything else,
-    functions and classes included (also ones imported from the standard library: ``decode = exec``
-    must not run in the judge), is a :class:`Remote`.
+    Plain data is copied. A module the program imported under its own name (``import math`` as
+    ``math``) is the judge's own copy, and only if the judge had loaded that module before it judged
+    anything (``modules``): so a test that uses ``math`` gets the real one, and the judge never imports
+    a module because a program named it (an import runs code: ``unittest.__main__`` runs test discovery).
+    Everything else, functions and classes included (also ones imported from the standard library:
+    ``decode = exec`` must not run in the judge), is a :class:`Remote`.
     """
     if type(described) is not dict:
         channel.fail(f"the candidate described {name!r} in a malformed way", gone=False)
     if "module" in described:
-        if described["module"] == name:
-            try:
-                return importlib.import_module(name)
-            except ImportError:
-                pass
+        if described["module"] == name and name in modules:
+            return modules[name]
         return Remote(channel, -1, f"module {name}")  # any use of it fails
     if "value" in described:
         return channel.decode(described["value"])
@@ -297,6 +294,9 @@ def judge_server(ctx: dict) -> None:
             sock.sendall(b"".join(held))
             held.clear()
 
+    # The modules a test may get for a name the program imported: what the judge holds now, before any
+    # job. Taken here because a module a test imports later is the test's doing, never the program's.
+    modules = {name: module for name, module in sys.modules.items() if "." not in name}
     try:
         confine(ctx)
         # A candidate that shares the judge's uid (in a container) may signal it: SIGINT must not become a
@@ -324,7 +324,7 @@ def judge_server(ctx: dict) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (_address_space() + (job["memory_mb"] << 20), hard))
         channel = Channel(*fds)
         try:
-            _judge_job(job["tests"], channel, report)
+            _judge_job(job["tests"], channel, report, modules)
             # The end goes out while the candidate's pipes are still open: closing them ends the candidate,
             # and the worker should hear that the job is over before it sees the candidate go.
             report({"end": True})
@@ -343,7 +343,7 @@ def _address_space() -> int:
         os.close(fd)
 
 
-def _judge_job(tests: list, channel: Channel, report) -> None:
+def _judge_job(tests: list, channel: Channel, report, modules: dict) -> None:
     """Judge one job's tests against the candidate at the other end of ``channel``."""
     wanted = set()
     for _, test in tests:
@@ -352,7 +352,12 @@ def _judge_job(tests: list, channel: Channel, report) -> None:
             wanted.add(test["entry_point"])
     try:
         # Asked at once: the candidate answers as soon as its program is loaded, with no round trip more.
-        names = channel.send({"op": "names", "names": sorted(wanted)})
+        try:
+            names = channel.send({"op": "names", "names": sorted(wanted)})
+        except ChannelBroken as exc:
+            # A program that ended while loading (sys.exit at import) may have closed its end before the
+            # question arrived: what it said before it went, its load status, still names the cause.
+            names, unsent, channel.broken = None, exc, None
         first = channel.receive()
         if "setup_error" in first:
             report({"setup_error": str(first["setup_error"])})
@@ -369,11 +374,17 @@ def _judge_job(tests: list, channel: Channel, report) -> None:
                 {"load": failed if _is_result(failed) else _broken_result("a malformed load status", started)}
             )
             return
+        if names is None:
+            raise unsent
         report({"load": None})
         described = channel.reply_to(names).get("names")
         if type(described) is not dict:
             channel.fail("the candidate sent a malformed list of names", gone=False)
-        program_names = {name: _resolve(name, value, channel) for name, value in described.items()}
+        if not described.keys() <= wanted:
+            # Only names a test reads may enter its scope: never a builtin it did not name as its entry
+            # point, never a dunder, never anything the judge did not ask for.
+            channel.fail("the candidate described names the judge did not ask for", gone=False)
+        program_names = {name: _resolve(name, value, channel, modules) for name, value in described.items()}
     except ChannelBroken as exc:
         report({"i": tests[0][0], "gone": exc.gone, "message": str(exc)})
         return

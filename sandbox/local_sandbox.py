@@ -1,8 +1,9 @@
 """The local backend: fork-server workers started as plain processes on this machine.
 
-Run as root, each worker puts itself in new mount and network namespaces (host filesystem read-only,
-a private tmpfs /tmp, no network) and runs candidates under a uid of its own. Run as a normal user it
-tries a user namespace for the same, and otherwise falls back to rlimits alone, with a warning.
+Run as root, each worker puts itself in new mount, network and PID namespaces (a minimal read-only root
+of system folders and the standard library, a private /tmp, its own /proc, no network) and runs
+candidates and judges under two uids of its own. Run as a normal user it tries a user namespace for
+part of that, and otherwise falls back to rlimits alone, with a warning.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from codegym.sandbox.base import Sandbox, WorkerChannel, WorkerGone, worker_command
+from codegym.sandbox.base import MAX_REPLY_BYTES, Sandbox, WorkerChannel, WorkerGone, worker_command
 from codegym.sandbox.framing import LineReader
 from codegym.sandbox.isolation import SAFE_ENV
 
@@ -36,7 +37,7 @@ class LocalWorkerChannel(WorkerChannel):
             close_fds=True,
             start_new_session=True,
         )
-        self._reader = LineReader(self.process.stdout.fileno())
+        self._reader = LineReader(self.process.stdout.fileno(), max_line=MAX_REPLY_BYTES)
         try:
             self.handshake(time.monotonic() + STARTUP_TIMEOUT_S)
         except BaseException:
@@ -55,6 +56,8 @@ class LocalWorkerChannel(WorkerChannel):
             line = self._reader.read_line(deadline)
         except TimeoutError:
             raise WorkerGone("the worker did not answer in time") from None
+        except ValueError as exc:
+            raise WorkerGone(f"the worker sent an oversized reply ({exc})") from None
         if line is None:
             raise WorkerGone(f"the worker exited (status {self.process.poll()})")
         return line
@@ -63,8 +66,9 @@ class LocalWorkerChannel(WorkerChannel):
         return bool(self._reader.buffer)
 
     def close(self) -> None:
-        # The worker leads its own process group; its children run in sessions of their own and die with
-        # it through PR_SET_PDEATHSIG, so killing the group and the worker leaves nothing behind.
+        # The worker leads its own process group, with the first process of its PID namespace, which the
+        # kill reaches too: when that one ends the kernel kills every process in the namespace, so a job's
+        # processes, in sessions of their own and however many, cannot outlive the worker.
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)

@@ -23,6 +23,7 @@ import contextlib
 import json
 import math
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -35,17 +36,16 @@ from codegym.sandbox.framing import LineReader, dumps_line, loads_line, write_al
 from codegym.sandbox.isolation import (
     SAFE_ENV,
     Isolation,
-    children_of,
+    end_job_processes,
     oom_kills,
     pin_to_cpu,
-    reap_leftovers,
     setup_isolation,
 )
 from codegym.sandbox.judge import judge_server
 
 __all__ = ["PROTOCOL_VERSION", "SAFE_ENV", "serve"]
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 # Modules most solutions import, loaded before any fork so that children start warm, and so that a
 # sandbox user who cannot read the interpreter's own directories still has them.
@@ -81,11 +81,28 @@ PRELOAD = [
     "unicodedata",
 ]
 MAX_MESSAGE_BYTES = 128 << 20
+# What the values a job's calls returned may weigh together in the reply to the host; past it a result
+# becomes an error. Every buffer a candidate can fill is bounded like this one.
+MAX_RESULT_BYTES = 64 << 20
+# A stdio program's side channel carries two frames (ready, and its exception if it raised): what it
+# may write there before the worker stops listening.
+MAX_SIDE_BYTES = 1 << 20
 RECURSION_LIMIT = 10_000
-
-
-class SetupError(RuntimeError):
-    """A job's process could not confine itself: the sandbox's fault, never the candidate's."""
+# Checked once before the worker says hello: a worker that cannot confine a job fails to start, so a
+# setup failure later on can only be one job's error, never a reason to stop the caller.
+SELF_CHECK = {
+    "id": 0,
+    "program": "def twice(x):\n    return 2 * x\nif __name__ == '__main__':\n    print(twice(21))\n",
+    "tests": [
+        {"kind": "call", "entry_point": "twice", "args": [1], "kwargs": {"d": []}},
+        {"kind": "assert", "code": "assert twice(2) == 4", "entry_point": "twice"},
+        {"kind": "stdio", "stdin": ""},
+    ],
+    "timeout_s": 30.0,
+    "memory_mb": 256,
+    "max_output_bytes": 1 << 16,
+    "report_bytes": 1024,
+}
 
 
 def _fork(main, ctx: dict) -> int:
@@ -150,6 +167,8 @@ class _Judge:
         worker_end, judge_end = socket.socketpair()
         null_r = os.open(os.devnull, os.O_RDONLY)
         null_w = os.open(os.devnull, os.O_WRONLY)
+        # A folder of the judge's own: it never sees a candidate's files, and imports nothing from there.
+        self.workdir = _private_dir(iso.workroot, "judge", iso.judge_uid)
         try:
             self.pid = _fork(
                 judge_server,
@@ -158,7 +177,7 @@ class _Judge:
                     "stdout": null_w,
                     "stderr": null_w,
                     "verdicts": judge_end.fileno(),
-                    "workdir": "/",
+                    "workdir": self.workdir,
                     "uid": iso.judge_uid,
                     # Memory is set per job; no CPU limit, since rlimits add up over a process's life: the
                     # worker's wall-clock deadline bounds each job instead.
@@ -192,22 +211,30 @@ class _Judge:
         except ChildProcessError:  # it died earlier and was reaped with a job's leftovers
             status = signal.SIGKILL
         self.sock.close()
+        _remove_workdir(self.workdir)
         return status
+
+
+def _private_dir(root: str, kind: str, uid: int | None) -> str:
+    """A new folder under ``root`` with a name nobody can guess, created exclusively, owned by ``uid``."""
+    path = os.path.join(root, f"{kind}-{secrets.token_hex(12)}")
+    os.mkdir(path, 0o700)  # fails if anything, of anyone's, is already there
+    if uid is not None:
+        os.chown(path, uid, uid)
+    return path
 
 
 class Worker:
     def __init__(self, iso: Isolation):
         self.iso = iso
-        self.sequence = 0
         self.judge: _Judge | None = None
 
     def _workdir(self) -> str:
-        self.sequence += 1
-        path = os.path.join(self.iso.workroot, f"job-{os.getpid()}-{self.sequence}")
-        os.mkdir(path, 0o700)
-        if self.iso.child_uid is not None:
-            os.chown(path, self.iso.child_uid, self.iso.child_uid)
-        return path
+        return _private_dir(self.iso.workroot, "job", self.iso.child_uid)
+
+    def _end_processes(self) -> None:
+        """Kill and reap everything the job started; the judge, between jobs, stays."""
+        end_job_processes(self.iso, keep=self.judge.pid if self.judge else None)
 
     @staticmethod
     def _limits(job: dict, count: int) -> dict:
@@ -242,7 +269,7 @@ class Worker:
         err_r, err_w = os.pipe()
         null_r = os.open(os.devnull, os.O_RDONLY)
         workdir = self._workdir()
-        oom_before = oom_kills()
+        oom_before = oom_kills(self.iso)
         candidate = _Watched(
             _fork(
                 candidate_main,
@@ -290,26 +317,49 @@ class Worker:
                 if (candidate.fd in ready or polling) and candidate.status is None and candidate.poll():
                     # Whatever the candidate left running may hold its pipe open: end it, so that the judge
                     # sees the end of the pipe at once instead of waiting for the deadline.
-                    _kill_children(keep=judge.pid)
+                    self._end_processes()
                 if judge.fd in ready:
-                    judge.reader.feed()
-                    for line in judge.reader.pop_lines():
-                        message = _parse(line)
-                        if "setup_error" in message:
-                            raise SetupError(f"sandbox process setup failed: {message['setup_error']}")
-                        if "end" in message:
+                    try:
+                        judge.reader.feed()
+                        lines = judge.reader.pop_lines()
+                    except ValueError as exc:
+                        stopped = _sandbox_error(
+                            "ProtocolError", f"the judge sent an oversized message ({exc})"
+                        )
+                        break
+                    for line in lines:
+                        message = _parse_or_none(line)
+                        if message is None:
+                            stopped = _sandbox_error("ProtocolError", "the judge sent a malformed message")
+                        elif "setup_error" in message:
+                            stopped = _sandbox_error(
+                                "SandboxSetup",
+                                f"a sandbox process could not confine itself: {message['setup_error']}",
+                            )
+                        elif message.get("end") is True:
                             ended = True
-                        elif not loaded:
-                            loaded = True
-                            outcome["load"] = message["load"]
-                            if message["load"] is not None:
-                                pending = []
-                        elif not pending or message.get("i") != pending[0]:
-                            raise RuntimeError(f"the judge reported {str(message)[:80]} out of turn")
-                        elif "gone" in message:
+                        elif "gone" in message:  # the candidate died or broke the pipe (while loading too)
                             gone = message
+                        elif not loaded:
+                            if "load" not in message or not (
+                                message["load"] is None or type(message["load"]) is dict
+                            ):
+                                stopped = _sandbox_error("ProtocolError", "the judge sent no load status")
+                            else:
+                                loaded = True
+                                outcome["load"] = message["load"]
+                                if message["load"] is not None:
+                                    pending = []
+                        elif (
+                            not pending
+                            or message.get("i") != pending[0]
+                            or type(message.get("r")) is not dict
+                        ):
+                            stopped = _sandbox_error("ProtocolError", "the judge reported a test out of turn")
                         else:
-                            outcome["results"][pending.pop(0)] = message["r"]
+                            outcome["results"][pending.pop(0)] = self._bounded(message["r"], len(line))
+                        if stopped or gone:
+                            break
                         item_started = time.monotonic()
                         deadline = item_started + timeout_s
                 for fd in list(streams):
@@ -319,18 +369,19 @@ class Worker:
             # A judge that lost the candidate's pipe was usually told so by the candidate's exit: give that
             # exit a moment to be seen, so the verdict names the cause (a signal, the OOM killer, exit(0)).
             candidate.kill_and_wait(grace_s=0.5 if gone and gone.get("gone") else 0.0)
-            judge_status = None if ended else self._drop_judge()  # a judge cut off mid-job starts afresh
+            # A judge cut off mid-job, or one that broke the protocol, starts afresh for the next job.
+            judge_status = None if ended and not stopped else self._drop_judge()
+            self._end_processes()
             _drain(streams, output, job["max_output_bytes"])
             for fd in (out_r, err_r):
                 os.close(fd)
-            reap_leftovers(keep=self.judge.pid if self.judge else None)
             _remove_workdir(workdir)
         if pending:
-            if stopped is None and gone is not None and not gone["gone"]:
+            if stopped is None and gone is not None and not gone.get("gone"):
                 stopped = {
                     "status": "error",
                     "error_type": "ProtocolError",
-                    "message": str(gone.get("message")),
+                    "message": str(gone.get("message"))[:2000],
                 }
             elif stopped is None:
                 stopped = self._end_of_pair(candidate, judge_status, gone, oom_before)
@@ -338,6 +389,18 @@ class Worker:
             if not loaded:
                 outcome["load"] = stopped
         return outcome
+
+    def _bounded(self, result: dict, size: int) -> dict:
+        """``result``, or an error once the job's returned values weigh more than MAX_RESULT_BYTES."""
+        self.result_bytes += size
+        if self.result_bytes <= MAX_RESULT_BYTES:
+            return result
+        return {
+            "status": "error",
+            "error_type": "OutputLimitExceeded",
+            "message": f"the values this program returned exceed {MAX_RESULT_BYTES >> 20} MiB together",
+            "duration_s": 0.0,
+        }
 
     def _end_of_pair(self, candidate: _Watched, judge_status: int, gone: dict | None, oom_before) -> dict:
         """Why a candidate and judge pair ended with tests left: the candidate's death, or the judge's."""
@@ -366,7 +429,7 @@ class Worker:
         write_all(stdin_fd, stdin_data.encode("utf-8"))
         os.lseek(stdin_fd, 0, os.SEEK_SET)
         workdir = self._workdir()
-        oom_before = oom_kills()
+        oom_before = oom_kills(self.iso)
         candidate = _Watched(
             _fork(
                 candidate_main,
@@ -388,7 +451,7 @@ class Worker:
             os.close(fd)
         started = time.monotonic()
         deadline = started + timeout_s
-        info = LineReader(info_r, max_line=1 << 20)
+        side = _SideChannel(info_r)
         streams = {out_r: "stdout", err_r: "stderr"}
         stopped = None
         try:
@@ -397,14 +460,13 @@ class Worker:
                 if remaining <= 0:
                     stopped = _timeout(timeout_s, started)
                     break
-                watch = [*streams] + ([info_r] if not info.eof else [])
+                watch = [*streams] + ([info_r] if side.open else [])
                 if candidate.fd is not None:
                     watch.append(candidate.fd)
                 polling = candidate.fd is None
                 ready = select.select(watch, [], [], min(remaining, 0.02) if polling else remaining)[0]
                 if info_r in ready:
-                    with contextlib.suppress(ValueError):  # an oversized frame is the program's own loss
-                        info.feed()
+                    side.read()
                 for fd in list(streams):
                     if fd in ready and not stopped:
                         stopped = _pump(fd, streams, output, job["max_output_bytes"])
@@ -412,27 +474,26 @@ class Worker:
                     candidate.poll()
         finally:
             candidate.kill_and_wait()
-            _kill_children(keep=self.judge.pid if self.judge else None)
+            self._end_processes()
             _drain(streams, output, job["max_output_bytes"])
-            with contextlib.suppress(ValueError, OSError):
-                while select.select([info_r], [], [], 0)[0] and not info.eof:
-                    info.feed()
+            side.drain()
             for fd in (info_r, out_r, err_r):
                 os.close(fd)
-            reap_leftovers(keep=self.judge.pid if self.judge else None)
             _remove_workdir(workdir)
         if stopped:
             return stopped
-        messages = [_parse_or_none(line) for line in info.pop_lines()]
-        if messages and messages[0] is not None and "setup_error" in messages[0]:
-            raise SetupError(f"sandbox process setup failed: {messages[0]['setup_error']}")
+        messages = side.messages
+        if messages and "setup_error" in messages[0]:
+            return _sandbox_error(
+                "SandboxSetup", f"a sandbox process could not confine itself: {messages[0]['setup_error']}"
+            )
         status = candidate.status
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             return {"status": "exited", "exit_code": 0, "duration_s": time.monotonic() - started}
         if os.WIFEXITED(status):
             # The program's own account of its error only explains a failure, so it may be believed.
             for message in messages[1:]:
-                raw = message.get("exit") if message else None
+                raw = message.get("exit")
                 if type(raw) is dict and raw.get("status") in ("error", "memory"):
                     return {
                         "status": raw["status"],
@@ -447,9 +508,8 @@ class Worker:
             }
         return self._death(status, oom_before)
 
-    @staticmethod
-    def _death(wait_status: int, oom_before: int | None) -> dict:
-        oom_after = oom_kills()
+    def _death(self, wait_status: int, oom_before: int | None) -> dict:
+        oom_after = oom_kills(self.iso)
         if oom_before is not None and oom_after is not None and oom_after > oom_before:
             return {
                 "status": "memory",
@@ -473,6 +533,7 @@ class Worker:
         """Run every test of one job; return one raw result per test, in order."""
         started = time.monotonic()
         tests = job["tests"]
+        self.result_bytes = 0
         results: list[dict | None] = [None] * len(tests)
         output = {"stdout": bytearray(), "stderr": bytearray()}
         pending = [i for i, test in enumerate(tests) if test["kind"] != "stdio"]
@@ -500,6 +561,7 @@ class Worker:
             result = self.run_stdio(job, test["stdin"], stream)
             if result["status"] == "exited":
                 result["stdout"] = stream["stdout"].decode("utf-8", errors="replace")
+                result = self._bounded(result, len(stream["stdout"]))
             output["stdout"] += stream["stdout"][: max(0, job["report_bytes"] - len(output["stdout"]))]
             results[i] = result
         cap = job["report_bytes"]
@@ -560,20 +622,44 @@ def _remove_workdir(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _kill_children(keep: int | None) -> None:
-    """SIGKILL every process of this worker's but ``keep`` (a job's leftovers are re-parented to us)."""
-    for pid in children_of(os.getpid()):
-        if pid != keep:
-            for kill in (os.killpg, os.kill):
-                with contextlib.suppress(OSError):
-                    kill(pid, signal.SIGKILL)
+def _sandbox_error(error_type: str, message: str) -> dict:
+    """A job's result when the sandbox's own processes failed it: an error, for this job alone."""
+    return {"status": "error", "error_type": error_type, "message": message[:2000]}
 
 
-def _parse(line: bytes) -> dict:
-    message = loads_line(line)
-    if type(message) is not dict:
-        raise RuntimeError(f"the judge sent {line[:80]!r}")
-    return message
+class _SideChannel:
+    """A stdio program's side pipe: its first frame (written before the program runs, so trusted) and
+    the frames after it, kept to a few and a bounded number of bytes; past that the worker stops
+    reading and what the program writes there is lost, to it alone."""
+
+    MAX_FRAMES = 2
+
+    def __init__(self, fd: int):
+        self.reader = LineReader(fd, max_line=MAX_SIDE_BYTES)
+        self.messages: list[dict] = []
+        self.open = True
+        self.bytes_read = 0
+
+    def read(self) -> None:
+        try:
+            before = len(self.reader.buffer)
+            self.reader.feed()
+            self.bytes_read += len(self.reader.buffer) - before
+            lines = self.reader.pop_lines()
+        except (ValueError, OSError):  # an oversized frame, or the pipe went away
+            self.open = False
+            return
+        for line in lines:
+            message = _parse_or_none(line)
+            if len(self.messages) < self.MAX_FRAMES:
+                self.messages.append(message if message is not None else {})
+        if self.reader.eof or self.bytes_read > MAX_SIDE_BYTES:
+            self.open = False
+
+    def drain(self) -> None:
+        """What the program wrote just before it ended, within the same bounds."""
+        while self.open and select.select([self.reader.fd], [], [], 0)[0]:
+            self.read()
 
 
 def _parse_or_none(line: bytes) -> dict | None:
@@ -599,17 +685,17 @@ def serve(config: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in PRELOAD:
         __import__(name)
-    iso = setup_isolation(config["isolation"])
-    pin_to_cpu(config.get("cpu_slot"))
-    worker = Worker(iso)
+    hello = {"hello": PROTOCOL_VERSION, "python": sys.version.split()[0]}
+    try:
+        pin_to_cpu(config.get("cpu_slot"))  # first, so the process the host started is pinned as well
+        iso = setup_isolation(config)
+        worker = Worker(iso)
+        _self_check(worker)
+    except Exception as exc:  # the sandbox cannot confine programs here: the host must hear why
+        write_all(1, dumps_line(dict(hello, fatal=f"{type(exc).__name__}: {exc}")))
+        return
+    hello.update(pid=os.getpid(), applied=iso.applied, warnings=iso.warnings)
     requests = LineReader(0)
-    hello = {
-        "hello": PROTOCOL_VERSION,
-        "pid": os.getpid(),
-        "applied": iso.applied,
-        "warnings": iso.warnings,
-        "python": sys.version.split()[0],
-    }
     write_all(1, dumps_line(hello))
     while True:
         line = requests.read_line()
@@ -618,10 +704,22 @@ def serve(config: dict) -> None:
         job = loads_line(line)
         try:
             reply = worker.run_job(job)
-        except SetupError as exc:  # the sandbox cannot confine a job here: the host must hear of it
-            write_all(1, dumps_line({"id": job.get("id"), "fatal": str(exc), "setup": True}))
-            return
         except Exception as exc:  # a runner bug: say so, and let the host replace this worker
             write_all(1, dumps_line({"id": job.get("id"), "fatal": f"{type(exc).__name__}: {exc}"}))
             return
         write_all(1, dumps_line(reply))
+
+
+def _self_check(worker: Worker) -> None:
+    """Run SELF_CHECK; raise unless each of its tests came back as an honest sandbox returns them."""
+    results = worker.run_job(SELF_CHECK)["results"]
+    expected = [
+        {"status": "returned", "value": 2},
+        {"status": "passed"},
+        {"status": "exited", "exit_code": 0},
+    ]
+    for result, wanted in zip(results, expected, strict=True):
+        if any(result.get(key) != value for key, value in wanted.items()):
+            raise RuntimeError(f"the self-check job failed: {str(result)[:500]}")
+    if results[2].get("stdout") != "42\n":
+        raise RuntimeError(f"the self-check program printed {results[2].get('stdout')!r:.100}, not 42")

@@ -101,7 +101,9 @@ def test_a_killed_container_is_replaced_and_none_are_left(sandbox_factory):
 def test_a_hung_worker_is_replaced(monkeypatch):
     with make_sandbox("local", workers=1) as box:
         worker = box._all[0]
-        os.kill(worker.process.pid, signal.SIGSTOP)  # alive but silent: only the host's watchdog can tell
+        # Alive but silent: only the host's watchdog can tell. (The worker's group: the process the host
+        # started and the first process of its PID namespace, which does the work.)
+        os.killpg(worker.process.pid, signal.SIGSTOP)
         monkeypatch.setattr("codegym.sandbox.base.HOST_SLACK_S", 1.0)
         started = time.monotonic()
         assert box.run(*OK, timeout_s=0.5).passed == 1  # given up on, then run again on a fresh worker

@@ -225,8 +225,9 @@ def test_files_outside_the_work_dir_are_out_of_reach(sandbox, tmp_path):
         "        f.write('the work dir is writable')\n"
         "    return done\n"
     )
-    # The last write lands in the sandbox's own private /tmp, which is writable by design.
-    report = sandbox.run(program, [CallTest("solve", expected=[0, 0, 0, 1])])
+    # Not even the sandbox's own /tmp: only the worker creates folders there, so no job leaves files
+    # for a later one (the job's own work dir, its current directory, is writable).
+    report = sandbox.run(program, [CallTest("solve", expected=[0, 0, 0, 0])])
     assert report.tests[0].status is S, report.tests[0]
     assert sentinel.read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sentinel.txt"]

@@ -141,8 +141,22 @@ def test_a_malformed_result_is_an_error_never_a_pass(name):
     box.close()
 
 
-def test_a_setup_failure_is_the_sandbox_s_and_raises():
-    box = ScriptedSandbox([{"fatal": "sandbox process setup failed: setresuid: EPERM", "setup": True}])
-    with pytest.raises(SandboxError, match="cannot confine programs here"):
-        box.run("def f(x):\n    return x + 1\n", TESTS)
+def test_a_worker_that_cannot_confine_programs_fails_to_start():
+    # A worker runs a self-check job before its hello; a failure there is the sandbox's, said at start.
+    channel = ScriptedChannel([])
+    channel.pending = (
+        json.dumps({"hello": 3, "fatal": "RuntimeError: the self-check job failed"}).encode() + b"\n"
+    )
+    with pytest.raises(SandboxError, match="cannot confine programs here: RuntimeError: the self-check"):
+        channel.handshake(deadline=0.0)
+
+
+def test_a_setup_failure_after_the_start_is_that_job_s_error_and_the_caller_goes_on():
+    # Once a worker has started, no reply (a taken-over judge could forge one) may stop a whole batch.
+    fatal = {"fatal": "sandbox process setup failed: setresuid: EPERM", "setup": True}
+    box = ScriptedSandbox([fatal, fatal])
+    report, after = box.run_batch([("def f(x):\n    return x + 1\n", TESTS)] * 2)
+    assert [t.status for t in report.tests] == [TestStatus.ERROR] * 3
+    assert report.tests[0].error_type == "SandboxFault"
+    assert after.all_passed
     box.close()
