@@ -6,7 +6,9 @@ stay on the host, and the comparison happens here, outside the candidate's reach
 
 from __future__ import annotations
 
+import decimal
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,10 +56,11 @@ class CallTest:
     """Call ``entry_point(*args, **kwargs)`` and compare the result with ``expected`` on the host.
 
     The result must be plain data (None, bool, int, float, complex, str, bytes and lists, tuples, dicts,
-    sets of those); anything else is an error. With ``equality="strict"`` (the default) floats compare
-    with ``math.isclose(rel_tol, abs_tol)``, bool and int are told apart, and list and tuple are told
-    apart. With ``equality="python"`` the host applies Python's ``==`` to the decoded plain data, which
-    is what a dataset's own ``assert f(x) == y`` meant (``1 == True``, ``2 == 2.0``, exact floats); it
+    sets of those); anything else is an error. With ``equality="strict"`` (the default) a float expected
+    compares with ``math.isclose(rel_tol, abs_tol)``, an int expected exactly (``1000000.9`` is not
+    ``1000000``), bool and int are told apart, and list and tuple are told apart. With
+    ``equality="python"`` the host applies Python's ``==`` to the decoded plain data, which is what a
+    dataset's own ``assert f(x) == y`` meant (``1 == True``, ``2 == 2.0``, exact floats); it
     is still safe, because only plain data reaches the comparison.
 
     Example:
@@ -82,6 +85,11 @@ class CallTest:
         if self.equality not in EQUALITIES:
             raise ValueError(f"CallTest.equality must be one of {EQUALITIES}, got {self.equality!r}")
         object.__setattr__(self, "args", tuple(self.args))
+        if self.kwargs is not None and not isinstance(self.kwargs, Mapping):
+            raise ValueError(
+                f"CallTest.kwargs must be a mapping of keyword arguments, got {self.kwargs!r:.80}; "
+                "pass the expected value as expected=..."
+            )
         try:
             wire = {
                 "kind": "call",
@@ -103,8 +111,8 @@ class StdioTest:
     """Run the whole program with ``stdin`` and compare its stdout with ``expected_stdout``.
 
     Comparison is token by token on whitespace-split output (so line breaks and trailing spaces do not
-    matter); tokens that both parse as numbers compare with ``math.isclose(rel_tol, abs_tol)``. The
-    program must exit with status 0.
+    matter); an integer token expected compares exactly as a number, and other numbers with
+    ``math.isclose(rel_tol, abs_tol)``. The program must exit with status 0.
     """
 
     __test__ = False
@@ -127,12 +135,16 @@ Test = AssertTest | CallTest | StdioTest
 
 
 def plain_equal(actual: Any, expected: Any, rel_tol: float, abs_tol: float) -> bool:
-    """Structural equality of plain data with a float tolerance; bool is not int, list is not tuple."""
+    """Structural equality of plain data; bool is not int, list is not tuple.
+
+    An int expected compares exactly (``1000000.9`` is not ``1000000``; ``2.0`` is ``2``); a float
+    expected compares with the tolerance.
+    """
     if isinstance(expected, bool) or isinstance(actual, bool):
         return type(actual) is type(expected) and actual == expected
     if isinstance(expected, int | float) and isinstance(actual, int | float):
-        if isinstance(expected, int) and isinstance(actual, int):
-            return actual == expected
+        if isinstance(expected, int):
+            return actual == expected  # Python compares an int with a float exactly
         if math.isnan(expected) or math.isnan(actual):
             return math.isnan(expected) and math.isnan(actual)
         return math.isclose(actual, expected, rel_tol=rel_tol, abs_tol=abs_tol)
@@ -156,9 +168,19 @@ def _python_equal(actual: Any, expected: Any) -> bool:
         return False
 
 
+_INTEGER_TOKEN = re.compile(r"[+-]?[0-9]+")
+
+
 def _token_equal(actual: str, expected: str, rel_tol: float, abs_tol: float) -> bool:
+    """Equal tokens; numbers as numbers: an integer expected exactly (``7.0`` is ``7``, ``1000000006`` is
+    not ``1000000007``), any other number with the tolerance."""
     if actual == expected:
         return True
+    if _INTEGER_TOKEN.fullmatch(expected):
+        try:
+            return decimal.Decimal(actual) == decimal.Decimal(expected)
+        except (decimal.InvalidOperation, ValueError):
+            return False
     try:
         a, e = float(actual), float(expected)
     except ValueError:

@@ -198,3 +198,20 @@ def test_a_node_dying_mid_batch_changes_no_result(ray_cluster):
         box.close()
         ray_cluster.add_node(num_cpus=1)
         ray_cluster.wait_for_nodes()
+
+
+def test_the_sandbox_attacks_get_honest_verdicts_through_ray(ray_box):
+    # The verdict attacks of tests/sandbox/test_attacks.py, in one batch over the cluster's actors: a
+    # verdict crosses Ray as plain data and is judged on the driver, so it must be the same one.
+    from tests.sandbox.test_attacks import ATTACKS, FAKE_SETUP_ERROR
+
+    names = sorted(ATTACKS)
+    restarts = ray_box.restarts
+    honest = ("def f(x):\n    return 2 * x\n", [AssertTest("assert f(1) == 2", entry_point="f")])
+    jobs = [ATTACKS[name][:2] for name in names] + [honest, (FAKE_SETUP_ERROR, honest[1]), honest]
+    reports = ray_box.run_batch(jobs, timeout_s=3.0)
+    for name, report in zip(names, reports, strict=False):
+        assert report.tests[0].status in ATTACKS[name][2], (name, report.tests[0])
+        assert report.tests[0].error_type not in ("SandboxFault", "WorkerDied"), (name, report.tests[0])
+    assert [r.all_passed for r in reports[-3:]] == [True, False, True]
+    assert ray_box.restarts == restarts
