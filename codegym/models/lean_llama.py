@@ -134,6 +134,7 @@ class LeanLlama:
             )
             for layer in inner.layers
         ]
+        self._fused_weights: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         theta = config.rope_parameters["rope_theta"]
         # As transformers computes it: float32, then cos/sin of positions times these.
         self.inv_freq = 1.0 / (
@@ -142,6 +143,19 @@ class LeanLlama:
                 torch.arange(0, self.head_dim, 2, dtype=torch.float, device=self.embed.device) / self.head_dim
             )
         )
+
+    def _fused(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each layer's query, key and value weights as one matrix, and its gate and up weights as one:
+        two matrix products instead of five. Made on first use, so they follow the grad mode of the call
+        (a trainer's call differentiates through them); make a new LeanLlama after changing weights."""
+        import torch
+
+        if self._fused_weights is None:
+            self._fused_weights = [
+                (torch.cat([layer.q, layer.k, layer.v]), torch.cat([layer.gate, layer.up]))
+                for layer in self.layers
+            ]
+        return self._fused_weights
 
     def new_cache(self, rows: int, capacity: int) -> KVCache:
         return KVCache(len(self.layers), rows, self.kv_heads, capacity, self.head_dim, self.embed)
@@ -196,15 +210,19 @@ class LeanLlama:
         import torch.nn.functional as F
 
         batch, width = input_ids.shape
+        fused = self._fused()
+        sizes = [self.layers[0].q.shape[0], self.layers[0].k.shape[0], self.layers[0].v.shape[0]]
         x = F.embedding(input_ids, self.embed)
         cos, sin = self._rotary(positions, x.dtype)
         start = cache.length if cache is not None else 0
         groups = self.heads // self.kv_heads
         for index, layer in enumerate(self.layers):
             h = self._norm(x, layer.input_norm)
-            q = F.linear(h, layer.q).view(batch, width, -1, self.head_dim).transpose(1, 2)
-            k = F.linear(h, layer.k).view(batch, width, -1, self.head_dim).transpose(1, 2)
-            v = F.linear(h, layer.v).view(batch, width, -1, self.head_dim).transpose(1, 2)
+            qkv, gate_up = fused[index]
+            q, k, v = F.linear(h, qkv).split(sizes, dim=-1)
+            q = q.view(batch, width, -1, self.head_dim).transpose(1, 2)
+            k = k.reshape(batch, width, -1, self.head_dim).transpose(1, 2)
+            v = v.reshape(batch, width, -1, self.head_dim).transpose(1, 2)
             q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
             if keep is not None:
                 keep.append((k, v))
@@ -236,7 +254,8 @@ class LeanLlama:
                 )
             x = x + F.linear(attention.transpose(1, 2).reshape(batch, width, -1), layer.o)
             h = self._norm(x, layer.post_norm)
-            x = x + F.linear(F.silu(F.linear(h, layer.gate)) * F.linear(h, layer.up), layer.down)
+            gate, up = F.linear(h, gate_up).chunk(2, dim=-1)
+            x = x + F.linear(F.silu(gate) * up, layer.down)
         if cache is not None:
             cache.length = start + width
         return self._norm(x, self.final_norm)
