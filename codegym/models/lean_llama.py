@@ -173,7 +173,7 @@ class LeanLlama:
 
         freqs = positions[..., None].float() * self.inv_freq
         emb = torch.cat((freqs, freqs), dim=-1)
-        return emb.cos().to(dtype)[:, None], emb.sin().to(dtype)[:, None]  # (B, 1, T, D)
+        return emb.cos().to(dtype)[:, :, None], emb.sin().to(dtype)[:, :, None]  # (B, T, 1, D)
 
     @staticmethod
     def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -211,7 +211,7 @@ class LeanLlama:
 
         batch, width = input_ids.shape
         fused = self._fused()
-        sizes = [self.layers[0].q.shape[0], self.layers[0].k.shape[0], self.layers[0].v.shape[0]]
+        sizes = [self.layers[0].q.shape[0] + self.layers[0].k.shape[0], self.layers[0].v.shape[0]]
         x = F.embedding(input_ids, self.embed)
         cos, sin = self._rotary(positions, x.dtype)
         start = cache.length if cache is not None else 0
@@ -219,11 +219,11 @@ class LeanLlama:
         for index, layer in enumerate(self.layers):
             h = self._norm(x, layer.input_norm)
             qkv, gate_up = fused[index]
-            q, k, v = F.linear(h, qkv).split(sizes, dim=-1)
-            q = q.view(batch, width, -1, self.head_dim).transpose(1, 2)
-            k = k.reshape(batch, width, -1, self.head_dim).transpose(1, 2)
+            qk, v = F.linear(h, qkv).split(sizes, dim=-1)
+            # Queries and keys rotate together: one pass of the same elementwise arithmetic.
+            qk = self._rotate(qk.view(batch, width, -1, self.head_dim), cos, sin)
+            q, k = qk[:, :, : self.heads].transpose(1, 2), qk[:, :, self.heads :].transpose(1, 2)
             v = v.reshape(batch, width, -1, self.head_dim).transpose(1, 2)
-            q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
             if keep is not None:
                 keep.append((k, v))
             if cache is not None:
