@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codegym.agents.pg_checkpoints import latest_checkpoint, resume, save_checkpoint
+from codegym.agents.pg_scoring import row_token_ids, rowwise_log_probs, step_log_probs
 from codegym.errors import UserError
 from codegym.evaluation import rollout
 from codegym.steps import policy_prompt, render_state
@@ -171,35 +172,8 @@ def continuation_log_probs(
     stop string and EOS that ended the step are not scored. ``model`` scores instead of the policy's own
     (a frozen reference copy, for the KL penalty).
     """
-    import torch
-
-    prompt_ids = policy.prompt_token_ids(prompts)
-    # A protocol's forced opening is in the prompt already: only what the model wrote is scored.
-    continuation_ids = [
-        list(ids) if ids is not None else None for ids in (token_ids or [None] * len(prompts))
-    ]
-    missing = [i for i, ids in enumerate(continuation_ids) if ids is None]
-    if missing:  # only rows whose sampled ids are unknown are tokenized from their text
-        generated = [policy.generated_text(prompts[i], continuations[i]) for i in missing]
-        for i, ids in zip(
-            missing, policy.tokenizer(generated, add_special_tokens=False)["input_ids"], strict=True
-        ):
-            continuation_ids[i] = ids
-    rows = [p + c for p, c in zip(prompt_ids, continuation_ids, strict=True)]
-    width = max(len(row) for row in rows)
-    input_ids = torch.full((len(rows), width), policy.tokenizer.pad_token_id, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    scored = torch.zeros((len(rows), width - 1), dtype=torch.bool)  # position j predicts token j + 1
-    for row, (ids, prompt) in enumerate(zip(rows, prompt_ids, strict=True)):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention[row, : len(ids)] = 1
-        scored[row, len(prompt) - 1 : len(ids) - 1] = True
-    input_ids, attention, scored = (x.to(policy.device) for x in (input_ids, attention, scored))
-    logits = (model or policy.model)(input_ids=input_ids, attention_mask=attention).logits[
-        :, :-1
-    ]  # (B, T-1, V)
-    token_logprobs = torch.log_softmax(logits.float(), dim=-1).gather(2, input_ids[:, 1:, None])[..., 0]
-    return (token_logprobs * scored).sum(dim=1)  # (B,)
+    prompt_ids, continuation_ids = row_token_ids(policy, prompts, continuations, token_ids)
+    return rowwise_log_probs(policy, model or policy.model, prompt_ids, continuation_ids, len(prompts))
 
 
 def train_policy_gradient(
@@ -590,21 +564,29 @@ def _update(
     rows = taken + [(p, s, supervised_coef * scale / len(imitated), ids, on) for p, s, _, ids, on in imitated]
     if not rows:
         return 0.0, 0.0, 0.0
+    # Each episode's steps in order: its rows ride on one sequence where their tokens allow (pg_scoring).
+    chains, row = [], 0
+    for length in [len(e.steps) for e in episodes] + [len(steps) for _, steps in supervised]:
+        chains.append(list(range(row, row + length)))
+        row += length
+    prompt_ids, continuation_ids = row_token_ids(
+        policy, [r[0] for r in rows], [r[1] for r in rows], [r[3] for r in rows]
+    )
     # The model stays in eval mode (HFPolicy's): no dropout, so these are the log-probs it sampled from.
     optimizer.zero_grad(set_to_none=True)
     loss_total, log_ratio_total = 0.0, 0.0
-    for start in range(0, len(rows), policy.batch_size):  # micro-batches, gradients accumulate
-        chunk = rows[start : start + policy.batch_size]
-        prompts, steps, ids = [r[0] for r in chunk], [r[1] for r in chunk], [r[3] for r in chunk]
-        logprobs = continuation_log_probs(policy, prompts, steps, token_ids=ids)  # (B,)
-        weights = torch.tensor([r[2] for r in chunk], device=logprobs.device)
+    for first in range(0, len(chains), policy.batch_size):  # micro-batches of episodes, gradients accumulate
+        chunk = chains[first : first + policy.batch_size]
+        members = [index for chain in chunk for index in chain]
+        logprobs = step_log_probs(policy, prompt_ids, continuation_ids, chunk)[members]  # (B,)
+        weights = torch.tensor([rows[i][2] for i in members], device=logprobs.device)
         loss = -(weights * logprobs).sum() / scale
-        on_policy = torch.tensor([r[4] for r in chunk], device=logprobs.device)
+        on_policy = torch.tensor([rows[i][4] for i in members], device=logprobs.device)
         if reference is not None and bool(on_policy.any()):
             with torch.no_grad():
-                reference_logprobs = continuation_log_probs(
-                    policy, prompts, steps, model=reference, token_ids=ids
-                )
+                reference_logprobs = step_log_probs(
+                    policy, prompt_ids, continuation_ids, chunk, model=reference
+                )[members]
             log_ratio = (logprobs - reference_logprobs) * on_policy
             loss = loss + kl_coef * 0.5 * (log_ratio**2).sum() / len(taken)
             log_ratio_total += float(log_ratio.detach().sum())

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel
 
+    from codegym.models.lean_llama import LeanLlama
+
 __all__ = ["decode"]
 
 # choose(rows, scores) -> (tokens, logprobs): the next token of each live row (``rows`` are their indices
@@ -53,6 +55,19 @@ def decode(
     """
     import torch
 
+    from codegym.models.lean_llama import lean_llama
+
+    lean = lean_llama(model)
+    if lean is not None:
+        return _decode_lean(
+            lean,
+            input_ids,
+            attention_mask,
+            choose=choose,
+            finished=finished,
+            max_new_tokens=max_new_tokens,
+            eos_token_ids=eos_token_ids,
+        )
     batch = input_ids.shape[0]
     tokens: list[list[int]] = [[] for _ in range(batch)]
     logprobs: list[list[float]] = [[] for _ in range(batch)]
@@ -105,6 +120,80 @@ def decode(
             live = [live[j] for j in keep]
         mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
         step_ids, step_mask, step_positions = chosen[:, None], mask, (last_positions + 1)[:, None]
+    return tokens, logprobs
+
+
+def _decode_lean(
+    lean: LeanLlama,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    choose: Chooser,
+    finished: Finisher | None,
+    max_new_tokens: int,
+    eos_token_ids: set[int],
+) -> tuple[list[list[int]], list[list[float]]]:
+    """:func:`decode` through :class:`~codegym.models.lean_llama.LeanLlama`: one preallocated key/value
+    buffer written in place, and finished rows dropped from it only once they are half of it (a copy
+    of the buffer costs more than a few idle rows in a pass)."""
+    import torch
+
+    batch, width = input_ids.shape
+    device = input_ids.device
+    tokens: list[list[int]] = [[] for _ in range(batch)]
+    logprobs: list[list[float]] = [[] for _ in range(batch)]
+    valid = attention_mask.bool()
+    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    # Equal prompts (the samples of one prompt) are read once; their cache rows are copied after.
+    distinct, copies = torch.unique(
+        torch.cat([input_ids, attention_mask.to(input_ids.dtype)], dim=1), dim=0, return_inverse=True
+    )
+    if len(distinct) == batch:
+        distinct_ids, distinct_valid, distinct_positions, copies = input_ids, valid, positions, None
+    else:
+        distinct_ids, distinct_valid = distinct[:, :width], distinct[:, width:].bool()
+        distinct_positions = (distinct_valid.long().cumsum(-1) - 1).clamp(min=0)
+    cache = lean.new_cache(len(distinct_ids), width + max_new_tokens)
+    # Left padding: a real token sees the real tokens up to itself; a pad sees itself (never nothing).
+    causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
+    eye = torch.eye(width, dtype=torch.bool, device=device)
+    prefill_mask = (distinct_valid[:, None, None, :] & causal) | eye
+    hidden = lean.hidden(distinct_ids, distinct_positions, prefill_mask, cache=cache)
+    scores = lean.logits(hidden[:, -1])
+    if copies is not None:
+        cache.select(copies)
+        scores = scores[copies]
+    keys = torch.zeros(batch, width + max_new_tokens, dtype=torch.bool, device=device)
+    keys[:, :width] = valid
+    next_positions = positions[:, -1:] + 1  # (rows in cache, 1)
+    live = list(range(batch))
+    slot = list(range(batch))  # each batch row's row in the cache, while it lives
+    for step in range(max_new_tokens):
+        chosen, chosen_logprobs = choose(live, scores)
+        chosen_list, logprob_list = chosen.tolist(), chosen_logprobs.tolist()
+        for j, row in enumerate(live):
+            tokens[row].append(chosen_list[j])
+            logprobs[row].append(logprob_list[j])
+        if step == max_new_tokens - 1:
+            break
+        stopped = finished(live, tokens) if finished else [False] * len(live)
+        keep = [j for j, row in enumerate(live) if not stopped[j] and tokens[row][-1] not in eos_token_ids]
+        if not keep:
+            break
+        live = [live[j] for j in keep]
+        rows = torch.tensor([slot[row] for row in live], device=device)
+        if len(live) <= cache.rows // 2:  # compact: the buffer holds only live rows from here on
+            cache.select(rows)
+            keys, next_positions = keys[rows], next_positions[rows]
+            for index, row in enumerate(live):
+                slot[row] = index
+            rows = torch.arange(len(live), device=device)
+        step_ids = torch.full((cache.rows, 1), 0, dtype=torch.long, device=device)
+        step_ids[rows, 0] = chosen[torch.tensor(keep, device=device)]
+        keys[:, cache.length] = True
+        hidden = lean.hidden(step_ids, next_positions, keys[:, None, None, : cache.length + 1], cache=cache)
+        scores = lean.logits(hidden[rows, -1])
+        next_positions = next_positions + 1
     return tokens, logprobs
 
 

@@ -284,7 +284,9 @@ class HFPolicy:
                 inputs["input_ids"],
                 inputs["attention_mask"],
                 choose=chooser,
-                finished=_StopStrings(stop, self.tokenizer.batch_decode) if stop else None,
+                finished=_StopStrings(stop, self.tokenizer.batch_decode, self._stop_enders(stop))
+                if stop
+                else None,
                 max_new_tokens=max_new_tokens,
                 eos_token_ids=self.eos_token_ids,
             )
@@ -292,6 +294,22 @@ class HFPolicy:
             self._to_sample(tokens, row_logprobs, stop)
             for tokens, row_logprobs in zip(generated, logprobs, strict=True)
         ]
+
+    def _stop_enders(self, stop: list[str]) -> frozenset[int]:
+        """The ids of the tokens that can end one of ``stop``: those whose text, decoded alone, holds the
+        last character of a stop string or is not whole text (a piece of a multi-byte character). A row
+        whose newest token is not one of them cannot have just completed a stop string (made once per
+        set of stops and kept)."""
+        key = tuple(stop)
+        cached = getattr(self, "_stop_enders_cache", {})
+        if key not in cached:
+            lasts = {s[-1] for s in stop}
+            texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+            cached[key] = frozenset(
+                i for i, text in enumerate(texts) if "\ufffd" in text or any(last in text for last in lasts)
+            )
+            self._stop_enders_cache = cached
+        return cached[key]
 
     def _to_sample(self, tokens: list[int], logprobs: list[float], stop: list[str]) -> Sample:
         ended_by_eos = False
@@ -362,12 +380,23 @@ class _StopStrings:
     step costs O(1) decoding; the final cut is made on the whole text afterwards.
     """
 
-    def __init__(self, stop: list[str], batch_decode: Callable[..., list[str]]) -> None:
+    def __init__(
+        self, stop: list[str], batch_decode: Callable[..., list[str]], enders: frozenset[int] | None = None
+    ) -> None:
         self.stop = stop
         self.batch_decode = batch_decode
         # A token holds at least one byte and a character at most four, plus one token of slack.
         self.window = 4 * max(len(s) for s in stop) + 1
+        # Tokens that can complete a stop string (None: any); rows ending in another are not decoded.
+        self.enders = enders
 
     def __call__(self, rows: list[int], tokens: list[list[int]]) -> list[bool]:
-        tails = self.batch_decode([tokens[row][-self.window :] for row in rows], skip_special_tokens=True)
-        return [any(s in tail for s in self.stop) for tail in tails]
+        check = [j for j, row in enumerate(rows) if self.enders is None or tokens[row][-1] in self.enders]
+        result = [False] * len(rows)
+        if check:
+            tails = self.batch_decode(
+                [tokens[rows[j]][-self.window :] for j in check], skip_special_tokens=True
+            )
+            for j, tail in zip(check, tails, strict=True):
+                result[j] = any(s in tail for s in self.stop)
+        return result

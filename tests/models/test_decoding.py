@@ -14,6 +14,14 @@ from codegym.steps import policy_prompt, render_state  # noqa: E402
 from codegym.tasks.synthetic import SyntheticTasks  # noqa: E402
 
 
+@pytest.fixture(autouse=True, params=["lean", "transformers"])
+def engine(request, monkeypatch):
+    """Every test runs on both paths: the lean Llama forward and the model's own (any other model)."""
+    if request.param == "transformers":
+        monkeypatch.setattr("codegym.models.lean_llama.lean_llama", lambda model: None)
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def policy(tmp_path_factory):
     return HFPolicy(create_tiny(tmp_path_factory.mktemp("tiny"), n_tasks=200, seed=0), device="cpu")
@@ -92,13 +100,22 @@ def test_an_end_of_sequence_token_ends_its_row(policy, batch):
         assert row == written[:cut]
 
 
-def test_equal_prompts_are_read_once_and_decode_as_if_apart(policy, batch):
+def test_equal_prompts_are_read_once_and_decode_as_if_apart(policy, batch, engine, monkeypatch):
+    from codegym.models.lean_llama import LeanLlama
+
     widths = []
     forward = policy.model.forward
+    hidden = LeanLlama.hidden
 
     def counting_forward(*args, **kwargs):
         widths.append(kwargs["input_ids"].shape[0])
         return forward(*args, **kwargs)
+
+    def counting_hidden(self, input_ids, *args, **kwargs):
+        widths.append(input_ids.shape[0])
+        return hidden(self, input_ids, *args, **kwargs)
+
+    monkeypatch.setattr(LeanLlama, "hidden", counting_hidden)
 
     repeated = [0, 0, 1, 3, 3, 3]
     with torch.inference_mode():
@@ -106,6 +123,7 @@ def test_equal_prompts_are_read_once_and_decode_as_if_apart(policy, batch):
             policy.model, batch["input_ids"], batch["attention_mask"], choose=greedy, finished=None,
             max_new_tokens=6, eos_token_ids=set(),
         )[0]  # fmt: skip
+        widths.clear()
         policy.model.forward = counting_forward
         try:
             tokens = decode(
