@@ -206,7 +206,6 @@ def test_the_sandbox_attacks_get_honest_verdicts_through_ray(ray_box):
     from tests.sandbox.test_attacks import ATTACKS, FAKE_SETUP_ERROR
 
     names = sorted(ATTACKS)
-    restarts = ray_box.restarts
     honest = ("def f(x):\n    return 2 * x\n", [AssertTest("assert f(1) == 2", entry_point="f")])
     jobs = [ATTACKS[name][:2] for name in names] + [honest, (FAKE_SETUP_ERROR, honest[1]), honest]
     reports = ray_box.run_batch(jobs, timeout_s=3.0)
@@ -214,4 +213,3 @@ def test_the_sandbox_attacks_get_honest_verdicts_through_ray(ray_box):
         assert report.tests[0].status in ATTACKS[name][2], (name, report.tests[0])
         assert report.tests[0].error_type not in ("SandboxFault", "WorkerDied"), (name, report.tests[0])
     assert [r.all_passed for r in reports[-3:]] == [True, False, True]
-    assert ray_box.restarts == restarts
