@@ -707,7 +707,10 @@ def serve(config: dict) -> None:
         except Exception as exc:  # a runner bug: say so, and let the host replace this worker
             write_all(1, dumps_line({"id": job.get("id"), "fatal": f"{type(exc).__name__}: {exc}"}))
             return
-        write_all(1, dumps_line(reply))
+        try:
+            write_all(1, dumps_line(reply))
+        except BrokenPipeError:  # the host is gone (killed, or closed the sandbox mid-job): nobody to tell
+            return
 
 
 def _self_check(worker: Worker) -> None:
