@@ -132,7 +132,8 @@ def add_task_options(parser: argparse.ArgumentParser, *, endless_default: int) -
     group.add_argument(
         "--tasks",
         default="synthetic",
-        help="task source: synthetic, humaneval, jsonl:PATH or dataset:NAME_OR_PATH (default: %(default)s)",
+        help="task source: synthetic, humaneval, codeio, jsonl:PATH or dataset:NAME_OR_PATH "
+        "(default: %(default)s)",
     )
     group.add_argument(
         "--split",
@@ -225,7 +226,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="how the policy is prompted: native (the env's text; the tiny model), think (outline, refine, "
         "code, for instruct models), direct (code at once) (default: the model's own: think for "
-        "smollm2-135m-instruct, the saved one for a model trained here, else native)",
+        "smollm2-135m-instruct and qwen2.5-coder-0.5b-instruct, the saved one for a model trained here, else native)",
     )
     group.add_argument(
         "--device",
@@ -276,7 +277,7 @@ def check_model_spec(flag: str, spec: str) -> None:
     looks_local = spec.startswith(("/", ".", "~")) or spec.count("/") > 1
     if looks_local and not Path(spec).expanduser().exists():
         raise UsageError(
-            f"{flag} {spec}: no such folder; pass tiny, the folder of a saved model, smollm2-135m-instruct, a hub id "
+            f"{flag} {spec}: no such folder; pass tiny, the folder of a saved model, a built-in model, a hub id "
             "(namespace/name) or openai:<url>/<model>"
         )
 
