@@ -138,8 +138,8 @@ def add_task_options(parser: argparse.ArgumentParser, *, endless_default: int) -
     group.add_argument(
         "--split",
         default=None,
-        help="the source's split (default: 'test' for synthetic, whose test split holds compositions "
-        "never seen in training; the source's own default otherwise)",
+        help="the source's split (default: 'test' for synthetic and codeio, whose test splits hold "
+        "compositions or problems never seen in training; the source's own default otherwise)",
     )
     group.add_argument(
         "--task-options",
@@ -170,8 +170,9 @@ def add_task_options(parser: argparse.ArgumentParser, *, endless_default: int) -
 
 
 def resolved_split(args: argparse.Namespace) -> str | None:
-    """``--split``, with synthetic's default: its held-out ``test`` split."""
-    return "test" if args.split is None and args.tasks == "synthetic" else args.split
+    """``--split``, defaulting to the held-out ``test`` split of the sources that have one (synthetic,
+    codeio)."""
+    return "test" if args.split is None and args.tasks in ("synthetic", "codeio") else args.split
 
 
 def select_tasks(args: argparse.Namespace) -> list[Task]:
