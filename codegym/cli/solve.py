@@ -163,8 +163,8 @@ def add_solve_options(
     models.add_argument(
         "--policy",
         default="tiny",
-        help="the policy that writes steps: tiny or smollm2-135m-instruct (built in), a local path, a hub "
-        "id or openai:<url>/<model> (default: %(default)s)",
+        help="the policy that writes steps: tiny, smollm2-135m-instruct or qwen2.5-coder-0.5b-instruct "
+        "(built in), a local path, a hub id or openai:<url>/<model> (default: %(default)s)",
     )
     models.add_argument(
         "--prm",

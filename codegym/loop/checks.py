@@ -30,13 +30,11 @@ CHECK_SEED = 7_919  # mixed with the loop's seed: the check tasks are the same i
 def check_tasks(ctx: StageContext) -> list[Task]:
     """``config.check_tasks`` test-split tasks of the evaluation's difficulty, none of them an evaluation
     task; the same in every iteration."""
-    from codegym.loop.stages import eval_tasks
-    from codegym.tasks.synthetic import SyntheticTasks
+    from codegym.loop.stages import eval_tasks, task_source
 
     config = ctx.config
     own = {task.task_id for task in eval_tasks(config)}
-    ops = config.tasks.eval_ops
-    source = SyntheticTasks("test", min_ops=ops, max_ops=ops)
+    source = task_source(config, "test")
     rng = np.random.default_rng([config.seed, CHECK_SEED])
     chosen: dict[str, Task] = {}
     for _ in range(100 * config.check_tasks):

@@ -24,14 +24,16 @@ from codegym.options import field_docs
 class TaskConfig:
     """Where the problems come from."""
 
+    source: str = "synthetic"
+    """"synthetic" (procedural; min_ops, max_ops and eval_ops apply) or "codeio" (CodeIO's real problems)"""
     train_tasks: int = 48
-    """training-split synthetic tasks searched per iteration (new ones every iteration)"""
+    """training-split tasks searched per iteration (new ones every iteration)"""
     min_ops: int = 1
     """fewest ops composed in a training task"""
     max_ops: int = 3
     """most ops composed in a training task"""
     eval_tasks: int = 100
-    """held-out (test-split) synthetic tasks for the before/after evaluation (the same every time)"""
+    """held-out (test-split) tasks for the before/after evaluation (the same every time)"""
     eval_ops: int = 2
     """ops composed in the evaluation tasks (the tiny policy solves about 18% of k=2 greedily)"""
 
@@ -209,6 +211,7 @@ class LoopConfig:
             ("search.batch_size >= 0", self.search.batch_size >= 0),
             ("eval.batch_size >= 0", self.eval.batch_size >= 0),
             ("protocol", self.protocol in ("", "native", "think", "direct")),
+            ("tasks.source", self.tasks.source in ("synthetic", "codeio")),
             ("dtype", self.dtype in ("float32", "bfloat16", "float16")),
             ("lora_r", self.lora_r >= 0),
         ]

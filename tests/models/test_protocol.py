@@ -47,6 +47,10 @@ def test_direct_asks_for_code_at_once():
     built = get_protocol("direct").build(env_prompt([]))
     assert built.prefix == "```python\n" and len(built.messages) == 3
     assert "```python" in built.messages[0]["content"]
+    # the answer opens the assistant turn with no "Step 1:" line (a step-by-step cue to a code model)
+    assert built.messages[-1] == {"role": "assistant", "content": "```python\n"}
+    again = get_protocol("direct").build(env_prompt(["```python\nx = 1\n```"]))
+    assert again.messages[-1]["content"] == "Step 1:\n```python\nx = 1\n```\n\nStep 2:\n```python\n"
 
 
 def test_render_continues_the_partial_assistant_message_verbatim():
