@@ -115,6 +115,37 @@ def keyword_defaults(function: Callable) -> dict[str, Any]:
     }
 
 
+def check_keywords(
+    target: Callable, options: dict[str, Any], what: str, *, taken: Iterable[str] = ()
+) -> None:
+    """Refuse ``options`` that ``target`` (a function or a class) has no keyword argument for.
+
+    Forwarded options otherwise fail deep inside as a TypeError that reads like a bug; this names the bad
+    keys and the valid ones. ``taken`` are arguments the caller passes itself; a ``**kwargs`` target
+    accepts anything.
+
+    Raises:
+        UserError: an unknown key.
+    """
+    from codegym.errors import UserError
+
+    parameters = inspect.signature(target).parameters.values()
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+        return
+    skipped = set(taken)
+    valid = sorted(
+        parameter.name
+        for parameter in parameters
+        if parameter.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        and parameter.name not in skipped
+    )
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise UserError(
+            f"{what} takes no option {', '.join(map(repr, unknown))}: the valid ones are {', '.join(valid)}"
+        )
+
+
 def _type_hints(target: Any) -> dict[str, Any]:
     """The type hints of a function or a class, each resolved on its own (``from __future__ import
     annotations`` leaves strings); a hint that names something not importable here (a name imported

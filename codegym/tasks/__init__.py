@@ -20,6 +20,7 @@ from typing import Any
 
 from codegym.errors import UserError
 from codegym.lazy import lazy_exports
+from codegym.options import check_keywords
 from codegym.tasks.task import Task, TaskList, TaskSource, tests_fingerprint
 
 SPECS = ("synthetic", "humaneval", "codeio", "jsonl:PATH", "dataset:NAME_OR_PATH")
@@ -50,6 +51,7 @@ def load_tasks(
     if spec == "synthetic":
         from codegym.tasks.synthetic import SyntheticTasks
 
+        check_keywords(SyntheticTasks, options, "the synthetic task source", taken=("split",))
         return SyntheticTasks(split or "train", **options)
     if spec == "humaneval":
         if split not in (None, "test"):
@@ -62,6 +64,7 @@ def load_tasks(
     if spec == "codeio":
         from codegym.tasks.codeio import load_codeio
 
+        check_keywords(load_codeio, options, "the codeio task source", taken=("split",))
         return load_codeio(split or "train", **options)
     if spec.startswith("jsonl:"):
         if split is not None:
@@ -70,10 +73,12 @@ def load_tasks(
             )
         from codegym.tasks.files import load_jsonl
 
+        check_keywords(load_jsonl, options, "a jsonl task source", taken=("path",))
         return load_jsonl(spec.removeprefix("jsonl:"), **options)
     if spec.startswith("dataset:"):
         from codegym.tasks.files import load_dataset_tasks
 
+        check_keywords(load_dataset_tasks, options, "a dataset task source", taken=("name_or_path", "split"))
         return load_dataset_tasks(spec.removeprefix("dataset:"), split=split or "train", **options)
     raise UserError(
         f"unknown task source {spec!r}: use one of {', '.join(SPECS)}, a TaskSource or a list of Task"

@@ -495,3 +495,12 @@ def test_dataset_single_file_and_row_errors_use_the_split_index(tmp_path):
         load_dataset_tasks(path)
     with pytest.raises(ValueError, match="cannot tell the format"):
         load_dataset_tasks(write_jsonl(tmp_path / "rows.txt", rows))
+
+
+@pytest.mark.parametrize("spec", ["synthetic", "codeio"])
+def test_an_unknown_task_option_names_the_valid_ones(spec):
+    from codegym.errors import UserError
+    from codegym.tasks import load_tasks
+
+    with pytest.raises(UserError, match=r"takes no option 'bogus': the valid ones are .*tests_per_task"):
+        load_tasks(spec, bogus=1)
