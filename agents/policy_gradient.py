@@ -19,8 +19,16 @@ Advantages:
   over the episodes of the same task that took a step t (TRL's unbiased std). At t = 0 with the outcome
   alone this is GRPO's outcome supervision; comparing later steps with the group's steps at the same
   depth keeps the baseline for a late step from being the whole episode's return.
+- ``"dr_grpo"`` (Liu et al. 2025, "Understanding R1-Zero-Like Training", arXiv 2503.20783): the same
+  group mean as the baseline, without the division by the std, which weights groups whose returns
+  barely differ (nearly all solved or all failed) as much as the informative ones.
 - ``"reinforce"``: ``A_t = G_t - b``, b a running mean of returns from earlier iterations (the first
   iteration uses its own mean).
+
+``skip_uniform_groups`` (DAPO's dynamic-sampling filter, Yu et al. 2025, arXiv 2503.14476): a group
+whose episodes all got the same returns at every depth has only zero group-relative advantages, so it
+adds nothing to the policy gradient but its steps to the loss's denominator (and to the KL term).
+Dropped, the update is the mean over the steps that carry a signal; the metrics count the groups dropped.
 
 Two optional terms keep the policy near where it started: ``kl_coef`` (a penalty towards the starting
 policy on its own samples) and ``replay`` (supervised episodes whose mean negative log-likelihood per
@@ -68,7 +76,8 @@ if TYPE_CHECKING:
     from codegym.sandbox import Sandbox
     from codegym.tasks import Task, TaskSource
 
-ADVANTAGES = ("grpo", "reinforce")
+ADVANTAGES = ("grpo", "dr_grpo", "reinforce")
+GROUP_ADVANTAGES = ("grpo", "dr_grpo")  # advantages that compare the episodes of a group
 BASELINE_MOMENTUM = 0.9  # the REINFORCE baseline's running mean keeps 90% of its past each iteration
 
 
@@ -88,6 +97,8 @@ class IterationMetrics:
         seconds: wall time of the iteration.
         kl: the mean of ``log pi(step) - log pi_ref(step)`` over the steps taken (an estimate of the
             KL divergence from the reference policy, per step); 0.0 without a reference (``kl_coef=0``).
+        skipped_groups: groups left out of the update because their returns were all equal
+            (``skip_uniform_groups``); 0 without that option.
     """
 
     iteration: int
@@ -100,6 +111,7 @@ class IterationMetrics:
     grad_norm: float
     seconds: float
     kl: float = 0.0
+    skipped_groups: int = 0
 
 
 @dataclass(frozen=True)
@@ -135,13 +147,18 @@ def returns_to_go(rewards: Sequence[float], gamma: float = 1.0) -> list[float]:
     return returns
 
 
-def group_relative_advantages(returns: Sequence[Sequence[float]], eps: float = 1e-6) -> list[list[float]]:
+def group_relative_advantages(
+    returns: Sequence[Sequence[float]], eps: float = 1e-6, *, scale: bool = True
+) -> list[list[float]]:
     """GRPO advantages of one task's episodes: at each depth t, ``(G_t - mean) / (std + eps)`` over the
-    episodes that took a step t; a step no other episode of the group reached gets 0.
+    episodes that took a step t; a step no other episode of the group reached gets 0. ``scale=False``
+    leaves out the division (Dr. GRPO): ``G_t - mean``.
 
     Example:
         >>> [[round(a, 3) for a in episode] for episode in group_relative_advantages([[1.0, 1.0], [0.0]])]
         [[0.707, 0.0], [-0.707]]
+        >>> group_relative_advantages([[1.0, 1.0], [0.0]], scale=False)
+        [[0.5, 0.0], [-0.5]]
     """
     advantages = [[0.0] * len(episode) for episode in returns]
     for t in range(max((len(episode) for episode in returns), default=0)):
@@ -149,10 +166,25 @@ def group_relative_advantages(returns: Sequence[Sequence[float]], eps: float = 1
         if len(members) < 2:
             continue
         values = np.array([returns[i][t] for i in members])
-        mean, std = values.mean(), values.std(ddof=1)
+        mean = values.mean()
+        spread = values.std(ddof=1) + eps if scale else 1.0
         for i, value in zip(members, values, strict=True):
-            advantages[i][t] = float((value - mean) / (std + eps))
+            advantages[i][t] = float((value - mean) / spread)
     return advantages
+
+
+def uniform_group(returns: Sequence[Sequence[float]]) -> bool:
+    """Whether every episode of a group got the same returns at every depth it reached as every other
+    episode that reached it: then each group-relative advantage is 0 and the group teaches nothing.
+
+    Example:
+        >>> uniform_group([[1.0, 1.0], [1.0]]), uniform_group([[1.0], [0.0]])
+        (True, False)
+    """
+    for t in range(max((len(episode) for episode in returns), default=0)):
+        if len({episode[t] for episode in returns if len(episode) > t}) > 1:
+            return False
+    return True
 
 
 def continuation_log_probs(
@@ -191,6 +223,7 @@ def train_policy_gradient(
     process_reward: str | ProcessRewardModel | None = None,
     env_options: dict[str, Any] | None = None,
     advantage: str = "grpo",
+    skip_uniform_groups: bool = False,
     learning_rate: float = 1e-4,
     weight_decay: float = 0.0,
     kl_coef: float = 0.0,
@@ -226,7 +259,11 @@ def train_policy_gradient(
         reward_options: options of a scheme given by name.
         process_reward: a PRM, a spec for :func:`codegym.models.load_prm` (``"tiny"``) or None.
         env_options: more :class:`~codegym.env.CodeReasonEnv` options (``outcome``, ``visible_tests``...).
-        advantage: ``"grpo"`` or ``"reinforce"``.
+        advantage: ``"grpo"`` (group mean and std), ``"dr_grpo"`` (group mean, no std) or
+            ``"reinforce"`` (running-mean baseline).
+        skip_uniform_groups: leave out of the update every group whose episodes all got the same
+            returns (DAPO's filter; ``"grpo"`` and ``"dr_grpo"`` only): the loss becomes the mean over
+            the other groups' steps, and an iteration with no other group takes no step.
         learning_rate, weight_decay: AdamW's.
         kl_coef: weight of a KL penalty towards the starting policy (a frozen copy, the reference):
             ``kl_coef * 0.5 * (log pi(step) - log pi_ref(step))^2`` per step taken, whose gradient is
@@ -269,6 +306,7 @@ def train_policy_gradient(
         checkpoint_every=checkpoint_every,
         keep_checkpoints=keep_checkpoints,
         advantage=advantage,
+        skip_uniform_groups=skip_uniform_groups,
         gamma=gamma,
         learning_rate=learning_rate,
         max_grad_norm=max_grad_norm,
@@ -314,6 +352,7 @@ def train_policy_gradient(
             "group_size": group_size,
             "env_options": env_options,
             "advantage": advantage,
+            **({"skip_uniform_groups": True} if skip_uniform_groups else {}),
             "learning_rate": learning_rate,
             "weight_decay": weight_decay,
             **({"kl_coef": kl_coef} if kl_coef else {}),
@@ -368,21 +407,25 @@ def train_policy_gradient(
             )
             returns = [returns_to_go(episode.rewards, gamma) for episode in episodes]
             advantages, baseline = _advantages(returns, advantage, group_size, baseline)
+            kept = _informative(returns, group_size) if skip_uniform_groups else [True] * len(episodes)
             problems = {task.task_id: task.problem for task in batch}
             supervised = _draw_replay(replay, len(episodes), np.random.default_rng([seed, iteration, 2]))
             loss, grad_norm, kl = _update(
                 policy,
                 optimizer,
-                episodes,
+                [episode for episode, keep in zip(episodes, kept, strict=True) if keep],
                 problems,
-                advantages,
+                [values for values, keep in zip(advantages, kept, strict=True) if keep],
                 max_grad_norm,
                 reference,
                 kl_coef,
                 supervised,
                 replay_coef,
             )
-            metrics.append(_measure(iteration, episodes, loss, grad_norm, kl, time.perf_counter() - started))
+            skipped = (len(kept) - sum(kept)) // group_size
+            metrics.append(
+                _measure(iteration, episodes, loss, grad_norm, kl, time.perf_counter() - started, skipped)
+            )
             finished = iteration + 1
             if finished % checkpoint_every == 0 or finished == iterations:
                 state = {
@@ -419,6 +462,7 @@ def _check_arguments(
     checkpoint_every: int,
     keep_checkpoints: int,
     advantage: str,
+    skip_uniform_groups: bool,
     gamma: float,
     learning_rate: float,
     max_grad_norm: float,
@@ -433,7 +477,7 @@ def _check_arguments(
     for name, value, low in (
         ("iterations", iterations, 1),
         ("tasks_per_iteration", tasks_per_iteration, 1),
-        ("group_size", group_size, 2 if advantage == "grpo" else 1),
+        ("group_size", group_size, 2 if advantage in GROUP_ADVANTAGES else 1),
         ("max_steps", max_steps, 1),
         ("max_new_tokens", max_new_tokens, 1),
         ("checkpoint_every", checkpoint_every, 1),
@@ -444,6 +488,11 @@ def _check_arguments(
             raise UserError(f"{name} must be an int >= {low}{hint}, got {value!r}")
     if advantage not in ADVANTAGES:
         raise UserError(f"advantage must be one of {ADVANTAGES}, got {advantage!r}")
+    if skip_uniform_groups and advantage not in GROUP_ADVANTAGES:
+        raise UserError(
+            f"skip_uniform_groups needs a group-relative advantage {GROUP_ADVANTAGES}, got {advantage!r}: "
+            "REINFORCE's baseline gives a uniform group nonzero advantages"
+        )
     if not 0.0 < gamma <= 1.0:
         raise UserError(f"gamma must be in (0, 1], got {gamma!r}")
     if not (learning_rate > 0 and max_grad_norm > 0 and weight_decay >= 0 and kl_coef >= 0):
@@ -480,15 +529,27 @@ def _advantages(
     returns: list[list[float]], advantage: str, group_size: int, baseline: float | None
 ) -> tuple[list[list[float]], float | None]:
     """Each step's advantage, and the REINFORCE baseline for the next iteration."""
-    if advantage == "grpo":  # rollout returns each task's group in a row
+    if advantage in GROUP_ADVANTAGES:  # rollout returns each task's group in a row
         groups = [returns[start : start + group_size] for start in range(0, len(returns), group_size)]
-        return [episode for group in groups for episode in group_relative_advantages(group)], baseline
+        scale = advantage == "grpo"
+        return [
+            episode for group in groups for episode in group_relative_advantages(group, scale=scale)
+        ], baseline
     flat = [value for episode in returns for value in episode]
     batch_mean = float(np.mean(flat)) if flat else 0.0
     # Last iteration's baseline: independent of this batch's actions, so the gradient stays unbiased.
     reference = batch_mean if baseline is None else baseline
     advantages = [[value - reference for value in episode] for episode in returns]
     return advantages, BASELINE_MOMENTUM * reference + (1 - BASELINE_MOMENTUM) * batch_mean
+
+
+def _informative(returns: list[list[float]], group_size: int) -> list[bool]:
+    """For each episode, whether its group (``group_size`` episodes in a row) is not uniform."""
+    kept: list[bool] = []
+    for start in range(0, len(returns), group_size):
+        group = returns[start : start + group_size]
+        kept.extend([not uniform_group(group)] * len(group))
+    return kept
 
 
 def _describe(value: Any) -> Any:
@@ -607,7 +668,13 @@ def _frozen_copy(model: Any) -> Any:
 
 
 def _measure(
-    iteration: int, episodes: list[Episode], loss: float, grad_norm: float, kl: float, seconds: float
+    iteration: int,
+    episodes: list[Episode],
+    loss: float,
+    grad_norm: float,
+    kl: float,
+    seconds: float,
+    skipped_groups: int = 0,
 ) -> IterationMetrics:
     return IterationMetrics(
         iteration=iteration,
@@ -620,4 +687,5 @@ def _measure(
         grad_norm=grad_norm,
         seconds=seconds,
         kl=kl,
+        skipped_groups=skipped_groups,
     )
