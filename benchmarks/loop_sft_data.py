@@ -54,9 +54,8 @@ import matplotlib
 from _report import machine, write_json  # benchmarks/_report.py
 from datasets import load_from_disk
 
-from codegym.agents import MCTSAgent, solved_paths
+from codegym.agents import MCTSAgent, rollout, solved_paths
 from codegym.env import CodeReasonEnv
-from codegym.evaluation import rollout
 from codegym.loop import run_loop
 from codegym.loop.config import SFTConfig, from_dict
 from codegym.loop.context import iteration_seed

@@ -53,7 +53,7 @@ def greedy_solve_rate(ctx: StageContext, policy: str, tasks: list[Task]) -> floa
 
 def greedy_verdicts(ctx: StageContext, policy: str, tasks: list[Task]) -> list[int]:
     """1 for each of ``tasks`` whose hidden tests the policy's greedy episode passes, else 0, in order."""
-    from codegym.evaluation import rollout
+    from codegym.agents import rollout
     from codegym.loop.config import policy_options
     from codegym.models import load_policy
 

@@ -398,49 +398,6 @@ def _search_agents(config: Any, seed: int, policy: Any, prm: Any) -> dict[str, A
     }
 
 
-def _play_batch(
-    agents_for: Callable[[Any, Any], dict[str, Any]],
-    env_kind: str,
-    max_steps: int,
-    models: tuple[Any, Any, Any],
-    tasks: list[Task],
-) -> dict[str, list]:
-    """Every agent (built fresh, so a batch never depends on the ones before it) on one batch of tasks."""
-    policy, prm, sandbox = models
-    results = {}
-    for name, agent in agents_for(policy, prm).items():
-        if env_kind == "raw":
-            from codegym.env import CodeReasonEnv
-
-            env = CodeReasonEnv(tasks=tasks, sandbox=sandbox, max_steps=max_steps)
-        else:
-            import gymnasium as gym
-
-            import codegym  # noqa: F401  (registers CodeReason-v0)
-
-            env = gym.make("CodeReason-v0", tasks=tasks, sandbox=sandbox, max_steps=max_steps)
-        results[name] = agent.solve_many(env, [task.task_id for task in tasks])
-        env.close()
-    return results
-
-
-def _load_models(policy: str, options: dict[str, Any], prm: str | None, sandbox: str) -> tuple[Any, Any, Any]:
-    """A Ray worker's models and sandbox, loaded once."""
-    from codegym.distributed import worker_sandbox
-    from codegym.models import load_policy, load_prm
-    from codegym.sandbox import make_sandbox
-
-    return (
-        load_policy(policy, **options),
-        load_prm(prm) if prm else None,
-        make_sandbox(worker_sandbox(sandbox), workers=1),
-    )
-
-
-def _play_chunk(play: Callable[[tuple, list], dict[str, list]], models: tuple, chunk: list) -> list:
-    return [play(models, chunk)]
-
-
 def solve_in_batches(
     ctx: StageContext,
     tasks: list[Task],
@@ -451,35 +408,21 @@ def solve_in_batches(
     env_kind: str = "gym",
 ) -> dict[str, list]:
     """Each agent's episodes on ``tasks``, solved ``batch_size`` at a time (0: all at once), in this process
-    or, with ``ray_address`` set, on Ray workers; the same batches give the same episodes either way."""
-    from codegym.models import load_policy, load_prm
+    on the run's sandbox or, with ``ray_address`` set, on Ray workers (:func:`codegym.play.play_tasks`);
+    the same batches give the same episodes either way."""
+    from codegym.play import Players, load_players, play_tasks
 
-    batches = [tasks[i : i + batch_size] for i in range(0, len(tasks), batch_size)] if batch_size else [tasks]
-    play = functools.partial(_play_batch, agents_for, env_kind, ctx.config.max_steps)
+    players = Players(
+        ctx.policy, policy_options(ctx.config), prm=ctx.prm if needs_prm else None, sandbox=ctx.config.sandbox
+    )
+    options = {
+        "batch_size": batch_size,
+        "env_kind": env_kind,
+        "env_options": {"max_steps": ctx.config.max_steps},
+    }
     if ctx.config.ray_address:
-        from codegym.distributed import map_chunks
-
-        chunked = map_chunks(
-            functools.partial(
-                _load_models,
-                ctx.policy,
-                policy_options(ctx.config),
-                ctx.prm if needs_prm else None,
-                ctx.config.sandbox,
-            ),
-            functools.partial(_play_chunk, play),
-            batches,
-            address=ctx.config.ray_address,
-        )
-        per_batch = [results for [results] in chunked]
-    else:
-        models = (
-            load_policy(ctx.policy, **policy_options(ctx.config)),
-            load_prm(ctx.prm) if needs_prm else None,
-            ctx.sandbox,
-        )
-        per_batch = [play(models, batch) for batch in batches]
-    return {name: [e for results in per_batch for e in results[name]] for name in per_batch[0]}
+        return play_tasks(tasks, agents_for, players, ray_address=ctx.config.ray_address, **options)
+    return play_tasks(tasks, agents_for, load_players(players, sandbox=ctx.sandbox), **options)
 
 
 STAGES: dict[str, Callable[[StageContext], dict[str, Any]]] = {
