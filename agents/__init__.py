@@ -23,6 +23,7 @@ from codegym.agents.base import Agent, Episode, Path, Runner
 from codegym.agents.beam import BeamSearchAgent
 from codegym.agents.budget import Budget, Spend
 from codegym.agents.mcts import MCTSAgent, Node, SearchTree
+from codegym.agents.rollouts import rollout
 from codegym.agents.sampling import BestOfNAgent, GreedyAgent, SamplingAgent
 from codegym.agents.trees import (
     solved_paths,
@@ -55,6 +56,8 @@ __all__ = [
     "Path",
     "Runner",
     "Spend",
+    # playing a policy: episodes of every task (codegym eval, the loop's checks, policy gradient)
+    "rollout",
     # search agents
     "BeamSearchAgent",
     "BestOfNAgent",

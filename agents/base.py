@@ -59,7 +59,7 @@ class Episode:
         visible_source: who wrote the tests that paid (``"task"``, ``"tcg"``, or ``"hidden"`` when the
             verifier saw the hidden tests because the task has no others).
         tree: the search tree, for agents that build one (:class:`~codegym.agents.mcts.SearchTree`).
-        sample: which of a task's samples this is, 0-based (:func:`codegym.evaluation.rollout` plays
+        sample: which of a task's samples this is, 0-based (:func:`codegym.agents.rollout` plays
             several per task; an agent's own episodes are sample 0).
         step_token_ids: the token ids the policy generated for each step
             (:attr:`~codegym.models.Sample.token_ids`; None for a step whose backend cannot tell, and

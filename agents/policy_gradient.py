@@ -1,7 +1,7 @@
 """LM policy gradient: fine-tune the policy itself on the env's per-step rewards (GRPO or REINFORCE).
 
 Each iteration draws ``tasks_per_iteration`` tasks (seeded by ``(seed, iteration)``), plays
-``group_size`` episodes of each (the group) with :func:`codegym.evaluation.rollout` at temperature 1
+``group_size`` episodes of each (the group) with :func:`codegym.agents.rollout` at temperature 1
 (the agents' engine, as evaluation uses it),
 and takes one AdamW step on
 
@@ -61,10 +61,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from codegym.agents import rollout
 from codegym.agents.pg_checkpoints import latest_checkpoint, resume, save_checkpoint
 from codegym.agents.pg_scoring import row_token_ids, rowwise_log_probs, step_log_probs
 from codegym.errors import UserError
-from codegym.evaluation import rollout
 from codegym.steps import policy_prompt, render_state
 
 if TYPE_CHECKING:

@@ -41,9 +41,10 @@ from codegym.agents import BestOfNAgent, GreedyAgent, MCTSAgent
 from codegym.evaluation import aspr
 from codegym.loop import run_loop
 from codegym.loop.config import from_dict
+from codegym.loop.context import iteration_seed
 from codegym.loop.demo import DEMO_SETTINGS
-from codegym.loop.stages import eval_groups, iteration_seed, task_group, training_tasks
 from codegym.loop.stats import paired_gain, pass_rate
+from codegym.loop.task_sets import eval_groups, task_group, training_tasks
 from codegym.models import load_policy
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox

@@ -54,14 +54,14 @@ import matplotlib
 from _report import machine, write_json  # benchmarks/_report.py
 from datasets import load_from_disk
 
-from codegym.agents import MCTSAgent, solved_paths
+from codegym.agents import MCTSAgent, rollout, solved_paths
 from codegym.env import CodeReasonEnv
-from codegym.evaluation import rollout
 from codegym.loop import run_loop
 from codegym.loop.config import SFTConfig, from_dict
+from codegym.loop.context import iteration_seed
 from codegym.loop.demo import DEMO_SETTINGS
-from codegym.loop.stages import eval_tasks, iteration_seed, task_group
 from codegym.loop.stats import pass_rate
+from codegym.loop.task_sets import eval_tasks, task_group
 from codegym.models import load_policy, load_prm
 from codegym.models.tiny import tiny_checkpoint
 from codegym.models.train_policy import synthetic_episodes, train_policy

@@ -1,6 +1,6 @@
 """The tiny SFT policy on held-out synthetic tasks: greedy pass@1 by difficulty, and pass@k with sampling.
 
-What it measures: episodes played through CodeReason-v0 (``codegym.evaluation.rollout``: one batched
+What it measures: episodes played through CodeReason-v0 (``codegym.agents.rollout``: one batched
 policy call per depth, the env's sandbox verdict on the hidden tests) on test-split synthetic tasks of
 difficulty k = 1, 2, 3 (k ops composed; for k >= 2 the compositions never appear in training, k = 1
 ops are shared by both splits, with fresh inputs). Greedy decoding gives pass@1; ``samples`` episodes
@@ -26,7 +26,8 @@ from pathlib import Path
 
 import matplotlib
 
-from codegym.evaluation import pass_at_k, rollout
+from codegym.agents import rollout
+from codegym.evaluation import pass_at_k
 from codegym.models import load_policy
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox

@@ -35,8 +35,8 @@ import matplotlib
 import torch
 
 import codegym  # noqa: F401  (registers CodeReason-v0)
-from codegym.agents import BestOfNAgent, MCTSAgent, Spend
-from codegym.evaluation import aspr, rollout, summarize
+from codegym.agents import BestOfNAgent, MCTSAgent, Spend, rollout
+from codegym.evaluation import aspr, summarize
 from codegym.models import load_policy
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox

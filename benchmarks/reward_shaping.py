@@ -58,8 +58,8 @@ from typing import Any
 import matplotlib
 import numpy as np
 
+from codegym.agents import rollout
 from codegym.agents.policy_gradient import IterationMetrics, train_policy_gradient
-from codegym.evaluation import rollout
 from codegym.models import load_policy, load_prm
 from codegym.options import parse_args
 from codegym.sandbox import Sandbox, make_sandbox

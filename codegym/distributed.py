@@ -1,6 +1,6 @@
-"""Rollouts, solving and search spread over Ray workers.
+"""Work spread over Ray workers: :func:`map_chunks`, the machinery under every distributed run.
 
-Each Ray worker sets itself up once (a policy replica, a sandbox on its node, an env) and then plays
+:mod:`codegym.play` plays tasks (solving, search, the loop's stages, rollouts) through it. Each Ray worker sets itself up once (a policy replica, a sandbox on its node, an env) and then plays
 chunks of tasks. Chunks go out to whichever worker is free, results stream back as chunks finish (so
 progress bars move), and a chunk whose worker died runs again on a fresh worker. Results come back in
 chunk order, whatever order they finished in.
@@ -14,16 +14,15 @@ position in the policy's batch, so its episodes depend on ``tasks_per_chunk`` (f
 but not those of the one-batch single-process run).
 
 Example:
-    >>> from codegym.distributed import distributed_rollout
-    >>> episodes = distributed_rollout("tiny", tasks, temperature=0.0, address="auto")  # doctest: +SKIP
+    >>> from codegym.distributed import map_chunks
+    >>> map_chunks(lambda: 10, lambda state, chunk: [state + x for x in chunk], [[1, 2], [3]], address="local")  # doctest: +SKIP
+    [[11, 12], [13]]
 """
 
 from __future__ import annotations
 
 import collections
-import functools
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -184,79 +183,3 @@ class _ChunkRun:
         self.results[index] = result
         if self.on_chunk is not None:
             self.on_chunk(index, result)
-
-
-# -- rollouts (codegym eval) ---------------------------------------------------------------------------
-
-
-def _rollout_setup(policy: str, sandbox: str, policy_options: dict[str, Any]) -> tuple[Any, Any]:
-    from codegym.models import load_policy
-    from codegym.sandbox import make_sandbox
-
-    return load_policy(policy, **policy_options), make_sandbox(sandbox, workers=1)
-
-
-def _rollout_work(options: dict[str, Any], state: tuple[Any, Any], tasks: list) -> list:
-    from codegym.evaluation import rollout
-
-    policy, box = state
-    return rollout(policy, tasks, sandbox=box, **options)
-
-
-def worker_sandbox(sandbox: str) -> str:
-    """The sandbox a Ray worker starts on its node: the one asked for, with "ray" meaning "auto" there
-    (a worker already runs on a node; a ray sandbox inside it would start actors of its own)."""
-    return "auto" if sandbox == "ray" else sandbox
-
-
-def distributed_rollout(
-    policy: str,
-    tasks: Sequence[Any],
-    *,
-    address: str | None = None,
-    workers: int | None = None,
-    tasks_per_chunk: int = 8,
-    sandbox: str = "auto",
-    progress: bool = False,
-    policy_options: dict[str, Any] | None = None,
-    **rollout_options: Any,
-) -> list[Any]:
-    """:func:`codegym.evaluation.rollout` over Ray workers, each with its own policy replica and sandbox.
-
-    Args:
-        policy: a :func:`codegym.models.load_policy` spec ("tiny", a path, a hub id, "openai:<url>/<model>"
-            for one shared policy server); each worker loads its own replica.
-        tasks: the tasks; they travel to the workers in chunks of ``tasks_per_chunk``.
-        address, workers: see :func:`map_chunks`.
-        tasks_per_chunk: tasks per unit of work (each chunk's episodes share one policy batch per depth).
-        sandbox: the sandbox each worker starts on its node, by name ("ray" means "auto" there).
-        progress: a progress bar over episodes, moving as chunks finish.
-        policy_options: keyword arguments of ``load_policy`` (``protocol``, ``device``, ...) for every replica.
-        **rollout_options: ``samples_per_task``, ``temperature``, ``seed``, ``max_steps``, ... as for rollout.
-
-    Returns:
-        The episodes, task by task and samples in order, as :func:`~codegym.evaluation.rollout` returns them.
-    """
-    from tqdm import tqdm
-
-    if not (isinstance(tasks_per_chunk, int) and tasks_per_chunk >= 1):
-        raise ValueError(f"tasks_per_chunk must be an int >= 1, got {tasks_per_chunk!r}")
-    if not isinstance(sandbox, str):
-        raise TypeError("sandbox must be a name here (each Ray worker starts its own), not a running sandbox")
-    if "sandbox" in rollout_options or "progress" in rollout_options:
-        raise ValueError("sandbox and progress are distributed_rollout's own arguments")
-    tasks = list(tasks)
-    chunks = [tasks[start : start + tasks_per_chunk] for start in range(0, len(tasks), tasks_per_chunk)]
-    samples = rollout_options.get("samples_per_task", 1)
-    started = time.perf_counter()
-    with tqdm(total=len(tasks) * samples, desc="episodes", unit="episode", disable=not progress) as bar:
-        results = map_chunks(
-            functools.partial(_rollout_setup, policy, worker_sandbox(sandbox), dict(policy_options or {})),
-            functools.partial(_rollout_work, rollout_options),
-            chunks,
-            address=address,
-            workers=workers,
-            on_chunk=lambda _index, episodes: bar.update(len(episodes)),
-        )
-    logger.info("distributed rollout: %d chunks in %.1f s", len(chunks), time.perf_counter() - started)
-    return [episode for chunk in results for episode in chunk]

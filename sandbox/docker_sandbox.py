@@ -31,6 +31,7 @@ from codegym.sandbox.base import (
     WorkerGone,
     worker_command,
 )
+from codegym.sandbox.docker_client import connect
 from codegym.sandbox.framing import LineReader
 from codegym.sandbox.image import DEFAULT_IMAGE, build_instructions
 from codegym.sandbox.report import TestStatus
@@ -248,26 +249,6 @@ class DockerSandbox(Sandbox):
             return DockerWorkerChannel(self, slot)
         except WorkerGone as exc:
             raise SandboxError(f"a sandbox container failed to start: {exc}") from None
-
-
-def connect():
-    """A docker-py client for the local daemon, or SandboxUnavailable saying how to start one."""
-    try:
-        import docker
-    except ImportError:
-        raise SandboxUnavailable("the docker SDK is not installed: pip install docker") from None
-    client = None
-    try:
-        client = docker.from_env(timeout=120)
-        client.ping()
-    except Exception as exc:
-        if client is not None:
-            client.close()
-        raise SandboxUnavailable(
-            f"cannot reach the Docker daemon ({type(exc).__name__}: {exc}). Start it (as root: dockerd, or "
-            "systemctl start docker; set DOCKER_HOST if it listens elsewhere), or use sandbox='local'."
-        ) from None
-    return client
 
 
 def remove_orphans(client) -> int:

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import logging
+from codegym.sandbox.base import Sandbox
+from codegym.sandbox.node_sandbox import NODE_BACKENDS, make_node_sandbox
 
-from codegym.sandbox.base import Sandbox, SandboxUnavailable
-from codegym.sandbox.local_sandbox import LocalSandbox
-
-logger = logging.getLogger("codegym.sandbox")
-
-BACKENDS = ("local", "docker", "auto", "ray")
-_COMMON_OPTIONS = ("workers", "report_bytes", "max_output_bytes", "pin_cpus")
+BACKENDS = (*NODE_BACKENDS, "ray")
 
 
 def make_sandbox(kind: str | Sandbox = "auto", **options) -> Sandbox:
@@ -31,24 +26,10 @@ def make_sandbox(kind: str | Sandbox = "auto", **options) -> Sandbox:
     """
     if isinstance(kind, Sandbox):
         return kind
-    if kind == "local":
-        return LocalSandbox(**options)
-    if kind == "docker":
-        from codegym.sandbox.docker_sandbox import DockerSandbox
-
-        return DockerSandbox(**options)
-    if kind == "auto":
-        from codegym.sandbox.docker_sandbox import DockerSandbox
-
-        try:
-            sandbox = DockerSandbox(**options)
-        except SandboxUnavailable as exc:
-            logger.warning("sandbox='auto' chose local: Docker is not usable here (%s)", exc)
-            return LocalSandbox(**{k: v for k, v in options.items() if k in _COMMON_OPTIONS})
-        logger.info("sandbox='auto' chose docker (image %s)", sandbox.image)
-        return sandbox
     if kind == "ray":
         from codegym.sandbox.ray_sandbox import RaySandbox
 
         return RaySandbox(**options)
+    if kind in NODE_BACKENDS:
+        return make_node_sandbox(kind, **options)
     raise ValueError(f"unknown sandbox {kind!r}: choose one of {', '.join(BACKENDS)}")

@@ -43,7 +43,7 @@ def build_instructions(tag: str = DEFAULT_IMAGE) -> str:
 
 
 def image_exists(tag: str = DEFAULT_IMAGE) -> bool:
-    from codegym.sandbox.docker_sandbox import connect
+    from codegym.sandbox.docker_client import connect
 
     try:
         connect().images.get(tag)
@@ -90,7 +90,7 @@ def build_image(
         mirror: the Debian mirror for the offline build (default: the one apt uses here).
         log: where progress lines go.
     """
-    from codegym.sandbox.docker_sandbox import connect
+    from codegym.sandbox.docker_client import connect
 
     client = connect()
     if not offline:

@@ -35,12 +35,13 @@ from typing import Any
 
 from codegym.sandbox.base import HOST_SLACK_S, Sandbox, SandboxError, SandboxUnavailable, WorkerChannel
 from codegym.sandbox.cases import Test
+from codegym.sandbox.node_sandbox import NODE_BACKENDS
 from codegym.sandbox.ray_connection import import_ray, join_ray, leave_ray
 from codegym.sandbox.report import ExecutionReport, TestResult, TestStatus
 
 logger = logging.getLogger("codegym.sandbox")
 
-INNER_BACKENDS = ("local", "docker", "auto")
+INNER_BACKENDS = NODE_BACKENDS
 STARTUP_TIMEOUT_S = 120.0
 IN_FLIGHT_PER_ACTOR = 2  # one chunk running, one queued: the actor's workers never wait for the network
 MAX_AUTO_CHUNK = 32
@@ -69,9 +70,9 @@ class SandboxActor:
     """The code inside each Ray actor: a sandbox built on the actor's node, and calls into it."""
 
     def __init__(self, backend: str, workers: int, options: dict[str, Any]) -> None:
-        from codegym.sandbox.factory import make_sandbox
+        from codegym.sandbox.node_sandbox import make_node_sandbox
 
-        self.sandbox = make_sandbox(backend, workers=workers, **options)
+        self.sandbox = make_node_sandbox(backend, workers=workers, **options)
 
     def info(self) -> dict[str, Any]:
         import ray

@@ -1,6 +1,6 @@
 """``codegym eval``: pass@k of a policy on the hidden tests, with the unbiased estimator.
 
-Each task gets ``--samples`` episodes at ``--temperature`` (:func:`codegym.evaluation.rollout`: one
+Each task gets ``--samples`` episodes at ``--temperature`` (:func:`codegym.agents.rollout`: one
 policy call per depth and one sandbox batch carry every episode); an episode is correct when its code
 passes every hidden test. pass@k is Chen et al.'s ``1 - C(n-c, k) / C(n, k)`` per task, averaged over
 tasks (:func:`codegym.evaluation.pass_at_k`). At ``--temperature 0`` decoding is greedy and the score
@@ -130,7 +130,8 @@ def _check(args: argparse.Namespace) -> tuple[int, list[int]]:
 def _eval(args: argparse.Namespace) -> int:
     samples, ks = _check(args)
     check_model_spec("--policy", args.policy)
-    from codegym.evaluation import aspr, pass_at_k, rollout
+    from codegym.agents import rollout
+    from codegym.evaluation import aspr, pass_at_k
     from codegym.models import load_policy
     from codegym.sandbox import make_sandbox
 
@@ -138,7 +139,7 @@ def _eval(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     common = {"seed": args.seed, "max_steps": args.max_steps, "max_new_tokens": args.max_new_tokens}
     if args.ray_address:
-        from codegym.distributed import distributed_rollout
+        from codegym.play import distributed_rollout
 
         def play(samples_per_task: int, temperature: float) -> list:
             return distributed_rollout(

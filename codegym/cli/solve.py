@@ -9,6 +9,7 @@ tests that paid (visible), and what the agent spent; ``--out`` writes one JSON l
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from collections.abc import Sequence
@@ -22,7 +23,6 @@ from codegym.cli.common import (
     add_sandbox_option,
     add_seed_option,
     add_task_options,
-    batches,
     check_model_spec,
     fraction,
     model_options,
@@ -39,9 +39,11 @@ from codegym.options import plain_text
 if TYPE_CHECKING:
     from codegym.agents import Agent, Episode
 
+# The agents of codegym.agents.registry that the command line offers (tests check the two agree).
 AGENTS = ("greedy", "sample", "best-of-n", "beam", "mcts")
 
-# Which agents each agent option applies to (the option's dest: agents).
+# Which agents each agent option applies to (the option's dest: agents); every dest but html_dir is a
+# keyword argument of those agents' classes (tests check it against the registry).
 AGENT_OPTIONS: dict[str, tuple[str, ...]] = {
     "n": ("best-of-n",),
     "verifier": ("best-of-n", "beam"),
@@ -60,37 +62,24 @@ AGENT_OPTIONS: dict[str, tuple[str, ...]] = {
     "html_dir": ("mcts",),
 }
 
-# The agent "sample" is one path sampled at this temperature unless --temperature says otherwise
-# (SamplingAgent's own default, 0, is greedy, which is --agent greedy).
-SAMPLE_TEMPERATURE = 1.0
-
-
-def agent_classes() -> dict[str, type]:
-    """The class behind each agent name that takes agent options."""
-    from codegym.agents import BeamSearchAgent, BestOfNAgent, MCTSAgent, SamplingAgent
-
-    return {"sample": SamplingAgent, "best-of-n": BestOfNAgent, "beam": BeamSearchAgent, "mcts": MCTSAgent}
-
 
 def agent_defaults(dest: str) -> str:
-    """What an agent option is when left out, read from the agents' own signatures (and, where the
-    signature says None, the agent's docstring), so the help cannot drift from the library.
+    """What an agent option is when left out, read from the agent registry (the agents' own signatures,
+    and where the signature says None, the agent's docstring), so the help cannot drift from the library.
 
     Example:
         >>> agent_defaults("expansions")
         'default: 4 for beam, 3 for mcts'
     """
-    from codegym.options import docstring_args, keyword_defaults
+    from codegym.agents.registry import agent_spec, option_defaults
+    from codegym.options import docstring_args
 
-    classes = agent_classes()
     values: dict[str, str] = {}
     for name in AGENT_OPTIONS[dest]:
-        default = keyword_defaults(classes[name]).get(dest)
-        if name == "sample" and dest == "temperature":
-            default = SAMPLE_TEMPERATURE
+        default = option_defaults(name).get(dest)
         if default is None:
             # e.g. "the exploration constant: UCT's c (O1-Coder: 2.0) or ...": the part after the gloss
-            text = plain_text(docstring_args(classes[name]).get(dest, "unset"))
+            text = plain_text(docstring_args(agent_spec(name).cls).get(dest, "unset"))
             values[name] = text.split(": ", 1)[-1].rstrip(".")
         else:
             values[name] = ("on" if default else "off") if isinstance(default, bool) else str(default)
@@ -312,13 +301,10 @@ def check_agent_options(args: argparse.Namespace) -> None:
 
 
 def needs_prm(args: argparse.Namespace) -> bool:
-    if args.agent == "beam":
-        return True
-    if args.agent == "best-of-n":
-        return args.verifier in ("prm", "both")
-    if args.agent == "mcts":
-        return args.evaluation in ("prm", "mix")
-    return False
+    """Whether ``--agent`` with the options given scores paths with a PRM (:mod:`codegym.agents.registry`)."""
+    from codegym.agents.registry import needs_prm as agent_needs_prm
+
+    return agent_needs_prm(args.agent, _given_options(args))
 
 
 def make_budget(args: argparse.Namespace):
@@ -327,36 +313,43 @@ def make_budget(args: argparse.Namespace):
     return Budget(**{field: getattr(args, f"budget_{field}") for _, field, _, _ in BUDGET_OPTIONS})
 
 
-def make_agent(args: argparse.Namespace, policy: Any, prm: Any) -> Agent:
-    from codegym.agents import BeamSearchAgent, BestOfNAgent, GreedyAgent, MCTSAgent, SamplingAgent
-
-    given = {
+def _given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The agent options given on the command line that apply to ``--agent`` (the rest stay defaults)."""
+    return {
         dest: getattr(args, dest)
         for dest, agents in AGENT_OPTIONS.items()
         if dest != "html_dir" and args.agent in agents and getattr(args, dest, None) is not None
     }
-    common = {"seed": args.seed, "max_new_tokens": args.max_new_tokens}
-    if args.agent == "greedy":
-        return GreedyAgent(policy, **common)
-    if args.agent == "sample":
-        return SamplingAgent(policy, temperature=given.get("temperature", SAMPLE_TEMPERATURE), **common)
-    if args.agent == "best-of-n":
-        return BestOfNAgent(policy, prm=prm, **given, **common)
-    if args.agent == "beam":
-        return BeamSearchAgent(policy, prm=prm, **given, **common)
-    return MCTSAgent(policy, prm=prm, **given, **common)
+
+
+def make_agent(args: argparse.Namespace, policy: Any, prm: Any) -> Agent:
+    """The ``--agent`` with its options, built through the agent registry."""
+    from codegym.agents.registry import make_agent as build
+
+    prm = prm if needs_prm(args) else None
+    return build(
+        args.agent, policy, prm, seed=args.seed, max_new_tokens=args.max_new_tokens, **_given_options(args)
+    )
+
+
+def _agents(settings: dict[str, Any], policy: Any, prm: Any) -> dict[str, Agent]:
+    """:func:`codegym.play.play_tasks`' agent factory: the one ``--agent`` (picklable, for Ray workers)."""
+    args = argparse.Namespace(**settings)
+    return {args.agent: make_agent(args, policy, prm)}
+
+
+# Set by the command machinery; not data, and not needed (or picklable) on a Ray worker.
+_LOCAL_ONLY = ("run", "command_parser")
 
 
 def run_agent(
     args: argparse.Namespace, *, progress_label: str = "solving"
-) -> tuple[Any, list[Episode], float]:
-    """Choose the tasks, load the models, and solve every task; returns (agent, episodes, seconds)."""
-    import gymnasium as gym
+) -> tuple[str, list[Episode], float]:
+    """Choose the tasks, load the models (here, or on each Ray worker with ``--ray-address``), and solve
+    every task ``--batch-size`` at a time; returns (the agent's name, episodes, seconds)."""
     from tqdm import tqdm
 
-    import codegym  # noqa: F401  (registers CodeReason-v0)
-    from codegym.models import load_policy, load_prm
-    from codegym.sandbox import make_sandbox
+    from codegym.play import Players, load_players, play_tasks
 
     check_agent_options(args)
     check_model_spec("--policy", args.policy)
@@ -364,32 +357,48 @@ def run_agent(
         check_model_spec("--prm", args.prm)
     budget = make_budget(args)
     tasks = select_tasks(args)
-    if args.ray_address:
-        from codegym.cli.distributed import solve_on_ray
-
-        return solve_on_ray(args, tasks, progress_label=progress_label)
-    policy = load_policy(args.policy, **model_options(args, args.policy))
-    prm_options = {"device": args.device} if args.device else {}
-    prm = load_prm(args.prm, **prm_options) if needs_prm(args) else None
-    agent = make_agent(args, policy, prm)
-    episodes: list[Episode] = []
-    started = time.perf_counter()
-    with make_sandbox(args.sandbox) as box:
-        env = gym.make(
-            "CodeReason-v0",
-            tasks=tasks,
-            sandbox=box,
-            max_steps=args.max_steps,
-            visible_tests="tcg" if args.visible_tests == "tcg" else None,
-        )
+    settings = {key: value for key, value in vars(args).items() if key not in _LOCAL_ONLY}
+    players = Players(
+        args.policy,
+        model_options(args, args.policy),
+        prm=args.prm if needs_prm(args) else None,
+        prm_options={"device": args.device} if getattr(args, "device", None) else {},
+        sandbox=args.sandbox,
+    )
+    options = {
+        "batch_size": args.batch_size,
+        "env_options": {
+            "max_steps": args.max_steps,
+            "visible_tests": "tcg" if args.visible_tests == "tcg" else None,
+        },
+        "budget": budget,
+        "seed": args.seed,
+    }
+    if args.ray_address:  # models load on the workers, so the time counts their loading
+        started = time.perf_counter()
+        with tqdm(total=len(tasks), desc=progress_label, unit="task", file=sys.stderr) as bar:
+            played = play_tasks(
+                tasks,
+                functools.partial(_agents, settings),
+                players,
+                ray_address=args.ray_address,
+                ray_workers=args.ray_workers,
+                on_batch=bar.update,
+                **options,
+            )
+    else:
+        loaded = load_players(players)
         try:
+            _agents(settings, loaded.policy, loaded.prm)  # a bad option fails here, before any task runs
+            started = time.perf_counter()
             with tqdm(total=len(tasks), desc=progress_label, unit="task", file=sys.stderr) as bar:
-                for batch in batches(tasks, args.batch_size):
-                    episodes += agent.solve_many(env, [t.task_id for t in batch], budget, seed=args.seed)
-                    bar.update(len(batch))
+                played = play_tasks(
+                    tasks, functools.partial(_agents, settings), loaded, on_batch=bar.update, **options
+                )
         finally:
-            env.close()
-    return agent, episodes, time.perf_counter() - started
+            loaded.close()
+    episodes = played.get(args.agent, [])
+    return (episodes[0].agent if episodes else args.agent), episodes, time.perf_counter() - started
 
 
 def episode_record(episode: Episode) -> dict[str, Any]:
@@ -452,15 +461,15 @@ def print_episodes(episodes: Sequence[Episode], *, nodes: bool = False) -> None:
     print_table(rows, header)
 
 
-def summary_rows(agent: Any, episodes: Sequence[Episode], seconds: float) -> list[tuple[str, str]]:
-    """The key figures of a run, for the summary table."""
+def summary_rows(agent: str, episodes: Sequence[Episode], seconds: float) -> list[tuple[str, str]]:
+    """The key figures of a run (``agent``: the agent's name), for the summary table."""
     n = len(episodes)
     solved = sum(e.hidden_all_passed for e in episodes)
     visible_all = sum(e.visible_pass_rate == 1.0 for e in episodes)
     gamed = sum(e.visible_pass_rate == 1.0 and not e.hidden_all_passed for e in episodes)
     sources = sorted({e.visible_source for e in episodes if e.visible_source})
     return [
-        ("agent", agent.name),
+        ("agent", agent),
         ("tasks", str(n)),
         ("solved (hidden tests)", rate(solved, n)),
         ("all visible tests passed", f"{rate(visible_all, n)} (visible tests: {', '.join(sources) or '-'})"),

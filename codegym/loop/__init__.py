@@ -14,8 +14,9 @@ Example:
 from __future__ import annotations
 
 from codegym.loop.config import LoopConfig, load_config, to_toml
+from codegym.loop.context import StageContext
 from codegym.loop.runner import LoopResult, run_loop, stage_folder
-from codegym.loop.stages import STAGES, StageContext
+from codegym.loop.stages import STAGES
 
 __all__ = [
     "STAGES",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from codegym.loop.stages import StageContext
+    from codegym.loop.context import StageContext
     from codegym.tasks import Task
 
 CHECK_SEED = 7_919  # mixed with the loop's seed: the check tasks are the same in every iteration
@@ -30,7 +30,7 @@ CHECK_SEED = 7_919  # mixed with the loop's seed: the check tasks are the same i
 def check_tasks(ctx: StageContext) -> list[Task]:
     """``config.check_tasks`` test-split tasks of the evaluation's difficulty, none of them an evaluation
     task; the same in every iteration."""
-    from codegym.loop.stages import eval_tasks, task_source
+    from codegym.loop.task_sets import eval_tasks, task_source
 
     config = ctx.config
     own = {task.task_id for task in eval_tasks(config)}
@@ -53,7 +53,7 @@ def greedy_solve_rate(ctx: StageContext, policy: str, tasks: list[Task]) -> floa
 
 def greedy_verdicts(ctx: StageContext, policy: str, tasks: list[Task]) -> list[int]:
     """1 for each of ``tasks`` whose hidden tests the policy's greedy episode passes, else 0, in order."""
-    from codegym.evaluation import rollout
+    from codegym.agents import rollout
     from codegym.loop.config import policy_options
     from codegym.models import load_policy
 

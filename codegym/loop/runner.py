@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from codegym.loop.config import LoopConfig, differences, load_config, to_toml
-from codegym.loop.stages import RESUMABLE, STAGES, StageContext, eval_groups
+from codegym.loop.context import StageContext
+from codegym.loop.stages import RESUMABLE, STAGES
 from codegym.loop.stats import paired_gain
+from codegym.loop.task_sets import eval_groups
 
 logger = logging.getLogger("codegym.loop")
 

@@ -24,55 +24,17 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from codegym.loop.config import policy_options
+from codegym.loop.context import StageContext
+from codegym.loop.task_sets import eval_tasks, task_source, training_tasks
 from codegym.sandbox import CallTest
 from codegym.sandbox.plain import decode_plain, encode_plain
 
 if TYPE_CHECKING:
-    from codegym.loop.config import LoopConfig
-    from codegym.sandbox import Sandbox
-    from codegym.tasks import Task, TaskSource
-
-
-@dataclass
-class StageContext:
-    """What a stage gets: the configuration, where to write, and the models and folders before it.
-
-    Attributes:
-        config: the loop's configuration.
-        iteration: the loop iteration (1-based; 0 is the evaluation of the starting models).
-        out: the folder this stage writes into.
-        sandbox: the run's shared sandbox.
-        policy: the current policy (a path, or the starting spec).
-        prm: the current process reward model (a path, or the starting spec).
-        done: the finished stages of this iteration, by name, with their folders.
-        progress: show progress bars.
-    """
-
-    config: LoopConfig
-    iteration: int
-    out: Path
-    sandbox: Sandbox
-    policy: str
-    prm: str
-    done: dict[str, Path] = field(default_factory=dict)
-    progress: bool = True
-
-    @property
-    def seed(self) -> int:
-        """A seed for this iteration, derived from the loop's seed (:func:`iteration_seed`)."""
-        return iteration_seed(self.config.seed, self.iteration)
-
-
-def iteration_seed(seed: int, iteration: int) -> int:
-    """The seed of one loop iteration (its task draws, search and training), from the loop's seed."""
-    return int(np.random.SeedSequence([seed, iteration]).generate_state(1)[0] % 2**31)
+    from codegym.tasks import Task
 
 
 # -- tests on disk ----------------------------------------------------------------------------------------
@@ -105,50 +67,6 @@ def tests_from_row(row: dict[str, Any]) -> tuple[CallTest, ...]:
         )
         for t in row["tests"]
     )
-
-
-def task_source(config: LoopConfig, split: str) -> TaskSource:
-    """The configured source's ``split``: synthetic with the configured ops (the evaluation's ops for
-    ``"test"``), or CodeIO's real problems (built once into the cache)."""
-    if config.tasks.source == "codeio":
-        from codegym.tasks.codeio import load_codeio
-
-        return load_codeio(split, seed=config.seed)
-    from codegym.tasks.synthetic import SyntheticTasks
-
-    if split == "test":
-        return SyntheticTasks("test", min_ops=config.tasks.eval_ops, max_ops=config.tasks.eval_ops)
-    return SyntheticTasks("train", min_ops=config.tasks.min_ops, max_ops=config.tasks.max_ops)
-
-
-def draw_tasks(source: TaskSource, n: int, seed: int) -> list[Task]:
-    """``n`` distinct tasks of ``source`` drawn with ``seed`` (all of a finite source that has fewer)."""
-    if hasattr(source, "tasks"):  # synthetic: its own seeded list
-        return list({task.task_id: task for task in source.tasks(n, seed=seed)}.values())
-    tasks = list(source)
-    order = np.random.default_rng(seed).permutation(len(tasks))[:n]
-    return [tasks[int(index)] for index in order]
-
-
-def training_tasks(config: LoopConfig, seed: int) -> list[Task]:
-    """The iteration's training-split tasks (distinct ids)."""
-    return draw_tasks(task_source(config, "train"), config.tasks.train_tasks, seed)
-
-
-def eval_tasks(config: LoopConfig) -> list[Task]:
-    """The held-out evaluation tasks: the same in every iteration."""
-    return draw_tasks(task_source(config, "test"), config.tasks.eval_tasks, config.seed)
-
-
-def task_group(task: Task) -> str:
-    """The function a task asks for: its composition for a synthetic task (the same function recurs with
-    other examples), else its id. Intervals count these, not tasks (:mod:`codegym.loop.stats`)."""
-    return str(task.metadata.get("composition", task.task_id))
-
-
-def eval_groups(config: LoopConfig) -> list[str]:
-    """:func:`task_group` of each evaluation task, in the evaluation's order."""
-    return [task_group(task) for task in eval_tasks(config)]
 
 
 def _generator(ctx: StageContext):
@@ -480,49 +398,6 @@ def _search_agents(config: Any, seed: int, policy: Any, prm: Any) -> dict[str, A
     }
 
 
-def _play_batch(
-    agents_for: Callable[[Any, Any], dict[str, Any]],
-    env_kind: str,
-    max_steps: int,
-    models: tuple[Any, Any, Any],
-    tasks: list[Task],
-) -> dict[str, list]:
-    """Every agent (built fresh, so a batch never depends on the ones before it) on one batch of tasks."""
-    policy, prm, sandbox = models
-    results = {}
-    for name, agent in agents_for(policy, prm).items():
-        if env_kind == "raw":
-            from codegym.env import CodeReasonEnv
-
-            env = CodeReasonEnv(tasks=tasks, sandbox=sandbox, max_steps=max_steps)
-        else:
-            import gymnasium as gym
-
-            import codegym  # noqa: F401  (registers CodeReason-v0)
-
-            env = gym.make("CodeReason-v0", tasks=tasks, sandbox=sandbox, max_steps=max_steps)
-        results[name] = agent.solve_many(env, [task.task_id for task in tasks])
-        env.close()
-    return results
-
-
-def _load_models(policy: str, options: dict[str, Any], prm: str | None, sandbox: str) -> tuple[Any, Any, Any]:
-    """A Ray worker's models and sandbox, loaded once."""
-    from codegym.distributed import worker_sandbox
-    from codegym.models import load_policy, load_prm
-    from codegym.sandbox import make_sandbox
-
-    return (
-        load_policy(policy, **options),
-        load_prm(prm) if prm else None,
-        make_sandbox(worker_sandbox(sandbox), workers=1),
-    )
-
-
-def _play_chunk(play: Callable[[tuple, list], dict[str, list]], models: tuple, chunk: list) -> list:
-    return [play(models, chunk)]
-
-
 def solve_in_batches(
     ctx: StageContext,
     tasks: list[Task],
@@ -533,35 +408,21 @@ def solve_in_batches(
     env_kind: str = "gym",
 ) -> dict[str, list]:
     """Each agent's episodes on ``tasks``, solved ``batch_size`` at a time (0: all at once), in this process
-    or, with ``ray_address`` set, on Ray workers; the same batches give the same episodes either way."""
-    from codegym.models import load_policy, load_prm
+    on the run's sandbox or, with ``ray_address`` set, on Ray workers (:func:`codegym.play.play_tasks`);
+    the same batches give the same episodes either way."""
+    from codegym.play import Players, load_players, play_tasks
 
-    batches = [tasks[i : i + batch_size] for i in range(0, len(tasks), batch_size)] if batch_size else [tasks]
-    play = functools.partial(_play_batch, agents_for, env_kind, ctx.config.max_steps)
+    players = Players(
+        ctx.policy, policy_options(ctx.config), prm=ctx.prm if needs_prm else None, sandbox=ctx.config.sandbox
+    )
+    options = {
+        "batch_size": batch_size,
+        "env_kind": env_kind,
+        "env_options": {"max_steps": ctx.config.max_steps},
+    }
     if ctx.config.ray_address:
-        from codegym.distributed import map_chunks
-
-        chunked = map_chunks(
-            functools.partial(
-                _load_models,
-                ctx.policy,
-                policy_options(ctx.config),
-                ctx.prm if needs_prm else None,
-                ctx.config.sandbox,
-            ),
-            functools.partial(_play_chunk, play),
-            batches,
-            address=ctx.config.ray_address,
-        )
-        per_batch = [results for [results] in chunked]
-    else:
-        models = (
-            load_policy(ctx.policy, **policy_options(ctx.config)),
-            load_prm(ctx.prm) if needs_prm else None,
-            ctx.sandbox,
-        )
-        per_batch = [play(models, batch) for batch in batches]
-    return {name: [e for results in per_batch for e in results[name]] for name in per_batch[0]}
+        return play_tasks(tasks, agents_for, players, ray_address=ctx.config.ray_address, **options)
+    return play_tasks(tasks, agents_for, load_players(players, sandbox=ctx.sandbox), **options)
 
 
 STAGES: dict[str, Callable[[StageContext], dict[str, Any]]] = {

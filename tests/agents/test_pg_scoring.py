@@ -8,9 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from codegym.agents import rollout  # noqa: E402
 from codegym.agents.pg_scoring import carriers, row_token_ids, rowwise_log_probs, step_log_probs  # noqa: E402
 from codegym.agents.policy_gradient import _draw_tasks, _update, continuation_log_probs  # noqa: E402
-from codegym.evaluation import rollout  # noqa: E402
 from codegym.models import load_policy  # noqa: E402
 from codegym.steps import policy_prompt, render_state  # noqa: E402
 from codegym.tasks import load_tasks  # noqa: E402

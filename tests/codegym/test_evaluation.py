@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from codegym.evaluation import pass_at_k, rollout
+from codegym.agents import rollout
+from codegym.evaluation import pass_at_k
 from codegym.tasks.synthetic import SyntheticTasks
 
 

@@ -12,7 +12,7 @@ import pytest
 from codegym.loop import load_config, run_loop, stage_folder, to_toml
 from codegym.loop.config import from_dict
 from codegym.loop.runner import STAGES
-from codegym.loop.stages import eval_tasks
+from codegym.loop.task_sets import eval_tasks
 from codegym.models.prm_data import load_step_labels
 
 TINY = {
@@ -192,7 +192,8 @@ def test_a_missing_configuration_file_says_how_to_make_one(tmp_path):
 
 
 def test_sft_trains_on_every_iteration_s_distinct_solved_paths(tmp_path):
-    from codegym.loop.stages import StageContext, _solved_paths
+    from codegym.loop.context import StageContext
+    from codegym.loop.stages import _solved_paths
 
     def write(iteration: int, rows: list[tuple[str, list[str]]]) -> None:
         folder = tmp_path / f"iter-{iteration}" / "2-search"
@@ -213,7 +214,8 @@ def test_sft_trains_on_every_iteration_s_distinct_solved_paths(tmp_path):
 
 def test_sft_without_solved_paths_trains_on_the_replay_alone(tmp_path):
     """The control arm: the same SFT with the search's paths left out, so a run says what they add."""
-    from codegym.loop.stages import StageContext, stage_sft
+    from codegym.loop.context import StageContext
+    from codegym.loop.stages import stage_sft
 
     search = tmp_path / "iter-1" / "2-search"
     search.mkdir(parents=True)
@@ -240,7 +242,8 @@ def test_the_loop_draws_codeio_tasks_when_configured(tmp_path, monkeypatch):
     except metadata.PackageNotFoundError:
         pytest.skip("reasoning-gym is not installed; `make install` installs it (pip --no-deps)")
     from codegym.loop.checks import check_tasks
-    from codegym.loop.stages import StageContext, training_tasks
+    from codegym.loop.context import StageContext
+    from codegym.loop.task_sets import training_tasks
 
     monkeypatch.setenv("CODEGYM_CACHE", str(tmp_path / "cache"))
     config = from_dict({"tasks": {"source": "codeio", "train_tasks": 5, "eval_tasks": 4}, "check_tasks": 3})

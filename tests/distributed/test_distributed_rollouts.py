@@ -64,7 +64,7 @@ def _kill_a_busy_worker(killed: list[int], after_s: float) -> threading.Thread:
 
 
 def test_sampled_rollouts_do_not_depend_on_workers_or_on_a_worker_dying(ray_cluster):
-    from codegym.distributed import distributed_rollout
+    from codegym.play import distributed_rollout
     from codegym.tasks import load_tasks
 
     tasks = list(load_tasks("synthetic", split="test").tasks(6, seed=1))
@@ -81,7 +81,8 @@ def test_sampled_rollouts_do_not_depend_on_workers_or_on_a_worker_dying(ray_clus
 
 
 def test_bad_distribution_options_name_the_fix(ray_cluster):
-    from codegym.distributed import WorkerFailed, distributed_rollout, map_chunks
+    from codegym.distributed import WorkerFailed, map_chunks
+    from codegym.play import distributed_rollout
 
     with pytest.raises(ValueError, match="tasks_per_chunk must be an int >= 1"):
         distributed_rollout("tiny", [], tasks_per_chunk=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codegym.evaluation import rollout
+from codegym.agents import rollout
 from codegym.models import HFPolicy, load_policy, load_prm
 from codegym.models.builtin import cache_dir, smollm2_gguf
 from codegym.steps import StepKind, classify_step, extract_code, policy_prompt, render_state

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codegym.evaluation import rollout
+from codegym.agents import rollout
 from codegym.models import OpenAIPolicy, PolicyServerError, get_protocol, load_policy
 from codegym.steps import StepKind, classify_step, policy_prompt, render_state
 from codegym.tasks import load_tasks
