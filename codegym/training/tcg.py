@@ -18,7 +18,7 @@ compute most outputs, and DPO on shuffled outputs does not change that at this s
 point, and a real model (``base="org/model"``) is where O1-Coder's gains are expected.
 
 Example:
-    >>> from codegym.tcg.train_tcg import train_tcg
+    >>> from codegym.training.tcg import train_tcg
     >>> result = train_tcg("/tmp/tiny-tcg")  # doctest: +SKIP
     >>> result.evaluations["dpo"].validity_rate  # doctest: +SKIP
 """

@@ -11,7 +11,7 @@ Llama, :mod:`codegym.models.tiny`) and trains it: this is what ``codegym train p
 shipped ``tiny-policy`` checkpoint was made.
 
 Example:
-    >>> from codegym.models.train_policy import train_policy
+    >>> from codegym.training.policy_sft import train_policy
     >>> result = train_policy("/tmp/my-policy", n_tasks=500, epochs=1)  # doctest: +SKIP
     >>> result.out_dir, result.final_loss  # doctest: +SKIP
 """

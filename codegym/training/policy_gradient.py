@@ -45,7 +45,7 @@ temporary folder and renamed, so a crash loses at most the iterations since the 
 again with the same ``out_dir`` resumes from the latest checkpoint: finished iterations never rerun.
 
 Example:
-    >>> from codegym.agents.policy_gradient import train_policy_gradient
+    >>> from codegym.training.policy_gradient import train_policy_gradient
     >>> result = train_policy_gradient("/tmp/pg", iterations=8, reward="dense", process_reward="tiny")  # doctest: +SKIP
     >>> [round(m.mean_reward, 3) for m in result.metrics]  # doctest: +SKIP
 """
@@ -62,10 +62,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codegym.agents import rollout
-from codegym.agents.pg_checkpoints import latest_checkpoint, resume, save_checkpoint
-from codegym.agents.pg_scoring import row_token_ids, rowwise_log_probs, step_log_probs
 from codegym.errors import UserError
 from codegym.steps import policy_prompt, render_state
+from codegym.training.pg_checkpoints import latest_checkpoint, resume, save_checkpoint
+from codegym.training.pg_scoring import row_token_ids, rowwise_log_probs, step_log_probs
 
 if TYPE_CHECKING:
     import torch
@@ -269,7 +269,7 @@ def train_policy_gradient(
             ``kl_coef * 0.5 * (log pi(step) - log pi_ref(step))^2`` per step taken, whose gradient is
             that of KL(pi || pi_ref) on the policy's own samples. 0 (the default) keeps no reference.
         replay: supervised episodes, ``(problem, steps)`` pairs (e.g. the reference episodes the policy
-            was fine-tuned on, :func:`codegym.models.train_policy.synthetic_episodes`). Each iteration
+            was fine-tuned on, :func:`codegym.training.policy_sft.synthetic_episodes`). Each iteration
             draws as many of them as it plays episodes, and the update adds ``replay_coef`` times
             their mean negative log-likelihood per step (InstructGPT's "PPO-ptx", Ouyang et al. 2022,
             arXiv 2203.02155: it keeps the policy on the data it was fine-tuned on). Empty: pure RL.

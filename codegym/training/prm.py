@@ -23,7 +23,7 @@ short, seeded and shares :meth:`~codegym.models.hf_prm.HFProcessRewardModel.step
 so what is trained is exactly what is served.
 
 Example:
-    >>> from codegym.models.train_prm import train_prm
+    >>> from codegym.training.prm import train_prm
     >>> result = train_prm("runs/prm", objective="pointwise", labels="hard")  # doctest: +SKIP
     >>> result.eval_auc  # doctest: +SKIP
 """
