@@ -56,7 +56,6 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -66,6 +65,7 @@ from codegym.errors import UserError
 from codegym.steps import policy_prompt, render_state
 from codegym.training.pg_checkpoints import latest_checkpoint, resume, save_checkpoint
 from codegym.training.pg_scoring import row_token_ids, rowwise_log_probs, step_log_probs
+from codegym.training.run import run_folder, seed_everything
 
 if TYPE_CHECKING:
     import torch
@@ -371,10 +371,10 @@ def train_policy_gradient(
 
         policy.model = add_lora(policy.model, lora_r)
 
-    out_path = Path(out_dir)
+    out_path = run_folder(out_dir)
     trainable = [parameter for parameter in policy.model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=weight_decay)
-    torch.manual_seed(seed)
+    seed_everything(seed)
     metrics: list[IterationMetrics] = []
     baseline: float | None = None
     state = resume(out_path, policy, optimizer, settings, lora=bool(lora_r))
