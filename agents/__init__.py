@@ -1,8 +1,9 @@
-"""Consumers of the CodeReason env: greedy, best-of-N, beam search, MCTS and RL agents.
+"""Consumers of the CodeReason env: greedy, sampling, best-of-N, beam search and MCTS agents, the agent
+registry, ``rollout``, and the env as stable-baselines3 sees it.
 
-RL: :class:`CandidateChoiceEnv` turns the env into Box observations and a Discrete choice among the
-policy's candidate steps for stable-baselines3 (:func:`train_ppo`); :func:`train_policy_gradient`
-fine-tunes the policy LM itself on the env's rewards (GRPO-style or REINFORCE).
+:class:`CandidateChoiceEnv` turns the env into Box observations and a Discrete choice among the policy's
+candidate steps for stable-baselines3. Training on the env's rewards (policy gradient on the policy LM,
+SB3's PPO over candidates) lives in :mod:`codegym.training`.
 
 Agents use only the public API of ``codegym`` and ``gymnasium``, like any user's own agent. Every search
 agent has ``solve(env, budget) -> Episode`` and ``solve_many(env, task_ids, budget)``, and reports its
@@ -36,15 +37,11 @@ from codegym.agents.trees import (
 )
 from codegym.lazy import lazy_exports
 
-# The RL agents pull in torch and stable-baselines3: they load on first use.
+# The SB3 view of the env pulls in torch: it loads on first use.
 __getattr__, __dir__ = lazy_exports(
     "codegym.agents",
     {
         "CandidateChoiceEnv": "codegym.agents.candidate_env",
-        "PPORun": "codegym.agents.ppo",
-        "train_ppo": "codegym.agents.ppo",
-        "PolicyGradientResult": "codegym.agents.policy_gradient",
-        "train_policy_gradient": "codegym.agents.policy_gradient",
     },
 )
 
@@ -64,12 +61,8 @@ __all__ = [
     "GreedyAgent",
     "MCTSAgent",
     "SamplingAgent",
-    # RL agents
+    # the env as stable-baselines3 sees it
     "CandidateChoiceEnv",
-    "PPORun",
-    "PolicyGradientResult",
-    "train_policy_gradient",
-    "train_ppo",
     # search trees as data
     "Node",
     "SearchTree",

@@ -11,7 +11,7 @@ Labels (O1-Coder's step values): ``soft_label`` is the node's mean backed-up val
 passed every test that pays, the visible tests; the hidden verdict columns are for analysis only.
 
 :func:`solved_paths` gives the paths whose code passed every paying test, as ``(problem, steps)`` pairs,
-the rows policy SFT reads (:func:`codegym.models.train_policy.episodes_dataset`).
+the rows policy SFT reads (:func:`codegym.training.policy_sft.episodes_dataset`).
 
 Example:
     >>> from codegym.agents import trees_dataset  # doctest: +SKIP

@@ -49,16 +49,16 @@ from pathlib import Path
 import matplotlib
 from _report import machine, write_json  # benchmarks/_report.py
 
-from codegym.agents.policy_gradient import train_policy_gradient
 from codegym.loop.checks import check_tasks, greedy_verdicts
 from codegym.loop.config import LoopConfig, RLConfig, load_config
 from codegym.loop.context import StageContext
 from codegym.loop.stats import paired_gain
 from codegym.loop.task_sets import task_group
-from codegym.models.train_policy import synthetic_episodes
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.tasks.synthetic import SyntheticTasks
+from codegym.training.policy_gradient import train_policy_gradient
+from codegym.training.policy_sft import synthetic_episodes
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend

@@ -64,10 +64,10 @@ from codegym.loop.stats import pass_rate
 from codegym.loop.task_sets import eval_tasks, task_group
 from codegym.models import load_policy, load_prm
 from codegym.models.tiny import tiny_checkpoint
-from codegym.models.train_policy import synthetic_episodes, train_policy
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.tasks.synthetic import SyntheticTasks
+from codegym.training.policy_sft import synthetic_episodes, train_policy
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend

@@ -39,9 +39,9 @@ import codegym
 from codegym.models.hf_prm import load_prm
 from codegym.models.prm_data import label_balance, synthetic_step_labels
 from codegym.models.prm_eval import evaluate_prm
-from codegym.models.train_prm import prepare_prm, train_prm
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
+from codegym.training.prm import prepare_prm, train_prm
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend

@@ -59,12 +59,12 @@ import matplotlib
 import numpy as np
 
 from codegym.agents import rollout
-from codegym.agents.policy_gradient import IterationMetrics, train_policy_gradient
 from codegym.models import load_policy, load_prm
 from codegym.options import parse_args
 from codegym.sandbox import Sandbox, make_sandbox
 from codegym.tasks import Task
 from codegym.tasks.synthetic import SyntheticTasks
+from codegym.training.policy_gradient import IterationMetrics, train_policy_gradient
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend

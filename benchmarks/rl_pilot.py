@@ -30,13 +30,13 @@ from _report import machine, write_json  # benchmarks/_report.py
 from loop_rl import noise_reward  # benchmarks/loop_rl.py
 
 from codegym.agents import rollout
-from codegym.agents.policy_gradient import train_policy_gradient
 from codegym.loop.stats import paired_gain
 from codegym.loop.task_sets import draw_tasks, task_group
 from codegym.models import load_policy
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.tasks.synthetic import SyntheticTasks
+from codegym.training.policy_gradient import train_policy_gradient
 
 EVAL_SEED = 31_337  # the held-out tasks: the same for every arm and seed
 

@@ -85,7 +85,7 @@ import torch
 torch.set_num_threads(settings.pop("threads"))
 import codegym
 from codegym.agents import policy_gradient
-from codegym.agents.policy_gradient import train_policy_gradient
+from codegym.training.policy_gradient import train_policy_gradient
 from codegym.models import load_policy
 from codegym.sandbox import make_sandbox
 from codegym.steps import policy_prompt, render_state

@@ -36,7 +36,7 @@ import torch
 import codegym
 from codegym.options import parse_args
 from codegym.tcg.tcg_data import evaluate_tcg, heldout_tasks
-from codegym.tcg.train_tcg import METRICS_FILE, train_tcg
+from codegym.training.tcg import METRICS_FILE, train_tcg
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend

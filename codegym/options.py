@@ -3,7 +3,7 @@
 A setting is declared once, where it is used, with its default and a sentence saying what it means:
 
 - a keyword-only argument of a library function, described in its Google-style docstring's ``Args:``
-  section (the trainers: ``codegym train policy --help`` lists :func:`~codegym.models.train_policy.
+  section (the trainers: ``codegym train policy --help`` lists :func:`~codegym.training.policy_sft.
   train_policy`'s arguments);
 - a dataclass field with a string literal under it (the loop's TOML, :mod:`codegym.loop.config`, and
   every benchmark script's ``Args``), as CleanRL writes its arguments.

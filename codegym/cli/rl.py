@@ -1,9 +1,9 @@
 """``codegym rl ppo|pg``: reinforcement learning on CodeReason-v0.
 
 - ``rl ppo``: stable-baselines3 PPO learns to choose among the policy LM's candidate steps
-  (:func:`codegym.agents.ppo.train_ppo`);
+  (:func:`codegym.training.ppo.train_ppo`);
 - ``rl pg``: the policy LM itself is fine-tuned by policy gradient, GRPO or REINFORCE, on the env's
-  rewards (:func:`codegym.agents.policy_gradient.train_policy_gradient`).
+  rewards (:func:`codegym.training.policy_gradient.train_policy_gradient`).
 
 Options are generated from those functions' keyword arguments and docstrings (:mod:`codegym.options`),
 when the command is used (both modules import torch). Both resume a run found in ``--out``.
@@ -51,7 +51,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def _ppo_options(parser: argparse.ArgumentParser) -> None:
     require_extra("stable_baselines3", "rl", "codegym rl ppo")
-    from codegym.agents.ppo import train_ppo
+    from codegym.training.ppo import train_ppo
 
     parser.add_argument(
         "--out", default="runs/ppo", metavar="DIR", help="the run's folder (default: %(default)s)"
@@ -60,7 +60,7 @@ def _ppo_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _pg_options(parser: argparse.ArgumentParser) -> None:
-    from codegym.agents.policy_gradient import train_policy_gradient
+    from codegym.training.policy_gradient import train_policy_gradient
 
     parser.add_argument(
         "--out", default="runs/pg", metavar="DIR", help="the run's folder (default: %(default)s)"
@@ -73,7 +73,7 @@ def _reward(value: float | None) -> str:
 
 
 def _ppo(args: argparse.Namespace) -> int:
-    from codegym.agents.ppo import train_ppo
+    from codegym.training.ppo import train_ppo
 
     run = train_ppo(args.out, **function_kwargs(args, train_ppo))
     episodes = run.episodes
@@ -97,7 +97,7 @@ def _ppo(args: argparse.Namespace) -> int:
 
 
 def _pg(args: argparse.Namespace) -> int:
-    from codegym.agents.policy_gradient import train_policy_gradient
+    from codegym.training.policy_gradient import train_policy_gradient
 
     result = train_policy_gradient(args.out, **function_kwargs(args, train_policy_gradient))
     metrics = result.metrics

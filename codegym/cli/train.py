@@ -54,7 +54,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _policy_options(parser: argparse.ArgumentParser) -> None:
-    from codegym.models.train_policy import train_policy
+    from codegym.training.policy_sft import train_policy
 
     parser.add_argument(
         "--out", default="runs/policy", help="where the model is saved (default: %(default)s)"
@@ -63,21 +63,21 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _prm_options(parser: argparse.ArgumentParser) -> None:
-    from codegym.models.train_prm import train_prm
+    from codegym.training.prm import train_prm
 
     parser.add_argument("--out", default="runs/prm", help="where the PRM is saved (default: %(default)s)")
     add_function_arguments(parser, train_prm)
 
 
 def _tcg_options(parser: argparse.ArgumentParser) -> None:
-    from codegym.tcg.train_tcg import train_tcg
+    from codegym.training.tcg import train_tcg
 
     parser.add_argument("--out", default="runs/tcg", help="where the model is saved (default: %(default)s)")
     add_function_arguments(parser, train_tcg)
 
 
 def _train_policy(args: argparse.Namespace) -> int:
-    from codegym.models.train_policy import train_policy
+    from codegym.training.policy_sft import train_policy
 
     result = train_policy(args.out, **function_kwargs(args, train_policy))
     print_table(
@@ -94,7 +94,7 @@ def _train_policy(args: argparse.Namespace) -> int:
 
 
 def _train_prm(args: argparse.Namespace) -> int:
-    from codegym.models.train_prm import train_prm
+    from codegym.training.prm import train_prm
 
     result = train_prm(args.out, **function_kwargs(args, train_prm))
     rows = [
@@ -115,7 +115,7 @@ def _train_prm(args: argparse.Namespace) -> int:
 
 
 def _train_tcg(args: argparse.Namespace) -> int:
-    from codegym.tcg.train_tcg import train_tcg
+    from codegym.training.tcg import train_tcg
 
     result = train_tcg(args.out, **function_kwargs(args, train_tcg))
     rows = [("saved to", str(result.out_dir)), ("SFT examples", str(result.sft_examples))]

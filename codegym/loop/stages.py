@@ -164,7 +164,7 @@ def stage_search(ctx: StageContext) -> dict[str, Any]:
 def stage_sft(ctx: StageContext) -> dict[str, Any]:
     """3. Fine-tune the policy on the paths whose code passed every visible test."""
     from codegym.models.tiny import tiny_checkpoint
-    from codegym.models.train_policy import synthetic_episodes, train_policy
+    from codegym.training.policy_sft import synthetic_episodes, train_policy
 
     sft = ctx.config.sft
     episodes, own = _solved_paths(ctx) if sft.solved_paths else ([], 0)
@@ -269,8 +269,8 @@ def stage_prm(ctx: StageContext) -> dict[str, Any]:
 
 def train_loop_prm(out_dir: Path, config: Any, data: Any, base: str, *, seed: int, progress: bool) -> Any:
     """Train a PRM from ``base`` on step-label ``data`` the way the loop's PRM stage does, with the
-    ``PRMConfig`` ``config``; returns :func:`~codegym.models.train_prm.train_prm`'s result."""
-    from codegym.models.train_prm import train_prm
+    ``PRMConfig`` ``config``; returns :func:`~codegym.training.prm.train_prm`'s result."""
+    from codegym.training.prm import train_prm
 
     return train_prm(
         out_dir,
@@ -288,8 +288,8 @@ def train_loop_prm(out_dir: Path, config: Any, data: Any, base: str, *, seed: in
 
 def stage_rl(ctx: StageContext) -> dict[str, Any]:
     """5. Policy gradient from the fine-tuned policy, with the new PRM's process rewards and the outcome."""
-    from codegym.agents.policy_gradient import train_policy_gradient
-    from codegym.models.train_policy import synthetic_episodes
+    from codegym.training.policy_gradient import train_policy_gradient
+    from codegym.training.policy_sft import synthetic_episodes
 
     rl = ctx.config.rl
     if rl.iterations == 0:

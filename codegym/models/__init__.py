@@ -85,8 +85,6 @@ __getattr__, __dir__ = lazy_exports(
         "PolicyServerError": "codegym.models.openai_policy",
         "HFProcessRewardModel": "codegym.models.hf_prm",
         "PRMFormat": "codegym.models.prm_format",
-        "train_policy": "codegym.models.train_policy",
-        "train_prm": "codegym.models.train_prm",
         "evaluate_prm": "codegym.models.prm_eval",
         "roc_auc": "codegym.models.prm_eval",
         "synthetic_step_labels": "codegym.models.prm_data",
@@ -127,9 +125,6 @@ __all__ = [
     "load_prm",
     "HFProcessRewardModel",
     "PRMFormat",
-    # training
-    "train_policy",
-    "train_prm",
     "evaluate_prm",
     "roc_auc",
     # step-label data

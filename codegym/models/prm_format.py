@@ -4,7 +4,7 @@
 protocol, saved as ``prm_config.json`` next to a transformers model; :class:`ScoringWindow` is one model
 input with the token spans whose values are steps' scores. Both are plain data (no torch), shared by
 scoring (:mod:`codegym.models.hf_prm`), calibration (:mod:`codegym.models.prm_calibration`) and
-training (:mod:`codegym.models.train_prm`).
+training (:mod:`codegym.training.prm`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ through :class:`~codegym.models.hf_policy.HFPolicy`).
 The model :func:`create_tiny` makes is the untrained starting point (a seeded random init). The trained
 tiny models ship inside the package (:data:`CHECKPOINTS_DIR`, one folder per role): ``tiny-policy``
 (this architecture after supervised fine-tuning on :func:`synthetic_corpus`, by
-:func:`~codegym.models.train_policy.train_policy`), ``tiny-prm`` and ``tiny-tcg``.
+:func:`~codegym.training.policy_sft.train_policy`), ``tiny-prm`` and ``tiny-tcg``.
 ``load_policy("tiny")``, ``load_prm("tiny")`` and the ``"tiny"`` test case generator load them through
 :func:`tiny_checkpoint`; each folder's ``training.json`` (``tcg_metrics.json`` for the TCG) records how it
 was made, and :data:`TINY_ROLES` names the command that rebuilds it.

@@ -15,7 +15,7 @@ that output; a wrong output counts against :attr:`~codegym.tcg.base.Generation.v
 
 Sampling is one batched ``Policy.sample`` call for all the tasks of a :meth:`generate_reports` call.
 ``model="tiny"`` loads the built-in tiny checkpoint (``codegym train tcg`` rebuilds it, see
-:mod:`codegym.tcg.train_tcg`); a hub id or a local path loads through transformers; any
+:mod:`codegym.training.tcg`); a hub id or a local path loads through transformers; any
 :class:`~codegym.models.policy.Policy` object works as is.
 
 Example:

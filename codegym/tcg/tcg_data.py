@@ -1,7 +1,7 @@
 """The TCG's training data and its held-out measure: SFT rows, DPO pairs (O1-Coder's shuffled outputs),
 and validity of a trained model on held-out synthetic tasks.
 
-:mod:`codegym.tcg.train_tcg` trains on these rows; this module needs no torch, so the rows can be
+:mod:`codegym.training.tcg` trains on these rows; this module needs no torch, so the rows can be
 built, inspected and saved without it.
 """
 

@@ -13,8 +13,8 @@ PACKAGES = {
     "codegym.sandbox": ROOT / "sandbox",
     "codegym.agents": ROOT / "agents",
 }
-# Modules of codegym that build or drive agents; every other codegym module must not import codegym.agents.
-AGENT_USERS = ("codegym.cli", "codegym.loop", "codegym.play")
+# Modules of codegym that build, drive or train agents; no other codegym module may import codegym.agents.
+AGENT_USERS = ("codegym.cli", "codegym.loop", "codegym.play", "codegym.training")
 
 
 def modules() -> dict[str, Path]:

@@ -15,6 +15,7 @@ LAZY_PACKAGES = [
     "codegym.models",
     "codegym.tasks",
     "codegym.tcg",
+    "codegym.training",
     "codegym.integrations.openenv",
 ]
 
@@ -48,3 +49,28 @@ def test_the_light_entry_points_load_no_heavy_stack(code):
     probe = f"{code}\nimport sys\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_every_package_folder_is_in_the_installed_package_list():
+    """pyproject.toml lists the packages by hand (agents/ and sandbox/ install under codegym.*): a new
+    folder left out of it would be missing from a wheel, though an editable install still finds it."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {
+        "codegym": root / "codegym",
+        "codegym.sandbox": root / "sandbox",
+        "codegym.agents": root / "agents",
+    }
+    assert setuptools["package-dir"] == {name: folder.name for name, folder in folders.items()}
+    found = {
+        ".".join([name, *init.parent.relative_to(folder).parts])
+        for name, folder in folders.items()
+        for init in folder.rglob("__init__.py")
+        if not (
+            name == "codegym" and init.parent.relative_to(folder).parts[:1] in (("sandbox",), ("agents",))
+        )
+    }
+    assert sorted(setuptools["packages"]) == sorted(found)

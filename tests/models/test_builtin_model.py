@@ -78,7 +78,7 @@ def test_prm_and_tcg_accept_the_builtin_model(smollm2_dir):
 
 
 def test_policy_gradient_scores_what_the_model_wrote_after_the_forced_opening(think_policy):
-    from codegym.agents.policy_gradient import continuation_log_probs
+    from codegym.training.policy_gradient import continuation_log_probs
 
     prompts = [policy_prompt(render_state(IS_EVEN, steps), len(steps)) for steps in ([], ["Outline: n % 2"])]
     samples = [s for [s] in think_policy.sample(prompts, temperature=0, max_new_tokens=16)]

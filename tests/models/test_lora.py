@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from codegym.agents import train_policy_gradient
 from codegym.models import HFPolicy, add_lora, get_protocol, load_policy
 from codegym.models.lora import adapter_base, is_adapter
 from codegym.models.tiny import tiny_checkpoint
-from codegym.models.train_policy import protocol_example, synthetic_episodes, train_policy
+from codegym.training import train_policy_gradient
+from codegym.training.policy_sft import protocol_example, synthetic_episodes, train_policy
 
 
 def _weights(policy: HFPolicy) -> dict[str, torch.Tensor]:

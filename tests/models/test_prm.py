@@ -16,9 +16,9 @@ from codegym.models.prm_data import synthetic_step_labels  # noqa: E402
 from codegym.models.prm_eval import evaluate_prm, roc_auc  # noqa: E402
 from codegym.models.prm_format import DEFAULT_STEP_TAG, PRM_CONFIG_NAME  # noqa: E402
 from codegym.models.tiny import create_tiny  # noqa: E402
-from codegym.models.train_prm import prepare_prm, train_prm  # noqa: E402
 from codegym.rewards import ProcessRewardModel, aggregate, checked_scores  # noqa: E402
 from codegym.tasks.synthetic import SyntheticTasks  # noqa: E402
+from codegym.training.prm import prepare_prm, train_prm  # noqa: E402
 
 # A small shape keeps every training test to seconds on a busy CPU.
 TINY_SHAPE = {"hidden_size": 64, "layers": 2, "heads": 2}

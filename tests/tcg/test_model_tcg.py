@@ -209,7 +209,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 from codegym.tcg.tcg_data import dpo_pairs, sft_examples, shuffled_outputs  # noqa: E402
-from codegym.tcg.train_tcg import METRICS_FILE, train_tcg, train_tcg_dpo, train_tcg_sft  # noqa: E402
+from codegym.training.tcg import METRICS_FILE, train_tcg, train_tcg_dpo, train_tcg_sft  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,13 @@ Llama, :mod:`codegym.models.tiny`) and trains it: this is what ``codegym train p
 shipped ``tiny-policy`` checkpoint was made.
 
 Example:
-    >>> from codegym.models.train_policy import train_policy
+    >>> from codegym.training.policy_sft import train_policy
     >>> result = train_policy("/tmp/my-policy", n_tasks=500, epochs=1)  # doctest: +SKIP
     >>> result.out_dir, result.final_loss  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
@@ -29,8 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codegym.errors import UserError
-from codegym.models.protocol import PromptProtocol, get_protocol, save_protocol
+from codegym.models.protocol import PromptProtocol, get_protocol
 from codegym.steps import next_step_header, render_state
+from codegym.training.run import run_folder, save_policy, seed_everything, write_metrics
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -185,7 +185,7 @@ def train_policy(
             bf16 is several times slower) or, on a GPU, ``bfloat16``/``float16``.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     from codegym.models.tiny import build_tiny_model, synthetic_corpus, train_tokenizer
@@ -201,7 +201,7 @@ def train_policy(
     prompt_protocol = get_protocol(protocol)
     torch_dtype = _torch_dtype(dtype)
     out_path = Path(out_dir)
-    set_seed(seed)
+    seed_everything(seed)
     if base is None:
         if lora_r:
             raise UserError("lora_r needs a base model to adapt; the tiny model from scratch trains whole")
@@ -259,11 +259,7 @@ def train_policy(
         scratch.cleanup()
     seconds = time.perf_counter() - started
     model = trainer.model.eval()
-    out_path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_path)  # with LoRA: the adapter alone, naming its base
-    tokenizer.save_pretrained(out_path)
-    if prompt_protocol.name != "native":
-        save_protocol(prompt_protocol, out_path)
+    save_policy(run_folder(out_path), model, tokenizer, prompt_protocol)  # with LoRA: the adapter alone
     curve = tuple(
         (int(entry["step"]), float(entry["loss"])) for entry in trainer.state.log_history if "loss" in entry
     )
@@ -293,7 +289,7 @@ def train_policy(
         "lora_r": lora_r,
         "dtype": dtype,
     }
-    (out_path / METRICS_FILE).write_text(json.dumps({"settings": settings, **asdict(result)}, indent=2))
+    write_metrics(out_path, {"settings": settings, **asdict(result)}, METRICS_FILE)
     logger.info("trained policy saved to %s (%.0f s, final loss %.3f)", out_path, seconds, result.final_loss)
     return result
 

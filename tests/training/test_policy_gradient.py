@@ -10,7 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from codegym.agents import Episode, Spend  # noqa: E402
-from codegym.agents.policy_gradient import (  # noqa: E402
+from codegym.models import load_policy  # noqa: E402
+from codegym.steps import policy_prompt, render_state  # noqa: E402
+from codegym.training.policy_gradient import (  # noqa: E402
     _frozen_copy,
     _update,
     continuation_log_probs,
@@ -18,9 +20,7 @@ from codegym.agents.policy_gradient import (  # noqa: E402
     returns_to_go,
     train_policy_gradient,
 )
-from codegym.models import load_policy  # noqa: E402
-from codegym.models.train_policy import synthetic_episodes  # noqa: E402
-from codegym.steps import policy_prompt, render_state  # noqa: E402
+from codegym.training.policy_sft import synthetic_episodes  # noqa: E402
 
 # A budget that trains in seconds: 2 tasks x a group of 2, short steps.
 BUDGET = {

@@ -18,14 +18,13 @@ compute most outputs, and DPO on shuffled outputs does not change that at this s
 point, and a real model (``base="org/model"``) is where O1-Coder's gains are expected.
 
 Example:
-    >>> from codegym.tcg.train_tcg import train_tcg
+    >>> from codegym.training.tcg import train_tcg
     >>> result = train_tcg("/tmp/tiny-tcg")  # doctest: +SKIP
     >>> result.evaluations["dpo"].validity_rate  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
@@ -42,6 +41,7 @@ from codegym.sandbox import Sandbox, make_sandbox
 from codegym.tasks.task import Task, TaskSource
 from codegym.tcg.model_tcg import TCGEvaluation
 from codegym.tcg.tcg_data import dpo_pairs, evaluate_tcg, heldout_tasks, sft_examples
+from codegym.training.run import run_folder, write_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def _with_lora(model: Any, lora_r: int) -> Any:
 def _save(model: Any, tokenizer: Any, out_path: Path) -> None:
     from codegym.models.lora import merged
 
-    out_path.mkdir(parents=True, exist_ok=True)
+    run_folder(out_path)
     merged(model).save_pretrained(out_path)  # adapters merged: the next stage loads a plain folder
     tokenizer.save_pretrained(out_path)
 
@@ -328,8 +328,7 @@ def train_tcg(
         raise UserError(f"dpo_tasks must be an int >= 0, got {dpo_tasks!r}")
     started = time.perf_counter()
     seconds: dict[str, float] = {"data": 0.0, "sft": 0.0, "dpo": 0.0, "eval": 0.0}
-    out_path = Path(out_dir)
-    out_path.mkdir(parents=True, exist_ok=True)
+    out_path = run_folder(out_dir)
 
     source = load_tasks(tasks, split="train") if tasks == "synthetic" else load_tasks(tasks)
     train_tasks = _take_tasks(source, n_tasks, seed)
@@ -419,7 +418,7 @@ def train_tcg(
         evaluate_base=evaluate_base,
     )
     result = TCGTrainResult(out_path, evaluations, seconds, len(sft_rows), len(dpo_rows), asdict(settings))
-    (out_path / METRICS_FILE).write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+    write_metrics(out_path, result.as_dict(), METRICS_FILE)
     return result
 
 

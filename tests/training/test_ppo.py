@@ -12,8 +12,8 @@ import pytest
 import torch
 from stable_baselines3 import PPO
 
-from codegym.agents.ppo import latest_checkpoint, train_ppo
 from codegym.tasks import load_tasks
+from codegym.training.ppo import latest_checkpoint, train_ppo
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from transformers import AutoModelForCausalLM
 from codegym.cli import main
 from codegym.models.hf_policy import HFPolicy
 from codegym.models.tiny import EOS_TOKEN, create_tiny
-from codegym.models.train_policy import episode_example, synthetic_episodes, train_policy
 from codegym.steps import render_state
+from codegym.training.policy_sft import episode_example, synthetic_episodes, train_policy
 
 
 def test_an_episode_splits_into_the_first_prompt_and_the_steps_to_learn():

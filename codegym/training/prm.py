@@ -23,14 +23,13 @@ short, seeded and shares :meth:`~codegym.models.hf_prm.HFProcessRewardModel.step
 so what is trained is exactly what is served.
 
 Example:
-    >>> from codegym.models.train_prm import train_prm
+    >>> from codegym.training.prm import train_prm
     >>> result = train_prm("runs/prm", objective="pointwise", labels="hard")  # doctest: +SKIP
     >>> result.eval_auc  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import tempfile
@@ -55,6 +54,7 @@ from codegym.models.prm_data import (
 )
 from codegym.models.prm_eval import PRMEvaluation, evaluate_prm, merge_paths
 from codegym.models.prm_format import DEFAULT_STEP_TAG, HEADS, TAG_HEADS, PRMFormat, ScoringWindow
+from codegym.training.run import run_folder, seed_everything, write_metrics
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -194,7 +194,7 @@ def train_prm(
     if len(dataset) == 0:
         raise UserError("the step-label data has no rows; label some steps first")
 
-    torch.manual_seed(seed)
+    seed_everything(seed)
     if not (isinstance(lora_r, int) and lora_r >= 0):
         raise UserError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")
     from codegym.models.builtin import BUILTIN_MODELS, builtin_model_dir
@@ -281,7 +281,7 @@ def train_prm(
         from codegym.models.lora import merged
 
         prm.model = merged(prm.model)  # saved whole: load_prm(out_dir) reads a plain folder
-    prm.save_pretrained(out_path)
+    prm.save_pretrained(run_folder(out_path))
     tail = losses[-max(1, len(losses) // 10) :]
     result = PRMTrainingResult(
         out_dir=out_path,
@@ -321,7 +321,7 @@ def train_prm(
         "loss_curve": losses,
         "evaluation": None if evaluation is None else evaluation.__dict__,
     }
-    result.metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_metrics(out_path, metrics, METRICS_FILE)
     return result
 
 

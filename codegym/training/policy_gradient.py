@@ -45,7 +45,7 @@ temporary folder and renamed, so a crash loses at most the iterations since the 
 again with the same ``out_dir`` resumes from the latest checkpoint: finished iterations never rerun.
 
 Example:
-    >>> from codegym.agents.policy_gradient import train_policy_gradient
+    >>> from codegym.training.policy_gradient import train_policy_gradient
     >>> result = train_policy_gradient("/tmp/pg", iterations=8, reward="dense", process_reward="tiny")  # doctest: +SKIP
     >>> [round(m.mean_reward, 3) for m in result.metrics]  # doctest: +SKIP
 """
@@ -56,16 +56,16 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from codegym.agents import rollout
-from codegym.agents.pg_checkpoints import latest_checkpoint, resume, save_checkpoint
-from codegym.agents.pg_scoring import row_token_ids, rowwise_log_probs, step_log_probs
 from codegym.errors import UserError
 from codegym.steps import policy_prompt, render_state
+from codegym.training.pg_checkpoints import latest_checkpoint, resume, save_checkpoint
+from codegym.training.pg_scoring import row_token_ids, rowwise_log_probs, step_log_probs
+from codegym.training.run import run_folder, seed_everything
 
 if TYPE_CHECKING:
     import torch
@@ -269,7 +269,7 @@ def train_policy_gradient(
             ``kl_coef * 0.5 * (log pi(step) - log pi_ref(step))^2`` per step taken, whose gradient is
             that of KL(pi || pi_ref) on the policy's own samples. 0 (the default) keeps no reference.
         replay: supervised episodes, ``(problem, steps)`` pairs (e.g. the reference episodes the policy
-            was fine-tuned on, :func:`codegym.models.train_policy.synthetic_episodes`). Each iteration
+            was fine-tuned on, :func:`codegym.training.policy_sft.synthetic_episodes`). Each iteration
             draws as many of them as it plays episodes, and the update adds ``replay_coef`` times
             their mean negative log-likelihood per step (InstructGPT's "PPO-ptx", Ouyang et al. 2022,
             arXiv 2203.02155: it keeps the policy on the data it was fine-tuned on). Empty: pure RL.
@@ -371,10 +371,10 @@ def train_policy_gradient(
 
         policy.model = add_lora(policy.model, lora_r)
 
-    out_path = Path(out_dir)
+    out_path = run_folder(out_dir)
     trainable = [parameter for parameter in policy.model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=weight_decay)
-    torch.manual_seed(seed)
+    seed_everything(seed)
     metrics: list[IterationMetrics] = []
     baseline: float | None = None
     state = resume(out_path, policy, optimizer, settings, lora=bool(lora_r))

@@ -7,7 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from codegym.agents import Episode, Spend  # noqa: E402
-from codegym.agents.policy_gradient import (  # noqa: E402
+from codegym.models import load_policy  # noqa: E402
+from codegym.training.policy_gradient import (  # noqa: E402
     _advantages,
     _informative,
     _update,
@@ -15,7 +16,6 @@ from codegym.agents.policy_gradient import (  # noqa: E402
     train_policy_gradient,
     uniform_group,
 )
-from codegym.models import load_policy  # noqa: E402
 
 BUDGET = {
     "tasks_per_iteration": 2,

@@ -30,6 +30,7 @@ from stable_baselines3.common.monitor import Monitor
 from codegym.agents.candidate_env import CandidateChoiceEnv
 from codegym.errors import UserError
 from codegym.models import Policy
+from codegym.training.run import run_folder, write_metrics
 
 _CHECKPOINT = re.compile(r"ppo_(\d+)_steps\.json")
 CURVE_WINDOW = 10  # episodes averaged at each end of the reward curve in the summary
@@ -139,9 +140,8 @@ def train_ppo(
     every = n_steps if checkpoint_every is None else checkpoint_every
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise UserError(f"checkpoint_every must be an int >= 1 (env steps) or None, got {checkpoint_every!r}")
-    out = Path(out_dir)
-    checkpoints, tensorboard_dir = out / "checkpoints", out / "tensorboard"
-    checkpoints.mkdir(parents=True, exist_ok=True)
+    out = run_folder(out_dir)
+    checkpoints, tensorboard_dir = run_folder(out / "checkpoints"), out / "tensorboard"
     env_kwargs = {"tasks": tasks, "split": split, "task_options": task_options, "sandbox": sandbox}
     env_kwargs.update(env_options or {})
     proposer = policy
@@ -211,8 +211,7 @@ def train_ppo(
             "compute_this_call": dict(wrapper.compute),
             "episodes": [asdict(e) for e in episodes],
         }
-        metrics_path = out / "metrics.json"
-        _atomic_write(metrics_path, json.dumps(metrics, indent=1))
+        metrics_path = write_metrics(out, metrics, indent=1)
     finally:
         env.close()
     return PPORun(
@@ -252,12 +251,6 @@ def summarize(episodes: Sequence[PPOEpisode], window: int = CURVE_WINDOW) -> dic
         "hidden_pass_rate": mean(coded),
         "hidden_all_passed_rate": mean([float(rate == 1.0) for rate in coded]),
     }
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _atomic_save(model: Any, path: Path) -> None:
@@ -308,5 +301,7 @@ class _CheckpointAndCurve(BaseCallback):
     def _save(self) -> None:
         stem = self.directory / f"ppo_{self.num_timesteps:09d}_steps"
         _atomic_save(self.model, stem.with_suffix(".zip"))
-        _atomic_write(stem.with_suffix(".json"), json.dumps({"episodes": [asdict(e) for e in self.episodes]}))
+        write_metrics(
+            self.directory, {"episodes": [asdict(e) for e in self.episodes]}, f"{stem.name}.json", indent=None
+        )
         self.last_saved = self.num_timesteps

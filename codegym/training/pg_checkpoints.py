@@ -8,13 +8,12 @@ so a crash never leaves half of one; only the newest ``keep`` stay.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codegym.errors import UserError
+from codegym.training.run import METRICS_FILE, check_same_settings, save_policy, write_metrics
 
 if TYPE_CHECKING:
     from codegym.models import HFPolicy
@@ -30,7 +29,6 @@ __all__ = [
 ]
 
 STATE_FILE = "trainer_state.pt"
-METRICS_FILE = "metrics.json"
 CHECKPOINT_PREFIX = "checkpoint-"
 
 
@@ -47,16 +45,7 @@ def resume(out_path: Path, policy: HFPolicy, optimizer: Any, settings: dict, *, 
     if latest is None:
         return None
     state = torch.load(latest / STATE_FILE, weights_only=True)
-    changed = {
-        key: (state["settings"].get(key), value)
-        for key, value in settings.items()
-        if state["settings"].get(key) != value
-    }
-    if changed:
-        raise UserError(
-            f"{out_path} holds a run with other settings ({changed}, as (saved, now)); pass the same "
-            "settings to resume it, or a new out_dir to start afresh"
-        )
+    check_same_settings(out_path, state["settings"], settings)
     if lora:
         from peft import load_peft_weights, set_peft_model_state_dict
 
@@ -92,15 +81,9 @@ def save_checkpoint(out_path: Path, iteration: int, policy: HFPolicy, state: dic
     shutil.rmtree(partial, ignore_errors=True)  # left by a crash mid-save
     partial.mkdir(parents=True)
     shutil.rmtree(final, ignore_errors=True)  # an unfinished one from a crash; finished ones never rerun
-    policy.model.save_pretrained(partial)  # with LoRA: the adapter alone, naming its base model
-    policy.tokenizer.save_pretrained(partial)
-    if policy.protocol.name != "native":
-        from codegym.models.protocol import save_protocol
-
-        save_protocol(policy.protocol, partial)
+    save_policy(partial, policy.model, policy.tokenizer, policy.protocol)
     torch.save(state, partial / STATE_FILE)
     os.replace(partial, final)  # a checkpoint exists whole or not at all
-    metrics = {"settings": state["settings"], "iterations": state["metrics"]}
-    (out_path / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    write_metrics(out_path, {"settings": state["settings"], "iterations": state["metrics"]}, METRICS_FILE)
     for _, old in checkpoints(out_path)[:-keep]:
         shutil.rmtree(old)

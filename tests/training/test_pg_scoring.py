@@ -1,4 +1,4 @@
-"""One-pass scoring of episodes for the policy-gradient loss (codegym.agents.pg_scoring): the same numbers
+"""One-pass scoring of episodes for the policy-gradient loss (codegym.training.pg_scoring): the same numbers
 and gradients as scoring each step on its own."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from codegym.agents import rollout  # noqa: E402
-from codegym.agents.pg_scoring import carriers, row_token_ids, rowwise_log_probs, step_log_probs  # noqa: E402
-from codegym.agents.policy_gradient import _draw_tasks, _update, continuation_log_probs  # noqa: E402
 from codegym.models import load_policy  # noqa: E402
 from codegym.steps import policy_prompt, render_state  # noqa: E402
 from codegym.tasks import load_tasks  # noqa: E402
+from codegym.training.pg_scoring import carriers, row_token_ids, rowwise_log_probs, step_log_probs  # noqa: E402
+from codegym.training.policy_gradient import _draw_tasks, _update, continuation_log_probs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
