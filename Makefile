@@ -29,7 +29,7 @@ install: $(STAMP)
 
 # The main job: one iteration of O1-Coder's loop on the built-in tiny models (synthetic tasks, the "auto"
 # sandbox), pass@1 of greedy (300 held-out tasks), best-of-N and MCTS (50) before and after, greedy's
-# gain with its 95% interval, and a plot; 5 to 10 minutes on 2 shared cores (local sandbox, seed 0).
+# gain with its 95% interval, and a plot; about 10 minutes on 2 CPU cores (seed 0; see docs/research-notes).
 demo: install
 	$(BIN)/codegym demo
 
