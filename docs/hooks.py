@@ -136,7 +136,14 @@ def cli_page() -> str:
         ]
 
         def walk(parser: argparse.ArgumentParser, path: str, depth: int) -> None:
-            lines.extend([f"{'#' * depth} `{path}`", "", "```text", parser.format_help().rstrip(), "```", ""])
+            try:
+                text = parser.format_help().rstrip()
+            except SystemExit as exc:  # a lazy parser whose optional stack is missing reports it and exits
+                raise RuntimeError(
+                    f"cannot write the help of `{path}` (see the error above): the docs need every extra, "
+                    "so build them after `make install`"
+                ) from exc
+            lines.extend([f"{'#' * depth} `{path}`", "", "```text", text, "```", ""])
             for name, sub in _subcommands(parser):
                 walk(sub, f"{path} {name}", min(depth + 1, 4))
 
