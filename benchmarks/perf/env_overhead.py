@@ -19,9 +19,7 @@ Run it:
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -32,11 +30,13 @@ import gymnasium as gym
 import matplotlib
 import numpy as np
 
-import codegym
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.steps import classify_step
 from codegym.tasks.synthetic import SyntheticTasks
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine, write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend
@@ -72,126 +72,128 @@ class StubPRM:
         return [self.scores[classify_step(step).value] for step in steps]
 
 
-args = parse_args(Args, __doc__)
-source = SyntheticTasks("test")
-rng = np.random.default_rng(args.seed)
-tasks = []
-while len(tasks) < args.episodes:
-    task = source.sample(rng)
-    if task.task_id not in {t.task_id for t in tasks}:
-        tasks.append(task)
-steps_by_id = {task.task_id: task.reference_steps for task in tasks}
-total_steps = sum(len(task.reference_steps) for task in tasks)
-print(f"{len(tasks)} tasks, {total_steps} steps per pass, {args.repeats} warm repeats", file=sys.stderr)
-sandbox = make_sandbox(args.sandbox, workers=min(args.num_envs, os.cpu_count() or 1))
-env_kwargs = {"tasks": tasks, "process_reward": StubPRM(), "reward": "dense"}
+def main() -> None:
+    args = parse_args(Args, __doc__)
+    source = SyntheticTasks("test")
+    rng = np.random.default_rng(args.seed)
+    tasks = []
+    while len(tasks) < args.episodes:
+        task = source.sample(rng)
+        if task.task_id not in {t.task_id for t in tasks}:
+            tasks.append(task)
+    steps_by_id = {task.task_id: task.reference_steps for task in tasks}
+    total_steps = sum(len(task.reference_steps) for task in tasks)
+    print(f"{len(tasks)} tasks, {total_steps} steps per pass, {args.repeats} warm repeats", file=sys.stderr)
+    sandbox = make_sandbox(args.sandbox, workers=min(args.num_envs, os.cpu_count() or 1))
+    env_kwargs = {"tasks": tasks, "process_reward": StubPRM(), "reward": "dense"}
 
+    def play_single(env) -> tuple[int, float]:
+        """One pass: every task's reference episode; returns (steps, seconds)."""
+        steps = 0
+        start = time.perf_counter()
+        for task in tasks:
+            env.reset(options={"task_id": task.task_id})
+            for step in task.reference_steps:
+                env.step(step)
+                steps += 1
+        return steps, time.perf_counter() - start
 
-def play_single(env) -> tuple[int, float]:
-    """One pass: every task's reference episode; returns (steps, seconds)."""
-    steps = 0
-    start = time.perf_counter()
-    for task in tasks:
-        env.reset(options={"task_id": task.task_id})
-        for step in task.reference_steps:
-            env.step(step)
-            steps += 1
-    return steps, time.perf_counter() - start
-
-
-def play_vector(envs, transitions: int) -> tuple[int, float]:
-    """``transitions`` vector steps, each env replaying the reference steps of whatever task it drew."""
-    _, infos = envs.reset(seed=args.seed)
-    env_steps = 0
-    start = time.perf_counter()
-    for _ in range(transitions):
-        actions = [
-            steps_by_id[infos["task_id"][i]][
-                min(infos["step_index"][i], len(steps_by_id[infos["task_id"][i]]) - 1)
+    def play_vector(envs, transitions: int) -> tuple[int, float]:
+        """``transitions`` vector steps, each env replaying the reference steps of whatever task it drew."""
+        _, infos = envs.reset(seed=args.seed)
+        env_steps = 0
+        start = time.perf_counter()
+        for _ in range(transitions):
+            actions = [
+                steps_by_id[infos["task_id"][i]][
+                    min(infos["step_index"][i], len(steps_by_id[infos["task_id"][i]]) - 1)
+                ]
+                for i in range(envs.num_envs)
             ]
-            for i in range(envs.num_envs)
-        ]
-        _observations, _rewards, _terminated, _truncated, infos = envs.step(actions)
-        env_steps += envs.num_envs
-    return env_steps, time.perf_counter() - start
+            _observations, _rewards, _terminated, _truncated, infos = envs.step(actions)
+            env_steps += envs.num_envs
+        return env_steps, time.perf_counter() - start
 
+    def measure(name: str, play, *play_args) -> dict:
+        cold_steps, cold_s = play(*play_args)
+        warm = [play(*play_args) for _ in range(args.repeats)]
+        us_per_step = statistics.median(1e6 * seconds / steps for steps, seconds in warm)
+        result = {
+            "mode": name,
+            "steps_per_pass": warm[0][0],
+            "cold_us_per_step": 1e6 * cold_s / cold_steps,
+            "warm_us_per_step": us_per_step,
+            "warm_steps_per_s": 1e6 / us_per_step,
+            "warm_us_per_step_all_repeats": [1e6 * seconds / steps for steps, seconds in warm],
+            "meets_target": us_per_step < TARGET_US,
+        }
+        print(
+            f"{name:>24}: {us_per_step:8.1f} us/step warm, {result['cold_us_per_step']:8.1f} cold",
+            file=sys.stderr,
+        )
+        return result
 
-def measure(name: str, play, *play_args) -> dict:
-    cold_steps, cold_s = play(*play_args)
-    warm = [play(*play_args) for _ in range(args.repeats)]
-    us_per_step = statistics.median(1e6 * seconds / steps for steps, seconds in warm)
-    result = {
-        "mode": name,
-        "steps_per_pass": warm[0][0],
-        "cold_us_per_step": 1e6 * cold_s / cold_steps,
-        "warm_us_per_step": us_per_step,
-        "warm_steps_per_s": 1e6 / us_per_step,
-        "warm_us_per_step_all_repeats": [1e6 * seconds / steps for steps, seconds in warm],
-        "meets_target": us_per_step < TARGET_US,
-    }
-    print(
-        f"{name:>24}: {us_per_step:8.1f} us/step warm, {result['cold_us_per_step']:8.1f} cold",
-        file=sys.stderr,
+    results = []
+    wrapped = gym.make("CodeReason-v0", sandbox=sandbox, **env_kwargs)
+    results.append(measure("gym.make", play_single, wrapped))
+    results.append(measure("unwrapped", play_single, wrapped.unwrapped))
+
+    vector = gym.make_vec("CodeReason-v0", num_envs=args.num_envs, sandbox=sandbox, **env_kwargs)
+    results.append(measure(f"make_vec x{args.num_envs}", play_vector, vector, total_steps // args.num_envs))
+    vector.close()
+
+    async_envs = min(args.num_envs, os.cpu_count() or 1)
+    async_vector = gym.make_vec(
+        "CodeReason-v0",
+        num_envs=async_envs,
+        vectorization_mode="async",
+        sandbox=args.sandbox,
+        sandbox_workers=1,
+        **env_kwargs,
     )
-    return result
+    results.append(measure(f"async x{async_envs}", play_vector, async_vector, total_steps // async_envs))
+    async_vector.close()
+
+    env = wrapped.unwrapped
+    env.reset(options={"task_id": tasks[0].task_id})
+    env.step(tasks[0].reference_steps[0])
+    env.get_state()  # one untimed call before the timed rounds
+    rounds = 100_000
+    start = time.perf_counter()
+    for _ in range(rounds):
+        env.set_state(env.get_state())
+    snapshot_us = 1e6 * (time.perf_counter() - start) / rounds
+    print(f"{'get_state+set_state':>24}: {snapshot_us:8.2f} us", file=sys.stderr)
+    wrapped.close()
+    sandbox.close()
+
+    report = {
+        "benchmark": "env_overhead",
+        "args": asdict(args),
+        "target_us_per_step": TARGET_US,
+        "modes": results,
+        "snapshot_restore_us": snapshot_us,
+        "machine": machine(),
+    }
+    print(write_json(args.out, report))
+
+    figure, axis = plt.subplots(figsize=(7, 3.5))
+    names = [result["mode"] for result in results]
+    axis.barh(
+        names,
+        [result["warm_us_per_step"] for result in results],
+        color="tab:blue",
+        label="warm cache (env only)",
+    )
+    axis.axvline(TARGET_US, color="tab:red", linestyle="--", label="target: 1 ms per step")
+    axis.set_xlabel("microseconds per env step (lower is better)")
+    axis.set_title(f"CodeReason-v0 overhead, {len(tasks)} synthetic episodes, stub PRM")
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(args.plot, dpi=120)
+    print(f"wrote {args.out} and {args.plot}", file=sys.stderr)
 
 
-results = []
-wrapped = gym.make("CodeReason-v0", sandbox=sandbox, **env_kwargs)
-results.append(measure("gym.make", play_single, wrapped))
-results.append(measure("unwrapped", play_single, wrapped.unwrapped))
-
-vector = gym.make_vec("CodeReason-v0", num_envs=args.num_envs, sandbox=sandbox, **env_kwargs)
-results.append(measure(f"make_vec x{args.num_envs}", play_vector, vector, total_steps // args.num_envs))
-vector.close()
-
-async_envs = min(args.num_envs, os.cpu_count() or 1)
-async_vector = gym.make_vec(
-    "CodeReason-v0",
-    num_envs=async_envs,
-    vectorization_mode="async",
-    sandbox=args.sandbox,
-    sandbox_workers=1,
-    **env_kwargs,
-)
-results.append(measure(f"async x{async_envs}", play_vector, async_vector, total_steps // async_envs))
-async_vector.close()
-
-env = wrapped.unwrapped
-env.reset(options={"task_id": tasks[0].task_id})
-env.step(tasks[0].reference_steps[0])
-snapshot = env.get_state()
-rounds = 100_000
-start = time.perf_counter()
-for _ in range(rounds):
-    env.set_state(env.get_state())
-snapshot_us = 1e6 * (time.perf_counter() - start) / rounds
-print(f"{'get_state+set_state':>24}: {snapshot_us:8.2f} us", file=sys.stderr)
-wrapped.close()
-sandbox.close()
-
-report = {
-    "benchmark": "env_overhead",
-    "args": asdict(args),
-    "target_us_per_step": TARGET_US,
-    "modes": results,
-    "snapshot_restore_us": snapshot_us,
-    "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "codegym": codegym.__version__},
-}
-Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-Path(args.out).write_text(json.dumps(report, indent=2))
-print(json.dumps(report, indent=2))
-
-figure, axis = plt.subplots(figsize=(7, 3.5))
-names = [result["mode"] for result in results]
-axis.barh(
-    names, [result["warm_us_per_step"] for result in results], color="tab:blue", label="warm cache (env only)"
-)
-axis.axvline(TARGET_US, color="tab:red", linestyle="--", label="target: 1 ms per step")
-axis.set_xlabel("microseconds per env step (lower is better)")
-axis.set_title(f"CodeReason-v0 overhead, {len(tasks)} synthetic episodes, stub PRM")
-axis.legend(loc="lower right")
-figure.tight_layout()
-Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-figure.savefig(args.plot, dpi=120)
-print(f"wrote {args.out} and {args.plot}", file=sys.stderr)
+if __name__ == "__main__":
+    main()

@@ -42,6 +42,9 @@ import tqdm
 from codegym.options import parse_args
 from codegym.sandbox import AssertTest, CallTest, Sandbox, TestStatus, make_sandbox
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine, write_json
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend
 
@@ -337,9 +340,8 @@ def main() -> None:
             for backend in backends:
                 results["faults"][f"{fault}-{backend}"] = fault_owner_sigkill(args, backend)
         print(f"fault {fault}: done", file=sys.stderr)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1))
-    print(json.dumps(results, indent=1))
+    results["machine"] = machine()
+    print(write_json(args.out, results, indent=1))
     draw(results, args)
 
 

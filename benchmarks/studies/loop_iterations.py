@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import gymnasium as gym
 import matplotlib
-from _report import machine, write_json  # benchmarks/_report.py
 
 import codegym  # noqa: F401  (registers CodeReason-v0)
 from codegym.agents import BestOfNAgent, GreedyAgent, MCTSAgent
@@ -49,6 +49,9 @@ from codegym.models import load_policy
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.tasks.synthetic import SyntheticTasks
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine, write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend

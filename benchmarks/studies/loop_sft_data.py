@@ -51,7 +51,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib
-from _report import machine, write_json  # benchmarks/_report.py
 from datasets import load_from_disk
 
 from codegym.agents import MCTSAgent, rollout, solved_paths
@@ -68,6 +67,9 @@ from codegym.models.train_policy import synthetic_episodes, train_policy
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.tasks.synthetic import SyntheticTasks
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine, write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend
