@@ -13,8 +13,8 @@ as "gym.make", so its cold pass is already warm). The target from our issue:
 under 1 ms per step. Output: a JSON object on stdout (also written to --out) and a bar chart (--plot).
 
 Run it:
-    .venv/bin/python benchmarks/env_overhead.py
-    .venv/bin/python benchmarks/env_overhead.py --episodes 64 --num-envs 8 --repeats 5
+    .venv/bin/python benchmarks/perf/env_overhead.py
+    .venv/bin/python benchmarks/perf/env_overhead.py --episodes 64 --num-envs 8 --repeats 5
 """
 
 from __future__ import annotations

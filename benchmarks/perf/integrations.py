@@ -13,8 +13,8 @@ The code steps run in the sandbox (each session has its own verdict cache, so a 
 runs once per session). Output: a JSON object on stdout (also written to --out) and a bar chart (--plot).
 
 Run it:
-    .venv/bin/python benchmarks/integrations.py
-    .venv/bin/python benchmarks/integrations.py --episodes 64 --grpo-steps 2
+    .venv/bin/python benchmarks/perf/integrations.py
+    .venv/bin/python benchmarks/perf/integrations.py --episodes 64 --grpo-steps 2
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ go from the driver straight to the actors; the head (GCS) only places actors, so
 head, is what saturates.
 
 Run it:
-    .venv/bin/python benchmarks/ray_throughput.py
-    .venv/bin/python benchmarks/ray_throughput.py --nodes 3 --repeats 5 --chunk 10
+    .venv/bin/python benchmarks/perf/ray_throughput.py
+    .venv/bin/python benchmarks/perf/ray_throughput.py --nodes 3 --repeats 5 --chunk 10
 """
 
 from __future__ import annotations

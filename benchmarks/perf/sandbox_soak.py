@@ -17,8 +17,8 @@ verdict or a clear status, within ``--fault-deadline-s``):
 It prints a JSON object (also written to --out) and draws the leak counts and fault outcomes (--plot).
 
 Run it:
-    .venv/bin/python benchmarks/sandbox_soak.py
-    .venv/bin/python benchmarks/sandbox_soak.py --executions 2000 --backends local
+    .venv/bin/python benchmarks/perf/sandbox_soak.py
+    .venv/bin/python benchmarks/perf/sandbox_soak.py --executions 2000 --backends local
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ targets of our issue (local >= 5x, docker >= 4x). Output: a JSON object on stdou
 --out) and a bar chart (--plot); progress goes to stderr.
 
 Run it:
-    .venv/bin/python benchmarks/sandbox_throughput.py
-    .venv/bin/python benchmarks/sandbox_throughput.py --workers 8 --repeats 5 --backends local
+    .venv/bin/python benchmarks/perf/sandbox_throughput.py
+    .venv/bin/python benchmarks/perf/sandbox_throughput.py --workers 8 --repeats 5 --backends local
 """
 
 from __future__ import annotations

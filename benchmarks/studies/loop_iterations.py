@@ -20,8 +20,8 @@ What it reports (JSON on stdout and in --out, a four-panel plot in --plot):
 - the issue's targets, each as measured: met or not.
 
 Run it (the full configuration takes hours on 2 cores; the smaller ones say what they ran):
-    .venv/bin/python benchmarks/loop_iterations.py
-    .venv/bin/python benchmarks/loop_iterations.py --seeds 0 --iterations 2 --eval-tasks 300 --search-tasks 100
+    .venv/bin/python benchmarks/studies/loop_iterations.py
+    .venv/bin/python benchmarks/studies/loop_iterations.py --seeds 0 --iterations 2 --eval-tasks 300 --search-tasks 100
 """
 
 from __future__ import annotations

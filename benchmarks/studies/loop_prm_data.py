@@ -23,8 +23,8 @@ rows and the share labelled good, by kind.
 Output: JSON (stdout and --out) and a bar plot of the AUCs (--plot).
 
 Run it (about 1 to 2 minutes per arm and seed on 2 cores, and 1 for the search):
-    .venv/bin/python benchmarks/loop_prm_data.py
-    .venv/bin/python benchmarks/loop_prm_data.py --arms start,replay100,trees+replay100 --train-seeds 0,1
+    .venv/bin/python benchmarks/studies/loop_prm_data.py
+    .venv/bin/python benchmarks/studies/loop_prm_data.py --arms start,replay100,trees+replay100 --train-seeds 0,1
 """
 
 from __future__ import annotations

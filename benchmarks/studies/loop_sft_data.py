@@ -34,9 +34,9 @@ refinement, and how often the trees' hard labels call a wrong outline good.
 Output: JSON (stdout and --out) and a bar plot (--plot).
 
 Run it (about 2 minutes per arm and seed on 2 cores at the defaults, and 3 for each search):
-    .venv/bin/python benchmarks/loop_sft_data.py
-    .venv/bin/python benchmarks/loop_sft_data.py --learning-rate 1e-4 --epochs 1 --replay 256   # the old SFT
-    .venv/bin/python benchmarks/loop_sft_data.py --arms start,replay,paths --start-episodes 4000 \
+    .venv/bin/python benchmarks/studies/loop_sft_data.py
+    .venv/bin/python benchmarks/studies/loop_sft_data.py --learning-rate 1e-4 --epochs 1 --replay 256   # the old SFT
+    .venv/bin/python benchmarks/studies/loop_sft_data.py --arms start,replay,paths --start-episodes 4000 \
         --run-dir runs/loop_sft_data_plateau --out benchmarks/results/loop_sft_data_plateau.json \
         --plot benchmarks/results/loop_sft_data_plateau.png   # from a policy near its plateau
 """

@@ -10,8 +10,8 @@ greedy pass@1 and sampled pass@k is the room search has to help.
 Output: a JSON object on stdout (also written to --out) and a two-panel plot (--plot).
 
 Run it (uses the shipped checkpoint; --policy takes any path, hub id or ``openai:`` spec):
-    .venv/bin/python benchmarks/policy_sft.py
-    .venv/bin/python benchmarks/policy_sft.py --tasks-per-difficulty 100 --samples 16
+    .venv/bin/python benchmarks/studies/policy_sft.py
+    .venv/bin/python benchmarks/studies/policy_sft.py --tasks-per-difficulty 100 --samples 16
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ The base is ``--base tiny``: the trained tiny policy when its checkpoint exists,
 model (the JSON says which); the likelihood head needs the trained policy to start from something.
 
 Run it:
-    .venv/bin/python benchmarks/prm_auc.py
-    .venv/bin/python benchmarks/prm_auc.py --train-tasks 100 --eval-tasks 50 --modes pointwise-hard
+    .venv/bin/python benchmarks/studies/prm_auc.py
+    .venv/bin/python benchmarks/studies/prm_auc.py --train-tasks 100 --eval-tasks 50 --modes pointwise-hard
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ not shared between agents. Seeds: one per configuration (``--seed``), fixed.
 Output: JSON on stdout and in --out, and a plot of pass rate against steps generated (--plot).
 
 Run it:
-    .venv/bin/python benchmarks/search_vs_sampling.py
-    .venv/bin/python benchmarks/search_vs_sampling.py --tasks 100 --ops 3 --mcts-sims 2,4,8,16,32
+    .venv/bin/python benchmarks/studies/search_vs_sampling.py
+    .venv/bin/python benchmarks/studies/search_vs_sampling.py --tasks 100 --ops 3 --mcts-sims 2,4,8,16,32
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ CPU; the time is in the output). With ``--checkpoint`` it instead evaluates that
 the untrained and SFT figures from the ``tcg_metrics.json`` saved beside it.
 
 Run it:
-    .venv/bin/python benchmarks/tcg_model.py
-    .venv/bin/python benchmarks/tcg_model.py --checkpoint codegym/models/checkpoints/tiny-tcg
+    .venv/bin/python benchmarks/studies/tcg_model.py
+    .venv/bin/python benchmarks/studies/tcg_model.py --checkpoint codegym/models/checkpoints/tiny-tcg
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ synthetic tasks:
 Output: a JSON object on stdout (also written to --out) and a bar chart (--plot).
 
 Run it:
-    .venv/bin/python benchmarks/tcg_quality.py
-    .venv/bin/python benchmarks/tcg_quality.py --synthetic-tasks 50 --humaneval-tasks 20 --model-tcg ""
+    .venv/bin/python benchmarks/studies/tcg_quality.py
+    .venv/bin/python benchmarks/studies/tcg_quality.py --synthetic-tasks 50 --humaneval-tasks 20 --model-tcg ""
 """
 
 from __future__ import annotations

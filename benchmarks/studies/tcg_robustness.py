@@ -11,8 +11,8 @@ own tests); anything else raised is a crash. It prints a JSON object (also writt
 counts per family and the first example of each kind of crash, and draws a bar chart (--plot).
 
 Run it:
-    .venv/bin/python benchmarks/tcg_robustness.py
-    .venv/bin/python benchmarks/tcg_robustness.py --random-tasks 5000 --synthetic-tasks 5000
+    .venv/bin/python benchmarks/studies/tcg_robustness.py
+    .venv/bin/python benchmarks/studies/tcg_robustness.py --random-tasks 5000 --synthetic-tasks 5000
 """
 
 from __future__ import annotations
