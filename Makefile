@@ -51,5 +51,5 @@ sandbox-image: install
 		|| $(BIN)/codegym sandbox build-image --offline
 
 bench: install
-	$(BIN)/python benchmarks/sandbox_throughput.py
-	$(BIN)/python benchmarks/env_overhead.py
+	$(BIN)/python benchmarks/perf/sandbox_throughput.py
+	$(BIN)/python benchmarks/perf/env_overhead.py

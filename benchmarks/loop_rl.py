@@ -1,7 +1,7 @@
 """Does the loop's RL stage help the policy, and what keeps it from hurting? RL arms, each started where
 the loop's own RL stage started, each checked the way the stage is checked.
 
-What it runs: for each seed and loop iteration of an existing ``benchmarks/loop_iterations.py`` run
+What it runs: for each seed and loop iteration of an existing ``benchmarks/studies/loop_iterations.py`` run
 (``run_root/seed-S/iter-I``), the policy and PRM the RL stage of that iteration started from (the SFT
 stage's output, or its input where the SFT check rolled it back; the same for the PRM), then one
 ``train_policy_gradient`` run per arm from them, with the stage's seed, tasks and sandbox. Every arm's
@@ -84,7 +84,7 @@ class Args:
     )
     """comma-separated arms: "stage", or parts joined by "+" (lrX, itersN, tasksN, groupN, klX, replayN, coefX, rewardNAME, nopg, oracle, noise)"""
     run_root: str = "runs/loop_iterations"
-    """a benchmarks/loop_iterations.py run: its seed-S/iter-I folders supply the starts"""
+    """a benchmarks/studies/loop_iterations.py run: its seed-S/iter-I folders supply the starts"""
     seeds: str = "0,1,2"
     """comma-separated loop seeds (run_root/seed-S)"""
     iterations: str = "2"
@@ -204,7 +204,7 @@ def main() -> None:
         for seed in [int(s) for s in args.seeds.split(",")]:
             seed_dir = Path(args.run_root) / f"seed-{seed}"
             if not (seed_dir / "config.toml").exists():
-                raise SystemExit(f"{seed_dir} holds no loop run: run benchmarks/loop_iterations.py first")
+                raise SystemExit(f"{seed_dir} holds no loop run: run benchmarks/studies/loop_iterations.py first")
             config = load_config(seed_dir / "config.toml")
             for iteration in [int(i) for i in args.iterations.split(",")]:
                 policy, prm = rl_start(seed_dir, iteration, config)

@@ -123,7 +123,7 @@ class RaySandbox(Sandbox):
         backend: the sandbox each actor owns: "local", "docker" or "auto" (default).
         chunk_size: jobs per remote call (default: about four chunks per actor per batch, at most 32).
             One program per call costs a round trip each (0.77x of the direct pool's speed on the same
-            cores, benchmarks/ray_throughput.py); chunks of ten match it (1.01x).
+            cores, benchmarks/perf/ray_throughput.py); chunks of ten match it (1.01x).
         max_job_attempts: a job whose actor died under it this many times is reported as CRASHED.
         cpus_per_actor: Ray CPUs each actor reserves (default 0: sandbox actors run beside rollout
             workers; reserve them on a cluster that also schedules other CPU-heavy work).

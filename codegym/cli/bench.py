@@ -1,7 +1,7 @@
 """``codegym bench [NAME] [-- ARGS]``: list the benchmark scripts of the source checkout, or run one.
 
-Benchmarks are scripts in the repository's ``benchmarks/`` folder (they print JSON and draw plots; see
-the README), not part of the installed package: they are found next to the package of an editable
+Benchmarks are scripts in the repository's ``benchmarks/`` folder, grouped in ``benchmarks/perf/`` and
+``benchmarks/studies/`` (they print JSON and draw plots; see the README), not part of the installed package: they are found next to the package of an editable
 install or a checkout (``Path(codegym.__file__).parents[1] / "benchmarks"``), else in the current
 directory's ``benchmarks/``. A script runs with this Python interpreter, from the checkout's root (the
 scripts write to ``benchmarks/results/``), with the extra arguments passed through.
@@ -24,7 +24,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "bench",
         help="list the benchmark scripts of the source checkout, or run one",
         description="With no NAME, list the scripts in the source checkout's benchmarks/ folder with what "
-        "each measures. With NAME, run benchmarks/NAME.py with this Python, passing every argument after "
+        "each measures. With NAME, run benchmarks/<group>/NAME.py with this Python, passing every argument after "
         "NAME (or after --) through. Example: codegym bench search_vs_sampling -- --tasks 10 --ops 1",
     )
     parser.add_argument(
@@ -56,12 +56,18 @@ def find_benchmarks() -> Path:
     )
 
 
+def script_paths(folder: Path) -> dict[str, Path]:
+    """{name: path} for the ``.py`` files in ``folder`` and its subfolders one level down (perf/, studies/)."""
+    paths = sorted([*folder.glob("*.py"), *folder.glob("*/*.py")], key=lambda path: path.stem)
+    return {
+        path.stem: path for path in paths if not path.name.startswith("_") and path.parent.name != "results"
+    }
+
+
 def list_benchmarks(folder: Path) -> dict[str, str]:
     """{name: first line of its docstring} for each script; helper modules other scripts import are left out."""
     sources: dict[str, ast.Module | None] = {}
-    for path in sorted(folder.glob("*.py")):
-        if path.name.startswith("_"):
-            continue
+    for path in script_paths(folder).values():
         try:
             sources[path.stem] = ast.parse(path.read_text())
         except (SyntaxError, UnicodeDecodeError, OSError):
@@ -103,7 +109,7 @@ def _bench(args: argparse.Namespace) -> int:
     extra = list(args.extra)
     if extra[:1] == ["--"]:
         extra = extra[1:]
-    script = folder / f"{name}.py"
+    script = script_paths(folder)[name]
     print(f"running {script} {' '.join(extra)}".rstrip(), file=sys.stderr)
     started = time.perf_counter()
     status = subprocess.run([sys.executable, str(script), *extra], cwd=folder.parent, check=False).returncode

@@ -172,7 +172,7 @@ def stage_sft(ctx: StageContext) -> dict[str, Any]:
         return {"skipped": "no solved path and no replay: nothing to fine-tune on", "episodes": 0}
     base = str(tiny_checkpoint("policy")) if ctx.policy == "tiny" else ctx.policy
     # The shipped tiny policy is under-trained: reference episodes of fresh tasks raise it far more than
-    # its own solved paths do, most of which pass with a wrong outline (benchmarks/loop_sft_data.py and
+    # its own solved paths do, most of which pass with a wrong outline (benchmarks/studies/loop_sft_data.py and
     # the README's loop figures). Real datasets have no reference reasoning: there, set sft.replay = 0.
     replay = synthetic_episodes(sft.replay, seed=ctx.seed) if sft.replay else []
     result = train_policy(
@@ -247,7 +247,7 @@ def stage_prm(ctx: StageContext) -> dict[str, Any]:
         trees = balance_labels(trees, seed=ctx.seed)
     data = trees
     if config.replay:
-        # The replay is what raises the PRM above its start (benchmarks/loop_prm_data.py, two seeds: 400 tasks alone,
+        # The replay is what raises the PRM above its start (benchmarks/studies/loop_prm_data.py, two seeds: 400 tasks alone,
         # +0.014 held-out AUC; the balanced trees with them, +0.011; every tree row with them, +0.005).
         # Of every difficulty the starting PRM was trained on (synthetic_step_labels' defaults).
         replay = synthetic_step_labels("train", n_tasks=config.replay, seed=ctx.seed, sandbox=ctx.sandbox)

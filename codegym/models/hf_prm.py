@@ -26,7 +26,7 @@ is ``sigmoid(scale * raw + bias)`` (``scale`` 1 and ``bias`` 0 unless calibrated
   gives the step's own tokens after the problem and the steps before it, and ``scale`` and ``bias`` are
   fitted to step labels (Platt scaling) before the whole model is trained through them. Started from a
   trained policy it ranks steps well from the first update (a step the policy would not write is
-  suspect), where a tag head has to learn that comparison from scratch; see ``benchmarks/prm_auc.py``.
+  suspect), where a tag head has to learn that comparison from scratch; see ``benchmarks/studies/prm_auc.py``.
   Its known bias: short, generic steps are likely, so it can favour them over specific ones.
 
 All heads need a causal backbone (checked at load), so step j's score depends only on the problem and

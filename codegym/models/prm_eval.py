@@ -3,7 +3,7 @@
 :func:`evaluate_prm` scores every labelled step of a step-label dataset
 (:data:`~codegym.models.prm_data.STEP_LABEL_FEATURES`) with any
 :class:`~codegym.rewards.ProcessRewardModel` and measures the ranking against the hard labels; training
-(:mod:`codegym.training.prm`) reports it on held-out tasks, and ``benchmarks/prm_auc.py`` compares
+(:mod:`codegym.training.prm`) reports it on held-out tasks, and ``benchmarks/studies/prm_auc.py`` compares
 heads and objectives with it.
 """
 

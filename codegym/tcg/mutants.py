@@ -24,7 +24,7 @@ fail at least one of the task's own hidden tests (so they are truly wrong: the r
 all), dropping any that time out there (a mutant that hangs is caught by any time limit and says
 nothing about the tests, while each of its timeouts costs seconds). :func:`judge_mutants` runs mutants
 against several named test sets at once and says which sets catch which mutants: the measure of a
-test generator's discrimination (``benchmarks/tcg_quality.py``).
+test generator's discrimination (``benchmarks/studies/tcg_quality.py``).
 
 Example:
     >>> program = "def clip(x):\\n    return min(x, 10)\\n"

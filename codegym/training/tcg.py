@@ -12,7 +12,7 @@ each stage, and writes the result and ``tcg_metrics.json`` into ``out_dir``.
 
 With the defaults (a fresh tiny model, 2,000 training tasks, 2 SFT epochs, 500 DPO pairs) the whole run
 takes 7.5 to 9 minutes on 2 CPU cores shared with other jobs, one torch thread. Validity on 64 held-out
-synthetic tasks (``benchmarks/tcg_model.py``): 0% untrained, 15.7% after SFT, 16.0% after DPO. The tiny
+synthetic tasks (``benchmarks/studies/tcg_model.py``): 0% untrained, 15.7% after SFT, 16.0% after DPO. The tiny
 model learns the format (97% of its lines parse) and the edge cases (``solve([]) -> []``) but cannot
 compute most outputs, and DPO on shuffled outputs does not change that at this size; the recipe is the
 point, and a real model (``base="org/model"``) is where O1-Coder's gains are expected.

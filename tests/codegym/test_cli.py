@@ -302,8 +302,8 @@ def test_bench_runs_a_script_with_its_arguments(capsys, tmp_path, monkeypatch):
     from codegym.cli import bench
 
     folder = tmp_path / "benchmarks"
-    folder.mkdir()
-    (folder / "echo.py").write_text(
+    (folder / "perf").mkdir(parents=True)  # scripts sit in benchmarks/perf/ and benchmarks/studies/
+    (folder / "perf" / "echo.py").write_text(
         '"""Echo the arguments."""\nimport pathlib, sys\n'
         'pathlib.Path("echoed.txt").write_text(" ".join(sys.argv[1:]) + " " + sys.executable)\n'
         "sys.exit(3)\n"

@@ -317,7 +317,7 @@ def test_training_changes_parameters_and_repeats_with_a_seed(
 
 def test_short_training_scores_reference_paths_above_corrupted_ones(tiny_base, train_labels, tmp_path):
     # Two tasks, many epochs: a from-scratch tiny model learns these in seconds; telling good steps from
-    # bad ones on unseen tasks takes a trained policy as the base and minutes (benchmarks/prm_auc.py).
+    # bad ones on unseen tasks takes a trained policy as the base and minutes (benchmarks/studies/prm_auc.py).
     tasks = SyntheticTasks("train", min_ops=2, max_ops=3).tasks(2, seed=3)
     two_tasks = train_labels.filter(lambda row: row["task_id"] in {task.task_id for task in tasks})
     before, _ = prepare_prm(str(tiny_base), head="lm", device="cpu", seed=0)

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_generation_never_crashes_on_random_synthetic_or_humaneval_tasks(tmp_path):
     out = tmp_path / "robustness.json"
     command = [
-        sys.executable, "benchmarks/tcg_robustness.py", "--random-tasks", "300", "--synthetic-tasks", "160",
+        sys.executable, "benchmarks/studies/tcg_robustness.py", "--random-tasks", "300", "--synthetic-tasks", "160",
         "--seed", "7", "--out", str(out), "--plot", str(tmp_path / "robustness.png"),
     ]  # fmt: skip
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=600)

@@ -23,8 +23,8 @@ rows and the share labelled good, by kind.
 Output: JSON (stdout and --out) and a bar plot of the AUCs (--plot).
 
 Run it (about 1 to 2 minutes per arm and seed on 2 cores, and 1 for the search):
-    .venv/bin/python benchmarks/loop_prm_data.py
-    .venv/bin/python benchmarks/loop_prm_data.py --arms start,replay100,trees+replay100 --train-seeds 0,1
+    .venv/bin/python benchmarks/studies/loop_prm_data.py
+    .venv/bin/python benchmarks/studies/loop_prm_data.py --arms start,replay100,trees+replay100 --train-seeds 0,1
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib
-from _report import machine, write_json  # benchmarks/_report.py
 from datasets import concatenate_datasets
 
 from codegym.loop import run_loop
@@ -50,6 +49,9 @@ from codegym.models.prm_eval import evaluate_prm
 from codegym.models.tiny import tiny_checkpoint
 from codegym.options import parse_args
 from codegym.steps import StepKind, classify_step
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine, write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend

@@ -11,13 +11,12 @@ own tests); anything else raised is a crash. It prints a JSON object (also writt
 counts per family and the first example of each kind of crash, and draws a bar chart (--plot).
 
 Run it:
-    .venv/bin/python benchmarks/tcg_robustness.py
-    .venv/bin/python benchmarks/tcg_robustness.py --random-tasks 5000 --synthetic-tasks 5000
+    .venv/bin/python benchmarks/studies/tcg_robustness.py
+    .venv/bin/python benchmarks/studies/tcg_robustness.py --random-tasks 5000 --synthetic-tasks 5000
 """
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 import time
@@ -34,6 +33,9 @@ from codegym.tasks.humaneval import load_humaneval
 from codegym.tasks.synthetic import SyntheticTasks
 from codegym.tcg.base import UnsupportedTask
 from codegym.tcg.oracle import OracleTCG
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine, write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend
@@ -152,9 +154,8 @@ def main() -> None:
             )
     results["seconds"] = round(time.monotonic() - started, 1)
     results["crashes"] = sum(family["crashes"] for family in results["families"].values())
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1))
-    print(json.dumps(results, indent=1))
+    results["machine"] = machine()
+    print(write_json(args.out, results, indent=1))
 
     names = list(results["families"])
     kinds = ["generated", "none kept", "unsupported", "crashes"]

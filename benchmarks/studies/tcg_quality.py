@@ -23,15 +23,12 @@ synthetic tasks:
 Output: a JSON object on stdout (also written to --out) and a bar chart (--plot).
 
 Run it:
-    .venv/bin/python benchmarks/tcg_quality.py
-    .venv/bin/python benchmarks/tcg_quality.py --synthetic-tasks 50 --humaneval-tasks 20 --model-tcg ""
+    .venv/bin/python benchmarks/studies/tcg_quality.py
+    .venv/bin/python benchmarks/studies/tcg_quality.py --synthetic-tasks 50 --humaneval-tasks 20 --model-tcg ""
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -39,12 +36,14 @@ from pathlib import Path
 
 import matplotlib
 
-import codegym
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.tasks.humaneval import load_humaneval
 from codegym.tasks.synthetic import SyntheticTasks
 from codegym.tcg import OracleTCG, TestCaseGenerator, judge_mutants, mutate_program
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine, write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend
@@ -87,7 +86,7 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def load_model_tcg(spec: str, sandbox) -> tuple[TestCaseGenerator | None, str | None]:
+def load_model_tcg(spec: str, sandbox, args: Args) -> tuple[TestCaseGenerator | None, str | None]:
     """ModelTCG on ``spec``, or None and why not (it is being written alongside this benchmark)."""
     if not spec:
         return None, "left out (--model-tcg '')"
@@ -122,7 +121,7 @@ def generation_summary(generations, seconds: float) -> dict:
     }
 
 
-def measure(name: str, tasks: list, sandbox, generators: dict[str, TestCaseGenerator]) -> dict:
+def measure(name: str, tasks: list, sandbox, generators: dict[str, TestCaseGenerator], args: Args) -> dict:
     log(f"[{name}] {len(tasks)} tasks")
     test_sets: list[dict] = [{"hidden": task.hidden_tests} for task in tasks]
     generation = {}
@@ -194,79 +193,94 @@ def measure(name: str, tasks: list, sandbox, generators: dict[str, TestCaseGener
     return result
 
 
-args = parse_args(Args, __doc__)
-started = time.perf_counter()
-sandbox = make_sandbox(args.sandbox, workers=args.workers)
-generators: dict[str, TestCaseGenerator] = {
-    "oracle": OracleTCG(sandbox=sandbox, seed=args.seed, timeout_s=args.timeout_s, skip_unsupported=True),
-    "oracle_examples_only": OracleTCG(
-        sandbox=sandbox, seed=args.seed, timeout_s=args.timeout_s, use_task_tests=False, skip_unsupported=True
-    ),
-}
-model, model_note = load_model_tcg(args.model_tcg, sandbox)
-if model is not None:
-    generators["model"] = model
-else:
-    log(f"model column: {model_note}")
-if args.probe_tests:
-    generators["probe"] = OracleTCG(
-        sandbox=sandbox, seed=args.seed + 1, domain="wide", timeout_s=args.timeout_s, skip_unsupported=True
+def main() -> None:
+    args = parse_args(Args, __doc__)
+    started = time.perf_counter()
+    sandbox = make_sandbox(args.sandbox, workers=args.workers)
+    generators: dict[str, TestCaseGenerator] = {
+        "oracle": OracleTCG(sandbox=sandbox, seed=args.seed, timeout_s=args.timeout_s, skip_unsupported=True),
+        "oracle_examples_only": OracleTCG(
+            sandbox=sandbox,
+            seed=args.seed,
+            timeout_s=args.timeout_s,
+            use_task_tests=False,
+            skip_unsupported=True,
+        ),
+    }
+    model, model_note = load_model_tcg(args.model_tcg, sandbox, args)
+    if model is not None:
+        generators["model"] = model
+    else:
+        log(f"model column: {model_note}")
+    if args.probe_tests:
+        generators["probe"] = OracleTCG(
+            sandbox=sandbox,
+            seed=args.seed + 1,
+            domain="wide",
+            timeout_s=args.timeout_s,
+            skip_unsupported=True,
+        )
+
+    datasets = {
+        "humaneval": list(load_humaneval())[: args.humaneval_tasks],
+        "synthetic": SyntheticTasks("test", max_ops=args.synthetic_max_ops).tasks(
+            args.synthetic_tasks, seed=args.seed
+        ),
+    }
+    results = {
+        name: measure(name, tasks, sandbox, generators, args) for name, tasks in datasets.items() if tasks
+    }
+    sandbox.close()
+
+    report = {
+        "benchmark": "tcg_quality",
+        "args": asdict(args),
+        "command": "python " + " ".join(sys.argv),
+        "model_tcg": model_note or repr(model),
+        "o1_coder_validity": O1_CODER_VALIDITY,
+        "datasets": results,
+        "seconds": time.perf_counter() - started,
+        "machine": machine(),
+    }
+    print(write_json(args.out, report))
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    names = list(results)
+    columns = list(next(iter(results.values()))["discrimination"])
+    width = 0.8 / len(columns)
+    for index, column in enumerate(columns):
+        xs = [i + (index - (len(columns) - 1) / 2) * width for i in range(len(names))]
+        bars = left.bar(xs, [results[name]["discrimination"][column] for name in names], width, label=column)
+        left.bar_label(bars, fmt="%.2f", fontsize=6)
+    left.set_xticks(
+        range(len(names)), [f"{n}\n({results[n]['mutants']['wrong']} wrong mutants)" for n in names]
     )
+    left.set_ylim(0, 1.25)
+    left.set_ylabel("share of wrong mutants caught")
+    left.set_title("discrimination (higher is better)")
+    left.legend(fontsize=7, loc="upper center", ncol=3)
+    generated = list(next(iter(results.values()))["generation"])
+    width = 0.8 / len(generated)
+    for index, column in enumerate(generated):
+        xs = [i + (index - (len(generated) - 1) / 2) * width for i in range(len(names))]
+        bars = right.bar(
+            xs, [results[name]["generation"][column]["validity_rate"] for name in names], width, label=column
+        )
+        right.bar_label(bars, fmt="%.3f", fontsize=6)
+    for label, value in O1_CODER_VALIDITY.items():
+        right.axhline(value, linestyle="--", linewidth=1, color="gray")
+        right.text(-0.45, value, f"O1-Coder {label}", fontsize=7, va="bottom", ha="left", color="gray")
+    right.set_xticks(range(len(names)), names)
+    right.set_ylim(0, 1.25)
+    right.set_ylabel("share of proposals the reference passes")
+    right.set_title("validity rate (oracle: inputs the reference answers)")
+    right.legend(fontsize=7, loc="upper center", ncol=3)
+    figure.suptitle(f"Test case generators, {args.n} tests per task", fontsize=10)
+    figure.tight_layout()
+    Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(args.plot, dpi=120)
+    log(f"wrote {args.out} and {args.plot} in {report['seconds']:.0f} s")
 
-datasets = {
-    "humaneval": list(load_humaneval())[: args.humaneval_tasks],
-    "synthetic": SyntheticTasks("test", max_ops=args.synthetic_max_ops).tasks(
-        args.synthetic_tasks, seed=args.seed
-    ),
-}
-results = {name: measure(name, tasks, sandbox, generators) for name, tasks in datasets.items() if tasks}
-sandbox.close()
 
-report = {
-    "benchmark": "tcg_quality",
-    "args": asdict(args),
-    "command": "python " + " ".join(sys.argv),
-    "model_tcg": model_note or repr(model),
-    "o1_coder_validity": O1_CODER_VALIDITY,
-    "datasets": results,
-    "seconds": time.perf_counter() - started,
-    "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "codegym": codegym.__version__},
-}
-Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-Path(args.out).write_text(json.dumps(report, indent=2))
-print(json.dumps(report, indent=2))
-
-figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-names = list(results)
-columns = list(next(iter(results.values()))["discrimination"])
-width = 0.8 / len(columns)
-for index, column in enumerate(columns):
-    xs = [i + (index - (len(columns) - 1) / 2) * width for i in range(len(names))]
-    bars = left.bar(xs, [results[name]["discrimination"][column] for name in names], width, label=column)
-    left.bar_label(bars, fmt="%.2f", fontsize=6)
-left.set_xticks(range(len(names)), [f"{n}\n({results[n]['mutants']['wrong']} wrong mutants)" for n in names])
-left.set_ylim(0, 1.25)
-left.set_ylabel("share of wrong mutants caught")
-left.set_title("discrimination (higher is better)")
-left.legend(fontsize=7, loc="upper center", ncol=3)
-generated = list(next(iter(results.values()))["generation"])
-width = 0.8 / len(generated)
-for index, column in enumerate(generated):
-    xs = [i + (index - (len(generated) - 1) / 2) * width for i in range(len(names))]
-    bars = right.bar(
-        xs, [results[name]["generation"][column]["validity_rate"] for name in names], width, label=column
-    )
-    right.bar_label(bars, fmt="%.3f", fontsize=6)
-for label, value in O1_CODER_VALIDITY.items():
-    right.axhline(value, linestyle="--", linewidth=1, color="gray")
-    right.text(-0.45, value, f"O1-Coder {label}", fontsize=7, va="bottom", ha="left", color="gray")
-right.set_xticks(range(len(names)), names)
-right.set_ylim(0, 1.25)
-right.set_ylabel("share of proposals the reference passes")
-right.set_title("validity rate (oracle: inputs the reference answers)")
-right.legend(fontsize=7, loc="upper center", ncol=3)
-figure.suptitle(f"Test case generators, {args.n} tests per task", fontsize=10)
-figure.tight_layout()
-Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-figure.savefig(args.plot, dpi=120)
-log(f"wrote {args.out} and {args.plot} in {report['seconds']:.0f} s")
+if __name__ == "__main__":
+    main()

@@ -20,21 +20,21 @@ What it reports (JSON on stdout and in --out, a four-panel plot in --plot):
 - the issue's targets, each as measured: met or not.
 
 Run it (the full configuration takes hours on 2 cores; the smaller ones say what they ran):
-    .venv/bin/python benchmarks/loop_iterations.py
-    .venv/bin/python benchmarks/loop_iterations.py --seeds 0 --iterations 2 --eval-tasks 300 --search-tasks 100
+    .venv/bin/python benchmarks/studies/loop_iterations.py
+    .venv/bin/python benchmarks/studies/loop_iterations.py --seeds 0 --iterations 2 --eval-tasks 300 --search-tasks 100
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import gymnasium as gym
 import matplotlib
-from _report import machine, write_json  # benchmarks/_report.py
 
 import codegym  # noqa: F401  (registers CodeReason-v0)
 from codegym.agents import BestOfNAgent, GreedyAgent, MCTSAgent
@@ -49,6 +49,9 @@ from codegym.models import load_policy
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.tasks.synthetic import SyntheticTasks
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine, write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend

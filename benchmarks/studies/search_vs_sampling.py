@@ -16,15 +16,12 @@ not shared between agents. Seeds: one per configuration (``--seed``), fixed.
 Output: JSON on stdout and in --out, and a plot of pass rate against steps generated (--plot).
 
 Run it:
-    .venv/bin/python benchmarks/search_vs_sampling.py
-    .venv/bin/python benchmarks/search_vs_sampling.py --tasks 100 --ops 3 --mcts-sims 2,4,8,16,32
+    .venv/bin/python benchmarks/studies/search_vs_sampling.py
+    .venv/bin/python benchmarks/studies/search_vs_sampling.py --tasks 100 --ops 3 --mcts-sims 2,4,8,16,32
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -42,6 +39,9 @@ from codegym.sandbox import make_sandbox
 from codegym.tasks.synthetic import SyntheticTasks
 from codegym.tcg import OracleTCG
 from codegym.tcg.base import with_visible_tests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine, write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend
@@ -175,11 +175,9 @@ def main() -> None:
     results.update(
         args=asdict(args),
         seconds=round(time.perf_counter() - started, 1),
-        machine={"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        machine=machine(),
     )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    print(write_json(args.out, results))
     plot(results, args)
 
 

@@ -34,9 +34,9 @@ refinement, and how often the trees' hard labels call a wrong outline good.
 Output: JSON (stdout and --out) and a bar plot (--plot).
 
 Run it (about 2 minutes per arm and seed on 2 cores at the defaults, and 3 for each search):
-    .venv/bin/python benchmarks/loop_sft_data.py
-    .venv/bin/python benchmarks/loop_sft_data.py --learning-rate 1e-4 --epochs 1 --replay 256   # the old SFT
-    .venv/bin/python benchmarks/loop_sft_data.py --arms start,replay,paths --start-episodes 4000 \
+    .venv/bin/python benchmarks/studies/loop_sft_data.py
+    .venv/bin/python benchmarks/studies/loop_sft_data.py --learning-rate 1e-4 --epochs 1 --replay 256   # the old SFT
+    .venv/bin/python benchmarks/studies/loop_sft_data.py --arms start,replay,paths --start-episodes 4000 \
         --run-dir runs/loop_sft_data_plateau --out benchmarks/results/loop_sft_data_plateau.json \
         --plot benchmarks/results/loop_sft_data_plateau.png   # from a policy near its plateau
 """
@@ -51,7 +51,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib
-from _report import machine, write_json  # benchmarks/_report.py
 from datasets import load_from_disk
 
 from codegym.agents import MCTSAgent, rollout, solved_paths
@@ -68,6 +67,9 @@ from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.tasks.synthetic import SyntheticTasks
 from codegym.training.policy_sft import synthetic_episodes, train_policy
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine, write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend

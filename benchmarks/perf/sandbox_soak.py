@@ -17,8 +17,8 @@ verdict or a clear status, within ``--fault-deadline-s``):
 It prints a JSON object (also written to --out) and draws the leak counts and fault outcomes (--plot).
 
 Run it:
-    .venv/bin/python benchmarks/sandbox_soak.py
-    .venv/bin/python benchmarks/sandbox_soak.py --executions 2000 --backends local
+    .venv/bin/python benchmarks/perf/sandbox_soak.py
+    .venv/bin/python benchmarks/perf/sandbox_soak.py --executions 2000 --backends local
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ import tqdm
 
 from codegym.options import parse_args
 from codegym.sandbox import AssertTest, CallTest, Sandbox, TestStatus, make_sandbox
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine, write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend
@@ -337,9 +340,8 @@ def main() -> None:
             for backend in backends:
                 results["faults"][f"{fault}-{backend}"] = fault_owner_sigkill(args, backend)
         print(f"fault {fault}: done", file=sys.stderr)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1))
-    print(json.dumps(results, indent=1))
+    results["machine"] = machine()
+    print(write_json(args.out, results, indent=1))
     draw(results, args)
 
 

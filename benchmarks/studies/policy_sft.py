@@ -10,15 +10,12 @@ greedy pass@1 and sampled pass@k is the room search has to help.
 Output: a JSON object on stdout (also written to --out) and a two-panel plot (--plot).
 
 Run it (uses the shipped checkpoint; --policy takes any path, hub id or ``openai:`` spec):
-    .venv/bin/python benchmarks/policy_sft.py
-    .venv/bin/python benchmarks/policy_sft.py --tasks-per-difficulty 100 --samples 16
+    .venv/bin/python benchmarks/studies/policy_sft.py
+    .venv/bin/python benchmarks/studies/policy_sft.py --tasks-per-difficulty 100 --samples 16
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -32,6 +29,9 @@ from codegym.models import load_policy
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.tasks.synthetic import SyntheticTasks
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine, write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend
@@ -98,11 +98,9 @@ def main() -> None:
     results.update(
         args=asdict(args),
         seconds=round(time.perf_counter() - started, 1),
-        machine={"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        machine=machine(),
     )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    print(write_json(args.out, results))
     plot(results, ks, args)
 
 
