@@ -204,7 +204,9 @@ def main() -> None:
         for seed in [int(s) for s in args.seeds.split(",")]:
             seed_dir = Path(args.run_root) / f"seed-{seed}"
             if not (seed_dir / "config.toml").exists():
-                raise SystemExit(f"{seed_dir} holds no loop run: run benchmarks/studies/loop_iterations.py first")
+                raise SystemExit(
+                    f"{seed_dir} holds no loop run: run benchmarks/studies/loop_iterations.py first"
+                )
             config = load_config(seed_dir / "config.toml")
             for iteration in [int(i) for i in args.iterations.split(",")]:
                 policy, prm = rl_start(seed_dir, iteration, config)

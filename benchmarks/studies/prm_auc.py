@@ -36,9 +36,9 @@ import torch
 from codegym.models.hf_prm import load_prm
 from codegym.models.prm_data import label_balance, synthetic_step_labels
 from codegym.models.prm_eval import evaluate_prm
-from codegym.training.prm import prepare_prm, train_prm
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
+from codegym.training.prm import prepare_prm, train_prm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
 from harness import machine, write_json
