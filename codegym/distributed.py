@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from codegym.errors import UserError
+
 logger = logging.getLogger("codegym.distributed")
 
 Item = TypeVar("Item")
@@ -91,9 +93,9 @@ def map_chunks(
     from codegym.sandbox.ray_connection import join_ray, leave_ray
 
     if not (isinstance(max_attempts, int) and max_attempts >= 1):
-        raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+        raise UserError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
     if workers is not None and not (isinstance(workers, int) and workers >= 1):
-        raise ValueError(f"workers must be an int >= 1 or None (one per CPU of the cluster), got {workers!r}")
+        raise UserError(f"workers must be an int >= 1 or None (one per CPU of the cluster), got {workers!r}")
     if not chunks:
         return []
     owns_ray = join_ray(address)
@@ -240,11 +242,17 @@ def distributed_rollout(
     from tqdm import tqdm
 
     if not (isinstance(tasks_per_chunk, int) and tasks_per_chunk >= 1):
-        raise ValueError(f"tasks_per_chunk must be an int >= 1, got {tasks_per_chunk!r}")
+        raise UserError(f"tasks_per_chunk must be an int >= 1, got {tasks_per_chunk!r}")
     if not isinstance(sandbox, str):
         raise TypeError("sandbox must be a name here (each Ray worker starts its own), not a running sandbox")
     if "sandbox" in rollout_options or "progress" in rollout_options:
-        raise ValueError("sandbox and progress are distributed_rollout's own arguments")
+        raise UserError("sandbox and progress are distributed_rollout's own arguments")
+    from codegym.evaluation import rollout
+    from codegym.options import check_keywords
+
+    check_keywords(
+        rollout, rollout_options, "distributed_rollout (rollout's options)", taken=("policy", "tasks")
+    )
     tasks = list(tasks)
     chunks = [tasks[start : start + tasks_per_chunk] for start in range(0, len(tasks), tasks_per_chunk)]
     samples = rollout_options.get("samples_per_task", 1)

@@ -10,6 +10,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from codegym.errors import UserError
 from codegym.rewards import (
     OutcomeFn,
     ProcessRewardModel,
@@ -191,13 +192,13 @@ class CodeReasonEnv(gym.Env[str, str]):
         render_mode: str | None = None,
     ) -> None:
         if not (isinstance(max_steps, int) and 1 <= max_steps <= 1000):
-            raise ValueError(f"max_steps must be an int in [1, 1000], got {max_steps!r}")
+            raise UserError(f"max_steps must be an int in [1, 1000], got {max_steps!r}")
         if test_set not in TEST_SETS:
-            raise ValueError(f"test_set must be 'visible' or 'hidden', got {test_set!r}")
+            raise UserError(f"test_set must be 'visible' or 'hidden', got {test_set!r}")
         if not (
             visible_tests is None or visible_tests == "tcg" or isinstance(visible_tests, TestCaseGenerator)
         ):
-            raise ValueError(
+            raise UserError(
                 "visible_tests must be None (the task's own tests), 'tcg' (an OracleTCG on the env's sandbox) "
                 f"or a TestCaseGenerator instance, got {visible_tests!r}"
             )
@@ -206,11 +207,11 @@ class CodeReasonEnv(gym.Env[str, str]):
             and not isinstance(visible_tests_n, bool)
             and visible_tests_n >= 1
         ):
-            raise ValueError(f"visible_tests_n must be a positive int, got {visible_tests_n!r}")
+            raise UserError(f"visible_tests_n must be a positive int, got {visible_tests_n!r}")
         if not (isinstance(max_step_chars, int) and max_step_chars >= 1):
-            raise ValueError(f"max_step_chars must be a positive int, got {max_step_chars!r}")
+            raise UserError(f"max_step_chars must be a positive int, got {max_step_chars!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None, 'ansi' or 'human', got {render_mode!r}")
+            raise UserError(f"render_mode must be None, 'ansi' or 'human', got {render_mode!r}")
         if process_reward is not None and not isinstance(process_reward, ProcessRewardModel):
             raise TypeError(
                 f"process_reward must have a score(problem, steps) method (a ProcessRewardModel) or be None, "
@@ -219,7 +220,7 @@ class CodeReasonEnv(gym.Env[str, str]):
         self.task_source = load_tasks(tasks, split=split, **(task_options or {}))
         longest = self.task_source.max_problem_chars()
         if longest is not None and longest > max_problem_chars:
-            raise ValueError(
+            raise UserError(
                 f"a problem in {self.task_source.name!r} has {longest} characters, more than "
                 f"max_problem_chars={max_problem_chars}; pass a larger max_problem_chars"
             )
@@ -268,7 +269,7 @@ class CodeReasonEnv(gym.Env[str, str]):
         options = dict(options or {})
         unknown = set(options) - {"task_id", "training_step"}
         if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; known: 'task_id', 'training_step'")
+            raise UserError(f"unknown reset options {sorted(unknown)}; known: 'task_id', 'training_step'")
         if "training_step" in options:
             self.set_training_step(options["training_step"])
         if options.get("task_id") is not None:
@@ -277,7 +278,7 @@ class CodeReasonEnv(gym.Env[str, str]):
             task = self.task_source.sample(self.np_random)
         task = self._with_generated_tests(task)
         if len(task.problem) > self.max_problem_chars:
-            raise ValueError(
+            raise UserError(
                 f"task {task.task_id!r} has a {len(task.problem)}-character problem, more than "
                 f"max_problem_chars={self.max_problem_chars}; pass a larger max_problem_chars"
             )
@@ -340,7 +341,7 @@ class CodeReasonEnv(gym.Env[str, str]):
             number of programs the sandbox ran for it (0 on a cache hit or for a reasoning step).
         """
         if len(states) != len(actions):
-            raise ValueError(
+            raise UserError(
                 f"step_batch needs one action per state, got {len(states)} states and {len(actions)} actions"
             )
         current = self._state
@@ -367,7 +368,7 @@ class CodeReasonEnv(gym.Env[str, str]):
     def set_training_step(self, training_step: int) -> None:
         """Tell reward schedules (O1-Coder's alpha(t)) how far training has gone."""
         if not (isinstance(training_step, int) and training_step >= 0):
-            raise ValueError(f"training_step must be an int >= 0, got {training_step!r}")
+            raise UserError(f"training_step must be an int >= 0, got {training_step!r}")
         self.training_step = training_step
 
     @property
@@ -397,9 +398,9 @@ class CodeReasonEnv(gym.Env[str, str]):
         if not isinstance(action, str):
             raise TypeError(f"an action is one reasoning step as a str, got {type(action).__name__}")
         if not action.strip():
-            raise ValueError("an action must be a non-empty reasoning step (got an empty or blank string)")
+            raise UserError("an action must be a non-empty reasoning step (got an empty or blank string)")
         if len(action) > self.max_step_chars:
-            raise ValueError(
+            raise UserError(
                 f"the step has {len(action)} characters, more than max_step_chars={self.max_step_chars}; "
                 "shorten it or make the env with a larger max_step_chars"
             )

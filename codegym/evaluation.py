@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from codegym.errors import UserError
 from codegym.models.policy import Policy
 from codegym.sandbox import Sandbox, make_sandbox
 from codegym.tasks.task import Task, TaskList
@@ -35,10 +36,10 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     """The probability that at least one of ``k`` samples drawn from ``n`` (``c`` of them correct) is correct.
 
     Raises:
-        ValueError: unless ``0 <= c <= n`` and ``1 <= k <= n``.
+        UserError: unless ``0 <= c <= n`` and ``1 <= k <= n``.
     """
     if not (0 <= c <= n and 1 <= k <= n):
-        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+        raise UserError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
     if n - c < k:
         return 1.0
     return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
@@ -90,10 +91,10 @@ def summarize(results: Sequence[Episode], ks: Sequence[int] = (1,)) -> EpisodeSu
     """pass@k (for each k that the samples allow), ASPR, how often code was written, tokens per task.
 
     Raises:
-        ValueError: no results.
+        UserError: no results.
     """
     if not results:
-        raise ValueError("summarize needs at least one episode result")
+        raise UserError("summarize needs at least one episode result")
     by_task: dict[str, list[Episode]] = {}
     for result in results:
         by_task.setdefault(result.task_id, []).append(result)
@@ -122,6 +123,9 @@ def __getattr__(name: str):
 
         return Episode
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_ROLLOUT_OWN = ("tasks", "sandbox", "max_steps", "timeout_s")  # rollout's own arguments, not env_options
 
 
 def rollout(
@@ -156,13 +160,16 @@ def rollout(
     from codegym.env import CodeReasonEnv
 
     if not tasks:
-        raise ValueError("rollout needs at least one task")
+        raise UserError("rollout needs at least one task")
     if not (isinstance(samples_per_task, int) and samples_per_task >= 1):
-        raise ValueError(f"samples_per_task must be an int >= 1, got {samples_per_task!r}")
+        raise UserError(f"samples_per_task must be an int >= 1, got {samples_per_task!r}")
     env_options = dict(env_options or {})
-    clashing = sorted(set(env_options) & {"tasks", "sandbox", "max_steps", "timeout_s"})
+    clashing = sorted(set(env_options) & set(_ROLLOUT_OWN))
     if clashing:
-        raise ValueError(f"env_options must not set {clashing}: they are rollout's own arguments")
+        raise UserError(f"env_options must not set {clashing}: they are rollout's own arguments")
+    from codegym.options import check_keywords
+
+    check_keywords(CodeReasonEnv, env_options, "CodeReasonEnv (env_options)", taken=_ROLLOUT_OWN)
     owns_sandbox = not isinstance(sandbox, Sandbox)
     box = make_sandbox(sandbox) if owns_sandbox else sandbox
     try:

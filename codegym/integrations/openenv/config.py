@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from codegym.errors import UserError
+
 
 @dataclass(frozen=True)
 class ServeConfig:
@@ -52,8 +54,8 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.max_sessions, int) and self.max_sessions >= 1):
-            raise ValueError(f"max_sessions must be an int >= 1, got {self.max_sessions!r}")
+            raise UserError(f"max_sessions must be an int >= 1, got {self.max_sessions!r}")
         if not self.idle_timeout_s > 0:
-            raise ValueError(f"idle_timeout_s must be positive, got {self.idle_timeout_s!r}")
+            raise UserError(f"idle_timeout_s must be positive, got {self.idle_timeout_s!r}")
         if self.max_body_bytes < 1024:
-            raise ValueError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
+            raise UserError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from codegym.errors import UserError
 from codegym.integrations.trl.data import completion_text, split_steps
 from codegym.steps import extract_code
 
@@ -148,7 +149,7 @@ class CodeTestReward:
             )
         task_ids = list(columns[self.task_id_column])
         if len(task_ids) != len(completions):
-            raise ValueError(f"{len(completions)} completions but {len(task_ids)} task ids")
+            raise UserError(f"{len(completions)} completions but {len(task_ids)} task ids")
         if trainer_state is not None:
             self.env.set_training_step(int(getattr(trainer_state, "global_step", 0)))
         self.last_scores = self.score([completion_text(c) for c in completions], task_ids)

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from codegym.errors import UserError
+
 if TYPE_CHECKING:
     from codegym.env import CodeReasonEnv
     from codegym.sandbox import ExecutionReport, Sandbox
@@ -62,10 +64,12 @@ class CodeReasonToolEnv:
     def __init__(self, env: CodeReasonEnv | None = None, **env_options: Any) -> None:
         if env is None:
             from codegym.env import CodeReasonEnv
+            from codegym.options import check_keywords
 
+            check_keywords(CodeReasonEnv, env_options, "CodeReasonToolEnv's env options")
             env = CodeReasonEnv(**env_options)
         elif env_options:
-            raise ValueError("pass either a running env or env options, not both")
+            raise UserError("pass either a running env or env options, not both")
         self._env = env
         self._reward: float | None = None
         self._started = False
@@ -139,7 +143,11 @@ class ToolEnvFactory:
 
     def __init__(self, sandbox: str | Sandbox = "auto", sandbox_workers: int = 2, **env_options: Any) -> None:
         if "env" in env_options:
-            raise ValueError("environment_factory makes its own envs; pass gym.make options instead of env=")
+            raise UserError("environment_factory makes its own envs; pass gym.make options instead of env=")
+        from codegym.env import CodeReasonEnv
+        from codegym.options import check_keywords
+
+        check_keywords(CodeReasonEnv, env_options, "environment_factory's env options", taken=("sandbox",))
         self._sandbox_spec = sandbox
         self._workers = sandbox_workers
         self._env_options = env_options
