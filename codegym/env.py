@@ -10,6 +10,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from codegym.env_config import DEFAULTS, EnvConfig
 from codegym.errors import UserError
 from codegym.rewards import (
     OutcomeFn,
@@ -30,7 +31,6 @@ from codegym.verdicts import LRUCache, TestFingerprints, VerdictKey, build_progr
 
 logger = logging.getLogger("codegym.env")
 
-TEST_SETS = ("visible", "hidden")
 VISIBLE_NOTE = "visible_note"  # Task.metadata key: why a test generator left a task's visible tests alone
 GENERATED_TESTS_CACHE = 65_536  # tasks whose generated visible tests are remembered (a few KB each)
 
@@ -175,26 +175,36 @@ class CodeReasonEnv(gym.Env[str, str]):
         split: str | None = None,
         task_options: dict[str, Any] | None = None,
         sandbox: str | Sandbox = "auto",
-        sandbox_workers: int = 2,
+        sandbox_workers: int = DEFAULTS.sandbox_workers,
         process_reward: ProcessRewardModel | None = None,
-        reward: str | RewardScheme | RewardFn = "o1coder",
+        reward: str | RewardScheme | RewardFn = DEFAULTS.reward,
         reward_options: dict[str, Any] | None = None,
-        outcome: str | OutcomeFn = "pass_rate",
-        max_steps: int = 8,
-        timeout_s: float = 3.0,
-        memory_mb: int = 512,
-        test_set: str = "visible",
+        outcome: str | OutcomeFn = DEFAULTS.outcome,
+        max_steps: int = DEFAULTS.max_steps,
+        timeout_s: float = DEFAULTS.timeout_s,
+        memory_mb: int = DEFAULTS.memory_mb,
+        test_set: str = DEFAULTS.test_set,
         visible_tests: str | TestCaseGenerator | None = None,
-        visible_tests_n: int = 10,
-        max_step_chars: int = 4000,
-        max_problem_chars: int = 8000,
-        verdict_cache_size: int = 4096,
+        visible_tests_n: int = DEFAULTS.visible_tests_n,
+        max_step_chars: int = DEFAULTS.max_step_chars,
+        max_problem_chars: int = DEFAULTS.max_problem_chars,
+        verdict_cache_size: int = DEFAULTS.verdict_cache_size,
         render_mode: str | None = None,
     ) -> None:
-        if not (isinstance(max_steps, int) and 1 <= max_steps <= 1000):
-            raise UserError(f"max_steps must be an int in [1, 1000], got {max_steps!r}")
-        if test_set not in TEST_SETS:
-            raise UserError(f"test_set must be 'visible' or 'hidden', got {test_set!r}")
+        # The scalar options are checked in one place, the config every front end shares.
+        self.config = EnvConfig(
+            reward=reward,
+            outcome=outcome,
+            max_steps=max_steps,
+            timeout_s=timeout_s,
+            memory_mb=memory_mb,
+            test_set=test_set,
+            visible_tests_n=visible_tests_n,
+            max_step_chars=max_step_chars,
+            max_problem_chars=max_problem_chars,
+            verdict_cache_size=verdict_cache_size,
+            sandbox_workers=sandbox_workers,
+        )
         if not (
             visible_tests is None or visible_tests == "tcg" or isinstance(visible_tests, TestCaseGenerator)
         ):
@@ -202,14 +212,6 @@ class CodeReasonEnv(gym.Env[str, str]):
                 "visible_tests must be None (the task's own tests), 'tcg' (an OracleTCG on the env's sandbox) "
                 f"or a TestCaseGenerator instance, got {visible_tests!r}"
             )
-        if not (
-            isinstance(visible_tests_n, int)
-            and not isinstance(visible_tests_n, bool)
-            and visible_tests_n >= 1
-        ):
-            raise UserError(f"visible_tests_n must be a positive int, got {visible_tests_n!r}")
-        if not (isinstance(max_step_chars, int) and max_step_chars >= 1):
-            raise UserError(f"max_step_chars must be a positive int, got {max_step_chars!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise UserError(f"render_mode must be None, 'ansi' or 'human', got {render_mode!r}")
         if process_reward is not None and not isinstance(process_reward, ProcessRewardModel):

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from codegym.env_config import DEFAULTS
 from codegym.errors import UserError
 from codegym.models.policy import Policy
 from codegym.sandbox import Sandbox, make_sandbox
@@ -135,10 +136,10 @@ def rollout(
     samples_per_task: int = 1,
     temperature: float = 0.0,
     seed: int = 0,
-    max_steps: int = 8,
+    max_steps: int = DEFAULTS.max_steps,
     max_new_tokens: int = 256,
     sandbox: str | Sandbox = "auto",
-    timeout_s: float = 3.0,
+    timeout_s: float = DEFAULTS.timeout_s,
     progress: bool = False,
     env_options: dict | None = None,
     training_step: int | None = None,

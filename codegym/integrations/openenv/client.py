@@ -16,6 +16,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from codegym.env_config import DEFAULTS
 from codegym.errors import UserError
 from codegym.spaces import UnicodeText
 
@@ -82,7 +83,7 @@ class CodeReasonClient(gym.Env[str, str]):
         *,
         token: str | None = None,
         timeout_s: float = 60.0,
-        max_step_chars: int = 4000,
+        max_step_chars: int = DEFAULTS.max_step_chars,
         render_mode: str | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://", "ws://", "wss://")):

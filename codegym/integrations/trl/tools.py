@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from codegym.env_config import DEFAULTS
 from codegym.errors import UserError
 
 if TYPE_CHECKING:
@@ -141,7 +142,12 @@ class ToolEnvFactory:
     at :meth:`close` (or when the factory is used as a context manager).
     """
 
-    def __init__(self, sandbox: str | Sandbox = "auto", sandbox_workers: int = 2, **env_options: Any) -> None:
+    def __init__(
+        self,
+        sandbox: str | Sandbox = "auto",
+        sandbox_workers: int = DEFAULTS.sandbox_workers,
+        **env_options: Any,
+    ) -> None:
         if "env" in env_options:
             raise UserError("environment_factory makes its own envs; pass gym.make options instead of env=")
         from codegym.env import CodeReasonEnv
@@ -196,7 +202,7 @@ class ToolEnvFactory:
 
 
 def environment_factory(
-    sandbox: str | Sandbox = "auto", sandbox_workers: int = 2, **env_options: Any
+    sandbox: str | Sandbox = "auto", sandbox_workers: int = DEFAULTS.sandbox_workers, **env_options: Any
 ) -> Callable[[], CodeReasonToolEnv]:
     """A factory for ``GRPOTrainer(environment_factory=...)``: every rollout's env shares one sandbox.
 
