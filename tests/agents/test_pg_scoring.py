@@ -56,6 +56,7 @@ def test_a_row_whose_tokens_do_not_continue_gets_its_own_sequence():
     assert [c.tokens for c in sequences] == [[1, 2, 3, 9, 6], [1, 2, 3, 4], [5, 7]]
 
 
+@pytest.mark.slow
 def test_one_pass_log_probs_and_gradients_are_the_per_step_ones(played):
     policy, _, _, prompts, steps, ids, chains = played
     weights = torch.linspace(-1.0, 1.0, len(prompts))

@@ -88,7 +88,9 @@ def test_the_modules_shipped_into_a_sandbox_worker_import_only_the_standard_libr
         tree = ast.parse((ROOT / "sandbox" / f"{name}.py").read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("codegym"):
-                assert node.module in shipped, f"sandbox/{name}.py imports {node.module}, which a worker lacks"
+                assert node.module in shipped, (
+                    f"sandbox/{name}.py imports {node.module}, which a worker lacks"
+                )
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     assert not alias.name.startswith("codegym"), f"sandbox/{name}.py imports {alias.name}"
