@@ -92,6 +92,7 @@ def test_the_models_own_forward_scores_the_same_where_the_lean_one_does_not_appl
     assert not lean[len(rows) :].any()  # rows outside the chains are not scored
 
 
+@pytest.mark.slow
 def test_the_update_takes_the_same_loss_as_scoring_step_by_step(played):
     policy, episodes, problems, prompts, steps, ids, _ = played
     advantages = [

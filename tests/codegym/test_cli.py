@@ -173,6 +173,7 @@ def test_eval_reports_unbiased_pass_at_k_from_the_counts(capsys, tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_eval_runs_on_codeio_s_test_split_by_default(capsys, tmp_path, monkeypatch):
     from importlib import metadata
 
@@ -463,6 +464,7 @@ def test_a_user_error_from_the_library_is_one_line_with_exit_2(capsys):
 # -- loop and demo ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_loop_prints_its_configuration_and_runs_one_stage_at_a_time(tmp_path, capsys):
     import tomllib
 
