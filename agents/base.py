@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codegym.agents.budget import Budget, Spend
+from codegym.errors import UserError
 from codegym.rewards import aggregate, checked_scores
 from codegym.steps import policy_prompt, render_state
 
@@ -208,7 +209,7 @@ class Runner:
     def score(self, paths: Sequence[Path]) -> list[tuple[float, ...]]:
         """The PRM's score of every step of each path (one batched call when the PRM has ``score_batch``)."""
         if self.prm is None:
-            raise ValueError("this agent needs a process reward model: pass prm= (e.g. load_prm('tiny'))")
+            raise UserError("this agent needs a process reward model: pass prm= (e.g. load_prm('tiny'))")
         todo = [p for p in paths if p.scores is None]
         if todo:
             items = [(p.state.task.problem, list(p.steps)) for p in todo]
@@ -313,9 +314,9 @@ def verifier_key(runner: Runner, verifier: str, aggregation: str):
 
 def check_verifier(verifier: str, prm: ProcessRewardModel | None) -> None:
     if verifier not in VERIFIERS:
-        raise ValueError(f"unknown verifier {verifier!r}: choose one of {', '.join(VERIFIERS)}")
+        raise UserError(f"unknown verifier {verifier!r}: choose one of {', '.join(VERIFIERS)}")
     if verifier in ("prm", "both") and prm is None:
-        raise ValueError(
+        raise UserError(
             f"verifier={verifier!r} needs a process reward model: pass prm= (e.g. load_prm('tiny'))"
         )
 
@@ -350,7 +351,7 @@ class Agent(ABC):
                 f"policy must have a sample() method (a codegym Policy), got {type(policy).__name__}"
             )
         if not (isinstance(seed, int) and seed >= 0):
-            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+            raise UserError(f"seed must be an int >= 0, got {seed!r}")
         self.policy = policy
         self.prm = prm
         self.seed = seed
@@ -369,7 +370,7 @@ class Agent(ABC):
         per task. Each task is reset with ``seed`` and its id."""
         base = _code_reason_env(env)
         if isinstance(task_ids, str) or not task_ids:
-            raise ValueError("task_ids must be a non-empty list of task ids")
+            raise UserError("task_ids must be a non-empty list of task ids")
         roots = []
         for task_id in task_ids:
             base.reset(seed=seed, options={"task_id": task_id})

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from codegym.agents.base import Agent, Episode, Path, Runner, check_verifier, verifier_key
+from codegym.errors import UserError
 from codegym.rewards import aggregate
 from codegym.rewards.prm import AGGREGATIONS
 
@@ -48,18 +49,18 @@ class BeamSearchAgent(Agent):
         **options,
     ) -> None:
         if prm is None:
-            raise ValueError(
+            raise UserError(
                 "beam search is guided by a process reward model: pass prm= (e.g. load_prm('tiny'))"
             )
         super().__init__(policy, prm=prm, **options)
         for name, value in (("beam_width", beam_width), ("expansions", expansions)):
             if not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+                raise UserError(f"{name} must be an int >= 1, got {value!r}")
         if aggregation not in AGGREGATIONS:
-            raise ValueError(f"unknown aggregation {aggregation!r}: choose one of {', '.join(AGGREGATIONS)}")
+            raise UserError(f"unknown aggregation {aggregation!r}: choose one of {', '.join(AGGREGATIONS)}")
         check_verifier(verifier, prm)
         if not (isinstance(temperature, int | float) and temperature > 0):
-            raise ValueError(
+            raise UserError(
                 f"beam search samples its expansions: temperature must be > 0, got {temperature!r}"
             )
         self.beam_width, self.expansions = beam_width, expansions

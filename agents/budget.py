@@ -27,6 +27,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields
 
+from codegym.errors import UserError
+
 SPEND_FIELDS = ("policy_calls", "steps_generated", "tokens", "prm_calls", "sandbox_runs", "wall_s")
 
 
@@ -71,9 +73,7 @@ class Budget:
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
             ):
-                raise ValueError(
-                    f"Budget.{field.name} must be None (no limit) or a number > 0, got {value!r}"
-                )
+                raise UserError(f"Budget.{field.name} must be None (no limit) or a number > 0, got {value!r}")
 
     def allows(self, spend: Spend, *, steps: int = 0) -> bool:
         """Whether an agent that has spent ``spend`` may start work that writes ``steps`` more steps."""

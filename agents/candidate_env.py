@@ -16,7 +16,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from codegym.errors import UserError
 from codegym.models import Policy, Sample, load_policy
+from codegym.options import check_keywords
 from codegym.steps import extract_code, policy_prompt
 
 EMBEDDINGS = ("auto", "model", "hashed")
@@ -93,23 +95,26 @@ class CandidateChoiceEnv(gym.Env[np.ndarray, np.int64]):
         env_kwargs: dict[str, Any] | None = None,
     ) -> None:
         if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
-            raise ValueError(f"candidates (K) must be an int >= 1, got {candidates!r}")
+            raise UserError(f"candidates (K) must be an int >= 1, got {candidates!r}")
         if not (isinstance(temperature, int | float) and temperature >= 0):
-            raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature!r}")
+            raise UserError(f"temperature must be >= 0 (0 is greedy), got {temperature!r}")
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+            raise UserError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
         if embedding not in EMBEDDINGS:
-            raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
+            raise UserError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
         if isinstance(hashed_dim, bool) or not isinstance(hashed_dim, int) or hashed_dim < 1:
-            raise ValueError(f"hashed_dim must be an int >= 1, got {hashed_dim!r}")
+            raise UserError(f"hashed_dim must be an int >= 1, got {hashed_dim!r}")
         if env is not None and env_kwargs:
-            raise ValueError("pass either env (an env instance) or env_kwargs (to make one), not both")
+            raise UserError("pass either env (an env instance) or env_kwargs (to make one), not both")
+        from codegym.env import CodeReasonEnv  # what gym.make("CodeReason-v0") builds
+
+        check_keywords(CodeReasonEnv, env_kwargs or {}, "CodeReason-v0 (env_kwargs)")
         self.policy: Policy = load_policy(policy) if isinstance(policy, str) else policy
         if not isinstance(self.policy, Policy):
             raise TypeError(f"policy must have a sample(prompts, n, ...) method, got {type(policy).__name__}")
         has_model = callable(getattr(self.policy, "embed", None))
         if embedding == "model" and not has_model:
-            raise ValueError(
+            raise UserError(
                 f"embedding='model' needs a policy with embed() and embedding_size (an HFPolicy), got "
                 f"{type(self.policy).__name__}; use embedding='hashed'"
             )
@@ -149,7 +154,7 @@ class CandidateChoiceEnv(gym.Env[np.ndarray, np.int64]):
         if self._done:
             raise RuntimeError("the episode has ended or not begun; call reset() before step()")
         if not self.action_space.contains(action):
-            raise ValueError(f"action must be a candidate index in [0, {self.candidates}), got {action!r}")
+            raise UserError(f"action must be a candidate index in [0, {self.candidates}), got {action!r}")
         index = int(action)
         chosen = self._offer[index]
         text, note = chosen.text, None

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from codegym.agents.base import Agent, Episode, Path, Runner, code_value
+from codegym.errors import UserError
 
 if TYPE_CHECKING:
     from codegym.env import EpisodeState
@@ -148,25 +149,25 @@ class MCTSAgent(Agent):
         super().__init__(policy, prm=prm, **options)
         for name, value in (("simulations", simulations), ("expansions", expansions)):
             if not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+                raise UserError(f"{name} must be an int >= 1, got {value!r}")
         if selection not in SELECTIONS:
-            raise ValueError(f"unknown selection {selection!r}: choose 'uct' or 'puct'")
+            raise UserError(f"unknown selection {selection!r}: choose 'uct' or 'puct'")
         if evaluation not in EVALUATIONS:
-            raise ValueError(f"unknown evaluation {evaluation!r}: choose one of {', '.join(EVALUATIONS)}")
+            raise UserError(f"unknown evaluation {evaluation!r}: choose one of {', '.join(EVALUATIONS)}")
         if evaluation in ("prm", "mix") and prm is None:
-            raise ValueError(
+            raise UserError(
                 f"evaluation={evaluation!r} needs a process reward model: pass prm= (e.g. load_prm('tiny'))"
             )
         for name, value in (("mix", mix), ("alpha", alpha)):
             if not (isinstance(value, int | float) and 0 <= value <= 1):
-                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+                raise UserError(f"{name} must be in [0, 1], got {value!r}")
         if not (isinstance(temperature, int | float) and temperature > 0):
-            raise ValueError(f"MCTS samples its expansions: temperature must be > 0, got {temperature!r}")
+            raise UserError(f"MCTS samples its expansions: temperature must be > 0, got {temperature!r}")
         self.simulations, self.expansions = simulations, expansions
         self.selection, self.evaluation = selection, evaluation
         self.c = float(c if c is not None else (2.0 if selection == "uct" else 1.25))
         if self.c < 0:
-            raise ValueError(f"c must be >= 0, got {c!r}")
+            raise UserError(f"c must be >= 0, got {c!r}")
         self.mix, self.alpha = float(mix), float(alpha)
         self.temperature, self.rollout_temperature = float(temperature), float(rollout_temperature)
         self.stop_on_solve = stop_on_solve

@@ -15,13 +15,18 @@ from typing import TYPE_CHECKING
 
 from codegym.agents.sampling import SamplingAgent
 from codegym.env import CodeReasonEnv
+from codegym.env_config import DEFAULTS
 from codegym.errors import UserError
+from codegym.options import check_keywords
 from codegym.sandbox import Sandbox, make_sandbox
 from codegym.tasks.task import Task, TaskList
 
 if TYPE_CHECKING:
     from codegym.agents.base import Episode
     from codegym.models.policy import Policy
+
+
+_ROLLOUT_OWN = ("tasks", "sandbox", "max_steps", "timeout_s")  # rollout's own arguments, not env_options
 
 
 def rollout(
@@ -31,10 +36,10 @@ def rollout(
     samples_per_task: int = 1,
     temperature: float = 0.0,
     seed: int = 0,
-    max_steps: int = 8,
+    max_steps: int = DEFAULTS.max_steps,
     max_new_tokens: int = 256,
     sandbox: str | Sandbox = "auto",
-    timeout_s: float = 3.0,
+    timeout_s: float = DEFAULTS.timeout_s,
     progress: bool = False,
     env_options: dict | None = None,
     training_step: int | None = None,
@@ -57,9 +62,10 @@ def rollout(
     if not (isinstance(samples_per_task, int) and samples_per_task >= 1):
         raise UserError(f"samples_per_task must be an int >= 1, got {samples_per_task!r}")
     env_options = dict(env_options or {})
-    clashing = sorted(set(env_options) & {"tasks", "sandbox", "max_steps", "timeout_s"})
+    clashing = sorted(set(env_options) & set(_ROLLOUT_OWN))
     if clashing:
         raise UserError(f"env_options must not set {clashing}: they are rollout's own arguments")
+    check_keywords(CodeReasonEnv, env_options, "CodeReasonEnv (env_options)", taken=_ROLLOUT_OWN)
     owns_sandbox = not isinstance(sandbox, Sandbox)
     box = make_sandbox(sandbox) if owns_sandbox else sandbox
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from codegym.agents.base import Agent, Episode, Path, Runner, check_verifier, verifier_key
+from codegym.errors import UserError
 from codegym.rewards.prm import AGGREGATIONS
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class SamplingAgent(Agent):
     def __init__(self, policy: Policy, *, temperature: float = 0.0, **options) -> None:
         super().__init__(policy, **options)
         if not (isinstance(temperature, int | float) and temperature >= 0):
-            raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature!r}")
+            raise UserError(f"temperature must be >= 0 (0 is greedy), got {temperature!r}")
         self.temperature = float(temperature)
         self.name = "greedy" if temperature == 0 else f"sample(T={temperature:g})"
 
@@ -87,12 +88,12 @@ class BestOfNAgent(Agent):
     ) -> None:
         super().__init__(policy, prm=prm, **options)
         if not (isinstance(n, int) and n >= 1):
-            raise ValueError(f"n (paths per problem) must be an int >= 1, got {n!r}")
+            raise UserError(f"n (paths per problem) must be an int >= 1, got {n!r}")
         check_verifier(verifier, prm)
         if aggregation not in AGGREGATIONS:
-            raise ValueError(f"unknown aggregation {aggregation!r}: choose one of {', '.join(AGGREGATIONS)}")
+            raise UserError(f"unknown aggregation {aggregation!r}: choose one of {', '.join(AGGREGATIONS)}")
         if not (isinstance(temperature, int | float) and temperature > 0):
-            raise ValueError(f"best-of-N samples: temperature must be > 0, got {temperature!r}")
+            raise UserError(f"best-of-N samples: temperature must be > 0, got {temperature!r}")
         self.n, self.verifier, self.aggregation, self.temperature = (
             n,
             verifier,

@@ -29,6 +29,7 @@ from pathlib import Path as FilePath
 from typing import Any
 
 from codegym.agents.mcts import Node, SearchTree
+from codegym.errors import UserError
 
 
 def _passed(path) -> bool:
@@ -97,7 +98,7 @@ def trees_dataset(trees: Iterable[SearchTree]):
 
     rows = [row for tree in trees for row in tree_rows(tree)]
     if not rows:
-        raise ValueError("the trees have no nodes besides their roots: nothing to write")
+        raise UserError("the trees have no nodes besides their roots: nothing to write")
     return Dataset.from_list(rows)
 
 

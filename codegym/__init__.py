@@ -31,6 +31,7 @@ __getattr__, __dir__ = lazy_exports(
     "codegym",
     {
         "CodeReasonEnv": "codegym.env",
+        "EnvConfig": "codegym.env_config",
         "EpisodeState": "codegym.env",
         "Transition": "codegym.env",
         "CodeReasonVectorEnv": "codegym.vector",
@@ -43,6 +44,7 @@ __all__ = [
     "ENV_IDS",
     "CodeReasonEnv",
     "CodeReasonVectorEnv",
+    "EnvConfig",
     "EpisodeState",
     "Transition",
     "__version__",

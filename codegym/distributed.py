@@ -26,6 +26,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from codegym.errors import UserError
+
 logger = logging.getLogger("codegym.distributed")
 
 Item = TypeVar("Item")
@@ -90,9 +92,9 @@ def map_chunks(
     from codegym.sandbox.ray_connection import join_ray, leave_ray
 
     if not (isinstance(max_attempts, int) and max_attempts >= 1):
-        raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+        raise UserError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
     if workers is not None and not (isinstance(workers, int) and workers >= 1):
-        raise ValueError(f"workers must be an int >= 1 or None (one per CPU of the cluster), got {workers!r}")
+        raise UserError(f"workers must be an int >= 1 or None (one per CPU of the cluster), got {workers!r}")
     if not chunks:
         return []
     owns_ray = join_ray(address)

@@ -10,6 +10,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from codegym.env_config import DEFAULTS, EnvConfig
+from codegym.errors import UserError
 from codegym.rewards import (
     OutcomeFn,
     ProcessRewardModel,
@@ -29,7 +31,6 @@ from codegym.verdicts import LRUCache, TestFingerprints, VerdictKey, build_progr
 
 logger = logging.getLogger("codegym.env")
 
-TEST_SETS = ("visible", "hidden")
 VISIBLE_NOTE = "visible_note"  # Task.metadata key: why a test generator left a task's visible tests alone
 GENERATED_TESTS_CACHE = 65_536  # tasks whose generated visible tests are remembered (a few KB each)
 
@@ -174,43 +175,45 @@ class CodeReasonEnv(gym.Env[str, str]):
         split: str | None = None,
         task_options: dict[str, Any] | None = None,
         sandbox: str | Sandbox = "auto",
-        sandbox_workers: int = 2,
+        sandbox_workers: int = DEFAULTS.sandbox_workers,
         process_reward: ProcessRewardModel | None = None,
-        reward: str | RewardScheme | RewardFn = "o1coder",
+        reward: str | RewardScheme | RewardFn = DEFAULTS.reward,
         reward_options: dict[str, Any] | None = None,
-        outcome: str | OutcomeFn = "pass_rate",
-        max_steps: int = 8,
-        timeout_s: float = 3.0,
-        memory_mb: int = 512,
-        test_set: str = "visible",
+        outcome: str | OutcomeFn = DEFAULTS.outcome,
+        max_steps: int = DEFAULTS.max_steps,
+        timeout_s: float = DEFAULTS.timeout_s,
+        memory_mb: int = DEFAULTS.memory_mb,
+        test_set: str = DEFAULTS.test_set,
         visible_tests: str | TestCaseGenerator | None = None,
-        visible_tests_n: int = 10,
-        max_step_chars: int = 4000,
-        max_problem_chars: int = 8000,
-        verdict_cache_size: int = 4096,
+        visible_tests_n: int = DEFAULTS.visible_tests_n,
+        max_step_chars: int = DEFAULTS.max_step_chars,
+        max_problem_chars: int = DEFAULTS.max_problem_chars,
+        verdict_cache_size: int = DEFAULTS.verdict_cache_size,
         render_mode: str | None = None,
     ) -> None:
-        if not (isinstance(max_steps, int) and 1 <= max_steps <= 1000):
-            raise ValueError(f"max_steps must be an int in [1, 1000], got {max_steps!r}")
-        if test_set not in TEST_SETS:
-            raise ValueError(f"test_set must be 'visible' or 'hidden', got {test_set!r}")
+        # The scalar options are checked in one place, the config every front end shares.
+        self.config = EnvConfig(
+            reward=reward,
+            outcome=outcome,
+            max_steps=max_steps,
+            timeout_s=timeout_s,
+            memory_mb=memory_mb,
+            test_set=test_set,
+            visible_tests_n=visible_tests_n,
+            max_step_chars=max_step_chars,
+            max_problem_chars=max_problem_chars,
+            verdict_cache_size=verdict_cache_size,
+            sandbox_workers=sandbox_workers,
+        )
         if not (
             visible_tests is None or visible_tests == "tcg" or isinstance(visible_tests, TestCaseGenerator)
         ):
-            raise ValueError(
+            raise UserError(
                 "visible_tests must be None (the task's own tests), 'tcg' (an OracleTCG on the env's sandbox) "
                 f"or a TestCaseGenerator instance, got {visible_tests!r}"
             )
-        if not (
-            isinstance(visible_tests_n, int)
-            and not isinstance(visible_tests_n, bool)
-            and visible_tests_n >= 1
-        ):
-            raise ValueError(f"visible_tests_n must be a positive int, got {visible_tests_n!r}")
-        if not (isinstance(max_step_chars, int) and max_step_chars >= 1):
-            raise ValueError(f"max_step_chars must be a positive int, got {max_step_chars!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None, 'ansi' or 'human', got {render_mode!r}")
+            raise UserError(f"render_mode must be None, 'ansi' or 'human', got {render_mode!r}")
         if process_reward is not None and not isinstance(process_reward, ProcessRewardModel):
             raise TypeError(
                 f"process_reward must have a score(problem, steps) method (a ProcessRewardModel) or be None, "
@@ -219,7 +222,7 @@ class CodeReasonEnv(gym.Env[str, str]):
         self.task_source = load_tasks(tasks, split=split, **(task_options or {}))
         longest = self.task_source.max_problem_chars()
         if longest is not None and longest > max_problem_chars:
-            raise ValueError(
+            raise UserError(
                 f"a problem in {self.task_source.name!r} has {longest} characters, more than "
                 f"max_problem_chars={max_problem_chars}; pass a larger max_problem_chars"
             )
@@ -268,7 +271,7 @@ class CodeReasonEnv(gym.Env[str, str]):
         options = dict(options or {})
         unknown = set(options) - {"task_id", "training_step"}
         if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; known: 'task_id', 'training_step'")
+            raise UserError(f"unknown reset options {sorted(unknown)}; known: 'task_id', 'training_step'")
         if "training_step" in options:
             self.set_training_step(options["training_step"])
         if options.get("task_id") is not None:
@@ -277,7 +280,7 @@ class CodeReasonEnv(gym.Env[str, str]):
             task = self.task_source.sample(self.np_random)
         task = self._with_generated_tests(task)
         if len(task.problem) > self.max_problem_chars:
-            raise ValueError(
+            raise UserError(
                 f"task {task.task_id!r} has a {len(task.problem)}-character problem, more than "
                 f"max_problem_chars={self.max_problem_chars}; pass a larger max_problem_chars"
             )
@@ -340,7 +343,7 @@ class CodeReasonEnv(gym.Env[str, str]):
             number of programs the sandbox ran for it (0 on a cache hit or for a reasoning step).
         """
         if len(states) != len(actions):
-            raise ValueError(
+            raise UserError(
                 f"step_batch needs one action per state, got {len(states)} states and {len(actions)} actions"
             )
         current = self._state
@@ -367,7 +370,7 @@ class CodeReasonEnv(gym.Env[str, str]):
     def set_training_step(self, training_step: int) -> None:
         """Tell reward schedules (O1-Coder's alpha(t)) how far training has gone."""
         if not (isinstance(training_step, int) and training_step >= 0):
-            raise ValueError(f"training_step must be an int >= 0, got {training_step!r}")
+            raise UserError(f"training_step must be an int >= 0, got {training_step!r}")
         self.training_step = training_step
 
     @property
@@ -397,9 +400,9 @@ class CodeReasonEnv(gym.Env[str, str]):
         if not isinstance(action, str):
             raise TypeError(f"an action is one reasoning step as a str, got {type(action).__name__}")
         if not action.strip():
-            raise ValueError("an action must be a non-empty reasoning step (got an empty or blank string)")
+            raise UserError("an action must be a non-empty reasoning step (got an empty or blank string)")
         if len(action) > self.max_step_chars:
-            raise ValueError(
+            raise UserError(
                 f"the step has {len(action)} characters, more than max_step_chars={self.max_step_chars}; "
                 "shorten it or make the env with a larger max_step_chars"
             )

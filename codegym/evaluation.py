@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from codegym.errors import UserError
+
 if TYPE_CHECKING:
     from codegym.agents.base import Episode
 
@@ -30,10 +32,10 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     """The probability that at least one of ``k`` samples drawn from ``n`` (``c`` of them correct) is correct.
 
     Raises:
-        ValueError: unless ``0 <= c <= n`` and ``1 <= k <= n``.
+        UserError: unless ``0 <= c <= n`` and ``1 <= k <= n``.
     """
     if not (0 <= c <= n and 1 <= k <= n):
-        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+        raise UserError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
     if n - c < k:
         return 1.0
     return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
@@ -85,10 +87,10 @@ def summarize(results: Sequence[Episode], ks: Sequence[int] = (1,)) -> EpisodeSu
     """pass@k (for each k that the samples allow), ASPR, how often code was written, tokens per task.
 
     Raises:
-        ValueError: no results.
+        UserError: no results.
     """
     if not results:
-        raise ValueError("summarize needs at least one episode result")
+        raise UserError("summarize needs at least one episode result")
     by_task: dict[str, list[Episode]] = {}
     for result in results:
         by_task.setdefault(result.task_id, []).append(result)

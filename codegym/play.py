@@ -262,6 +262,12 @@ def distributed_rollout(
         raise TypeError("sandbox must be a name here (each Ray worker starts its own), not a running sandbox")
     if "sandbox" in rollout_options or "progress" in rollout_options:
         raise UserError("sandbox and progress are distributed_rollout's own arguments")
+    from codegym.agents.rollouts import rollout
+    from codegym.options import check_keywords
+
+    check_keywords(
+        rollout, rollout_options, "distributed_rollout (rollout's options)", taken=("policy", "tasks")
+    )
     tasks = list(tasks)
     chunks = [tasks[start : start + tasks_per_chunk] for start in range(0, len(tasks), tasks_per_chunk)]
     samples = rollout_options.get("samples_per_task", 1)

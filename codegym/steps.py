@@ -28,6 +28,8 @@ import re
 from collections.abc import Sequence
 from enum import StrEnum
 
+from codegym.errors import UserError
+
 PROBLEM_HEADER = "### Problem"
 STEP_STOP = "\n### Step"  # where a policy's generated step ends
 
@@ -97,10 +99,10 @@ def parse_state(observation: str) -> tuple[str, list[str]]:
     """Split an observation back into its problem and steps (the inverse of :func:`render_state`).
 
     Raises:
-        ValueError: the text does not start with the problem header.
+        UserError: the text does not start with the problem header.
     """
     if not observation.startswith(PROBLEM_HEADER + "\n"):
-        raise ValueError(f"an observation starts with {PROBLEM_HEADER!r}, got {observation[:40]!r}")
+        raise UserError(f"an observation starts with {PROBLEM_HEADER!r}, got {observation[:40]!r}")
     body = observation[len(PROBLEM_HEADER) + 1 :]
     pieces = _STEP_HEADER.split(body)
     problem, steps = pieces[0], pieces[2::2]

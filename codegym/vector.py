@@ -17,6 +17,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from codegym.env import CodeReasonEnv
+from codegym.errors import UserError
+from codegym.options import check_keywords
 from codegym.sandbox import Sandbox, make_sandbox
 
 
@@ -44,7 +46,8 @@ class CodeReasonVectorEnv(VectorEnv):
         **env_kwargs: Any,
     ) -> None:
         if not (isinstance(num_envs, int) and num_envs >= 1):
-            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
+            raise UserError(f"num_envs must be an int >= 1, got {num_envs!r}")
+        check_keywords(CodeReasonEnv, env_kwargs, "CodeReasonVectorEnv's env options", taken=("sandbox",))
         self._owns_sandbox = not isinstance(sandbox, Sandbox)
         workers = sandbox_workers or max(1, min(num_envs, os.cpu_count() or 1))
         self.sandbox = make_sandbox(sandbox, workers=workers) if self._owns_sandbox else sandbox
@@ -70,7 +73,7 @@ class CodeReasonVectorEnv(VectorEnv):
         else:
             seeds = list(seed)
             if len(seeds) != self.num_envs:
-                raise ValueError(
+                raise UserError(
                     f"got {len(seeds)} seeds for {self.num_envs} envs; pass one per env or an int"
                 )
         observations, infos = [], {}
@@ -86,7 +89,7 @@ class CodeReasonVectorEnv(VectorEnv):
     ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every env; all code actions of this step run in one sandbox batch."""
         if isinstance(actions, str) or len(actions) != self.num_envs:
-            raise ValueError(f"step takes a sequence of {self.num_envs} actions (one str per env)")
+            raise UserError(f"step takes a sequence of {self.num_envs} actions (one str per env)")
         pendings: list[Any] = [None] * self.num_envs
         for index, (env, action) in enumerate(zip(self.envs, actions, strict=True)):
             if not self._autoreset[index]:

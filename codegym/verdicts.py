@@ -9,6 +9,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from codegym.errors import UserError
 from codegym.sandbox import Test
 from codegym.tasks import Task, tests_fingerprint
 
@@ -20,7 +21,7 @@ class LRUCache(Generic[V]):
 
     def __init__(self, maxsize: int) -> None:
         if not (isinstance(maxsize, int) and maxsize >= 0):
-            raise ValueError(f"cache size must be an int >= 0 (0 turns caching off), got {maxsize!r}")
+            raise UserError(f"cache size must be an int >= 0 (0 turns caching off), got {maxsize!r}")
         self.maxsize = maxsize
         self._entries: OrderedDict[Hashable, V] = OrderedDict()
         self.hits = 0

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from codegym.errors import UserError
 from codegym.sandbox.cases import AssertTest, CallTest, StdioTest, Test, judge
 from codegym.sandbox.framing import dumps_line, loads_line
 from codegym.sandbox.report import ExecutionReport, TestResult, TestStatus
@@ -161,7 +162,7 @@ class Sandbox(ABC):
         pin_cpus: bool = True,
     ):
         if workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
+            raise UserError(f"workers must be at least 1, got {workers}")
         self.workers = workers
         self.pin_cpus = pin_cpus
         self.report_bytes = report_bytes
@@ -284,9 +285,9 @@ class Sandbox(ABC):
     def _check_batch(cls, jobs, timeout_s, memory_mb) -> list[tuple[str, tuple[Test, ...]]]:
         """``run_batch``'s arguments checked (every backend's), the jobs as (program, tests) tuples."""
         if not (isinstance(timeout_s, int | float) and 0 < timeout_s <= 3600):
-            raise ValueError(f"timeout_s must be a number of seconds in (0, 3600], got {timeout_s!r}")
+            raise UserError(f"timeout_s must be a number of seconds in (0, 3600], got {timeout_s!r}")
         if not (isinstance(memory_mb, int) and memory_mb >= 64):
-            raise ValueError(f"memory_mb must be an int of at least 64 (MiB), got {memory_mb!r}")
+            raise UserError(f"memory_mb must be an int of at least 64 (MiB), got {memory_mb!r}")
         return [cls._check_job(index, job) for index, job in enumerate(jobs)]
 
     @staticmethod
@@ -294,7 +295,7 @@ class Sandbox(ABC):
         try:
             program, tests = job
         except (TypeError, ValueError):
-            raise ValueError(
+            raise UserError(
                 f"job {index} must be a (program, tests) pair, got {type(job).__name__}"
             ) from None
         if not isinstance(program, str):
@@ -305,9 +306,7 @@ class Sandbox(ABC):
             raise TypeError(f"job {index}: tests must be a list of tests; wrap the single test in [ ]")
         tests = tuple(tests)
         if not tests:
-            raise ValueError(
-                f"job {index}: no tests given; a program with no tests can neither pass nor fail"
-            )
+            raise UserError(f"job {index}: no tests given; a program with no tests can neither pass nor fail")
         for test in tests:
             if not isinstance(test, AssertTest | CallTest | StdioTest):
                 raise TypeError(

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from codegym.sandbox.plain import NotPlainDataError, decode_plain, encode_plain
+from codegym.errors import UserError
+from codegym.sandbox.plain import MalformedDataError, NotPlainDataError, decode_plain, encode_plain
 from codegym.sandbox.report import TestResult, TestStatus
 
 
@@ -38,11 +39,11 @@ class AssertTest:
 
     def __post_init__(self) -> None:
         if not isinstance(self.code, str) or not self.code.strip():
-            raise ValueError(f"AssertTest.code must be a non-empty string of Python, got {self.code!r:.80}")
+            raise UserError(f"AssertTest.code must be a non-empty string of Python, got {self.code!r:.80}")
         try:
             compile(self.code, "test.py", "exec")
         except (SyntaxError, ValueError) as exc:
-            raise ValueError(f"AssertTest.code does not compile ({exc}): {self.code!r:.80}") from None
+            raise UserError(f"AssertTest.code does not compile ({exc}): {self.code!r:.80}") from None
 
     def to_wire(self) -> dict:
         return {"kind": "assert", "code": self.code, "entry_point": self.entry_point}
@@ -81,12 +82,12 @@ class CallTest:
 
     def __post_init__(self) -> None:
         if not isinstance(self.entry_point, str) or not self.entry_point.isidentifier():
-            raise ValueError(f"CallTest.entry_point must be a function name, got {self.entry_point!r}")
+            raise UserError(f"CallTest.entry_point must be a function name, got {self.entry_point!r}")
         if self.equality not in EQUALITIES:
-            raise ValueError(f"CallTest.equality must be one of {EQUALITIES}, got {self.equality!r}")
+            raise UserError(f"CallTest.equality must be one of {EQUALITIES}, got {self.equality!r}")
         object.__setattr__(self, "args", tuple(self.args))
         if self.kwargs is not None and not isinstance(self.kwargs, Mapping):
-            raise ValueError(
+            raise UserError(
                 f"CallTest.kwargs must be a mapping of keyword arguments, got {self.kwargs!r:.80}; "
                 "pass the expected value as expected=..."
             )
@@ -99,7 +100,7 @@ class CallTest:
             }
             encode_plain(self.expected)
         except NotPlainDataError as exc:
-            raise ValueError(f"CallTest arguments and expected value must be plain data: {exc}") from None
+            raise UserError(f"CallTest arguments and expected value must be plain data: {exc}") from None
         object.__setattr__(self, "_wire", wire)
 
     def to_wire(self) -> dict:
@@ -125,7 +126,7 @@ class StdioTest:
     def __post_init__(self) -> None:
         for name in ("stdin", "expected_stdout"):
             if not isinstance(getattr(self, name), str):
-                raise ValueError(f"StdioTest.{name} must be a str, got {type(getattr(self, name)).__name__}")
+                raise UserError(f"StdioTest.{name} must be a str, got {type(getattr(self, name)).__name__}")
 
     def to_wire(self) -> dict:
         return {"kind": "stdio", "stdin": self.stdin}
@@ -239,7 +240,7 @@ def _judge(test: Test, raw: dict) -> TestResult:
         )
     if status == "exited" and isinstance(test, StdioTest):
         if type(raw["exit_code"]) is not int:
-            raise ValueError(f"exit code {raw['exit_code']!r:.20} is not an int")
+            raise MalformedDataError(f"exit code {raw['exit_code']!r:.20} is not an int")
         if raw["exit_code"] != 0:
             return TestResult(
                 TestStatus.ERROR, "Exit", f"the program exited with status {raw['exit_code']}", duration

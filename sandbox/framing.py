@@ -13,6 +13,15 @@ import select
 import time
 
 
+class FrameError(ValueError):
+    """Bytes on a sandbox pipe that are not one JSON frame (not JSON, two values, longer than the cap).
+
+    They come from another process (untrusted), so this is not the caller's mistake and not a
+    ``UserError``; it is a ``ValueError`` like the JSON and UTF-8 errors raised on the same bytes, so one
+    ``except ValueError`` treats every malformed frame alike.
+    """
+
+
 def compact_json_encoder():
     """A function from an object to compact JSON text, as ``json.dumps(obj, separators=(",", ":"))``.
 
@@ -59,9 +68,9 @@ def json_line_decoder():
         try:
             value, end = scan(text, 0)
         except StopIteration:
-            raise ValueError("not a JSON value") from None
+            raise FrameError("not a JSON value") from None
         if end != len(text):
-            raise ValueError("more than one JSON value")
+            raise FrameError("more than one JSON value")
         return value
 
     return loads
@@ -112,7 +121,7 @@ class LineReader:
         if cut < 0:
             self._scanned = len(self.buffer)
         if cut < 0 or cut > self.max_line:
-            raise ValueError(f"frame longer than {self.max_line} bytes")
+            raise FrameError(f"frame longer than {self.max_line} bytes")
 
     def take_line(self) -> bytes | None:
         """One complete frame from the buffer, or None if there is none yet."""
@@ -120,10 +129,10 @@ class LineReader:
         if cut < 0:
             self._scanned = len(self.buffer)
             if len(self.buffer) > self.max_line:
-                raise ValueError(f"frame longer than {self.max_line} bytes")
+                raise FrameError(f"frame longer than {self.max_line} bytes")
             return None
         if cut > self.max_line:
-            raise ValueError(f"frame longer than {self.max_line} bytes")
+            raise FrameError(f"frame longer than {self.max_line} bytes")
         line = bytes(self.buffer[:cut])
         del self.buffer[: cut + 1]
         self._scanned = 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from codegym.errors import UserError
 from codegym.sandbox.base import Sandbox, SandboxUnavailable
 from codegym.sandbox.local_sandbox import LocalSandbox
 
@@ -22,7 +23,7 @@ def make_node_sandbox(kind: str, **options) -> Sandbox:
     :func:`~codegym.sandbox.factory.make_sandbox`, which documents the kinds and ``options``).
 
     Raises:
-        ValueError: a kind that is not one of :data:`NODE_BACKENDS`.
+        UserError: a kind that is not one of :data:`NODE_BACKENDS`.
         SandboxUnavailable: "docker" was asked for and cannot run (the message says how to fix it).
     """
     if kind == "local":
@@ -41,4 +42,4 @@ def make_node_sandbox(kind: str, **options) -> Sandbox:
             return LocalSandbox(**{k: v for k, v in options.items() if k in _COMMON_OPTIONS})
         logger.info("sandbox='auto' chose docker (image %s)", sandbox.image)
         return sandbox
-    raise ValueError(f"unknown sandbox {kind!r} on a node: choose one of {', '.join(NODE_BACKENDS)}")
+    raise UserError(f"unknown sandbox {kind!r} on a node: choose one of {', '.join(NODE_BACKENDS)}")

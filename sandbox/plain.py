@@ -20,6 +20,13 @@ class NotPlainDataError(TypeError):
     list, tuple, dict, set, frozenset of those)."""
 
 
+class MalformedDataError(ValueError):
+    """A tree from another process (untrusted: a sandbox worker, a judge, a candidate) that is not an
+    encoding of plain data. Not the caller's mistake, so not a ``UserError``; a ``ValueError`` like the
+    JSON and UTF-8 decoding errors raised on the same bytes, so one ``except ValueError`` turns any
+    malformed reply into a protocol-error verdict."""
+
+
 _SCALARS = (type(None), bool, int, str)
 
 
@@ -78,15 +85,15 @@ def encode_plain(value, *, max_depth: int = 100, max_items: int = 1_000_000, oth
 def decode_plain(tree, *, ref=None):
     """Inverse of :func:`encode_plain`; ``ref`` turns a ``{"r": handle}`` node back into an object.
 
-    The tree may come from an untrusted process: anything malformed raises ``ValueError``, never
-    another exception type (deep nesting included).
+    The tree may come from an untrusted process: anything malformed raises
+    :class:`MalformedDataError` (a ``ValueError``), never another exception type (deep nesting included).
     """
     try:
         return _decode(tree, ref)
     except ValueError:
         raise
     except (TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError) as exc:
-        raise ValueError(f"malformed plain data ({type(exc).__name__}: {exc})") from None
+        raise MalformedDataError(f"malformed plain data ({type(exc).__name__}: {exc})") from None
 
 
 def _decode(tree, ref):
@@ -96,22 +103,22 @@ def _decode(tree, ref):
     if kind is list:
         return [_decode(item, ref) for item in tree]
     if kind is not dict or len(tree) != 1:
-        raise ValueError(f"malformed plain-data node: {tree!r:.200}")
+        raise MalformedDataError(f"malformed plain-data node: {tree!r:.200}")
     ((tag, body),) = tree.items()
     if tag == "f":
         if body not in ("inf", "-inf", "nan"):
-            raise ValueError(f"malformed non-finite float {body!r:.50}")
+            raise MalformedDataError(f"malformed non-finite float {body!r:.50}")
         return float(body)
     if tag == "b":
         if type(body) is not str:
-            raise ValueError("malformed bytes node")
+            raise MalformedDataError("malformed bytes node")
         return base64.b64decode(body, validate=True)
     if tag == "r":
         if ref is None or type(body) is not int:
-            raise ValueError("an object reference where only plain data may travel")
+            raise MalformedDataError("an object reference where only plain data may travel")
         return ref(body)
     if type(body) is not list:
-        raise ValueError(f"malformed plain-data node for tag {tag!r:.20}")
+        raise MalformedDataError(f"malformed plain-data node for tag {tag!r:.20}")
     if tag == "t":
         return tuple(_decode(item, ref) for item in body)
     if tag == "d":
@@ -123,9 +130,9 @@ def _decode(tree, ref):
     if tag == "c":
         real, imag = (_decode(part, ref) for part in body)
         if type(real) not in (int, float) or type(imag) not in (int, float):
-            raise ValueError("malformed complex node")
+            raise MalformedDataError("malformed complex node")
         return complex(real, imag)
-    raise ValueError(f"unknown plain-data tag {tag!r:.20}")
+    raise MalformedDataError(f"unknown plain-data tag {tag!r:.20}")
 
 
 def _truncate(text: str, limit: int = 2000) -> str:

@@ -33,6 +33,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from codegym.errors import UserError
 from codegym.sandbox.base import HOST_SLACK_S, Sandbox, SandboxError, SandboxUnavailable, WorkerChannel
 from codegym.sandbox.cases import Test
 from codegym.sandbox.node_sandbox import NODE_BACKENDS
@@ -150,16 +151,16 @@ class RaySandbox(Sandbox):
     ) -> None:
         # Sandbox.__init__ starts local worker channels; this backend has actors instead.
         if backend not in INNER_BACKENDS:
-            raise ValueError(
+            raise UserError(
                 f"backend must be one of {', '.join(INNER_BACKENDS)} (the sandbox each actor owns), got {backend!r}"
             )
         for label, value in (("workers", workers), ("actors", actors), ("chunk_size", chunk_size)):
             if value is not None and not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"{label} must be an int >= 1 or None (automatic), got {value!r}")
+                raise UserError(f"{label} must be an int >= 1 or None (automatic), got {value!r}")
         if not (isinstance(max_job_attempts, int) and max_job_attempts >= 1):
-            raise ValueError(f"max_job_attempts must be an int >= 1, got {max_job_attempts!r}")
+            raise UserError(f"max_job_attempts must be an int >= 1, got {max_job_attempts!r}")
         if not (isinstance(cpus_per_actor, int | float) and cpus_per_actor >= 0):
-            raise ValueError(f"cpus_per_actor must be a number >= 0, got {cpus_per_actor!r}")
+            raise UserError(f"cpus_per_actor must be a number >= 0, got {cpus_per_actor!r}")
         self.backend = backend
         self.chunk_size = chunk_size
         self.max_job_attempts = max_job_attempts

@@ -35,6 +35,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from codegym.errors import UserError
 from codegym.integrations.trl.rewards import CodeTestReward
 
 TASKS_KEY = "codegym_tasks"
@@ -80,9 +81,9 @@ def compute_score(
         count = len(solution_strs)
         for name, column in (("data_sources", data_sources), ("ground_truths", ground_truths)):
             if column is None or len(column) != count:
-                raise ValueError(f"a batch call needs {name} with one entry per response ({count})")
+                raise UserError(f"a batch call needs {name} with one entry per response ({count})")
         if extra_infos is not None and len(extra_infos) != count:
-            raise ValueError(f"extra_infos has {len(extra_infos)} entries for {count} responses")
+            raise UserError(f"extra_infos has {len(extra_infos)} entries for {count} responses")
         return score_batch(
             list(data_sources),
             list(solution_strs),
@@ -111,7 +112,7 @@ def score_batch(
     for index, (source, info) in enumerate(zip(data_sources, extra_infos, strict=True)):
         tasks = (info or {}).get(TASKS_KEY) or source
         if not isinstance(tasks, str) or not tasks:
-            raise ValueError(
+            raise UserError(
                 f"response {index}: no task source; set the row's data_source to a CodeGym task source "
                 f"('synthetic', 'humaneval', 'jsonl:PATH', ...) or extra_info[{TASKS_KEY!r}]"
             )
@@ -140,7 +141,7 @@ def _task_id(ground_truth: Any) -> str:
     elif isinstance(ground_truth, str) and ground_truth.lstrip().startswith("{"):
         ground_truth = json.loads(ground_truth).get("task_id")
     if not isinstance(ground_truth, str) or not ground_truth:
-        raise ValueError(
+        raise UserError(
             f"ground_truth must be a CodeGym task id (or {{'task_id': ...}}), got {ground_truth!r}"
         )
     return ground_truth

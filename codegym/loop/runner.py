@@ -26,6 +26,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from codegym.errors import UserError
 from codegym.loop.config import LoopConfig, differences, load_config, to_toml
 from codegym.loop.context import StageContext
 from codegym.loop.stages import RESUMABLE, STAGES
@@ -81,7 +82,7 @@ def run_loop(
             summary then covers the stages run so far.
 
     Raises:
-        ValueError: ``run_dir`` holds a run with a different configuration (other than ``iterations``,
+        UserError: ``run_dir`` holds a run with a different configuration (other than ``iterations``,
             which may grow to extend a run).
     """
     from codegym.sandbox import make_sandbox
@@ -97,7 +98,7 @@ def run_loop(
             if key not in ("iterations", "ray_address")
         ]
         if changed:
-            raise ValueError(
+            raise UserError(
                 f"{run_dir} holds a run with a different configuration ({', '.join(changed)} differ); "
                 "use a new run directory, or the saved config.toml to resume this one"
             )
@@ -144,7 +145,7 @@ def run_loop(
         return metrics
 
     if until is not None and (until[1] not in STAGES or not 1 <= until[0] <= config.iterations):
-        raise ValueError(
+        raise UserError(
             f"until={until!r}: give an iteration in 1..{config.iterations} and a stage of {list(STAGES)}"
         )
     with make_sandbox(config.sandbox) as box:

@@ -18,6 +18,8 @@ import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
+from codegym.errors import UserError
+
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
 
@@ -61,10 +63,10 @@ def paired_gain(
         '+0.500 (95% interval -0.480 to +1.480, 4 tasks of 2 functions)'
 
     Raises:
-        ValueError: the lists differ in length or are empty, or ``groups`` has another length.
+        UserError: the lists differ in length or are empty, or ``groups`` has another length.
     """
     if len(before) != len(after) or not before:
-        raise ValueError(
+        raise UserError(
             f"paired_gain needs two equally long, non-empty lists, got {len(before)} and {len(after)}"
         )
     differences = [float(a) - float(b) for b, a in zip(before, after, strict=True)]
@@ -81,10 +83,10 @@ def pass_rate(passed: Sequence[int], groups: Sequence[Hashable] | None = None) -
         0.25
 
     Raises:
-        ValueError: no verdicts, or ``groups`` of another length.
+        UserError: no verdicts, or ``groups`` of another length.
     """
     if not passed:
-        raise ValueError("pass_rate needs at least one verdict")
+        raise UserError("pass_rate needs at least one verdict")
     p, half, count = _mean_and_half_width([float(v) for v in passed], groups)
     rate: dict[str, float | int] = {"pass@1": p, "low": p - half, "high": p + half, "tasks": len(passed)}
     if groups is not None:
@@ -100,7 +102,7 @@ def _mean_and_half_width(values: list[float], groups: Sequence[Hashable] | None)
         variance = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
         return mean, Z95 * math.sqrt(variance / n), n
     if len(groups) != n:
-        raise ValueError(f"groups needs one label per task: {len(groups)} labels for {n} tasks")
+        raise UserError(f"groups needs one label per task: {len(groups)} labels for {n} tasks")
     # The cluster-robust variance of a mean: the groups' summed residuals are the independent units,
     # with the small-sample factor G / (G - 1).
     residuals: dict[Hashable, float] = {}

@@ -35,6 +35,7 @@ from codegym.models.hf_prm import load_prm
 from codegym.models.lora import adapter_base, is_adapter
 from codegym.models.policy import DEFAULT_STOP, Policy, Sample, cut_at_stop
 from codegym.models.protocol import PROTOCOLS, PromptProtocol, get_protocol, read_protocol
+from codegym.options import check_keywords
 
 OPENAI_PREFIX = "openai:"
 TINY = "tiny"
@@ -49,8 +50,11 @@ def load_policy(spec: str, **options: Any) -> Policy:
     if spec.startswith(OPENAI_PREFIX):
         from codegym.models.openai_policy import OpenAIPolicy
 
+        check_keywords(OpenAIPolicy, options, f"policy {spec!r}", taken=("base_url", "model"))
         return OpenAIPolicy.from_spec(spec, **options)
     from codegym.models.hf_policy import HFPolicy
+
+    check_keywords(HFPolicy, options, f"policy {spec!r}", taken=("model",))
 
     if spec == TINY:
         from codegym.models.tiny import tiny_checkpoint

@@ -273,7 +273,11 @@ def _growing_layer_type() -> type:
 
         def crop(self, tokens_to_remove: int) -> None:
             if tokens_to_remove > 0:
-                raise ValueError(f"crop takes a negative count of tokens to remove, got {tokens_to_remove}")
+                # transformers calls this (assisted decoding), never the caller: cropping to a length
+                # is a feature this cache lacks, not a bad value someone passed.
+                raise NotImplementedError(
+                    f"this cache crops only by a negative count of tokens to remove, got {tokens_to_remove}"
+                )
             self._length = max(0, self._length + tokens_to_remove)
             self._expose()
 

@@ -82,7 +82,7 @@ class HFPolicy:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if not (isinstance(batch_size, int) and batch_size >= 1):
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+            raise UserError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if isinstance(model, str | PathLike):
             self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(
@@ -104,7 +104,7 @@ class HFPolicy:
 
         if self.tokenizer.pad_token is None:
             if self.tokenizer.eos_token is None:
-                raise ValueError("the tokenizer has neither a pad nor an eos token; set tokenizer.pad_token")
+                raise UserError("the tokenizer has neither a pad nor an eos token; set tokenizer.pad_token")
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.use_chat_template = use_chat_template
         if use_chat_template and not getattr(self.tokenizer, "chat_template", None):

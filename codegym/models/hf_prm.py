@@ -51,6 +51,7 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from codegym.errors import UserError
 from codegym.models.prm_format import (
     FALLBACK_MAX_LENGTH,
     HEADS,
@@ -117,11 +118,11 @@ class HFProcessRewardModel:
         )
 
         if not (isinstance(batch_size, int) and batch_size >= 1):
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+            raise UserError(f"batch_size must be an int >= 1, got {batch_size!r}")
         if head is not None and head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+            raise UserError(f"head must be one of {HEADS}, got {head!r}")
         if max_length is not None and not (isinstance(max_length, int) and max_length >= 1):
-            raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
+            raise UserError(f"max_length must be a positive int or None, got {max_length!r}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if isinstance(model, str | PathLike):
             saved = PRMFormat.read(model) if Path(model).is_dir() else None
@@ -159,10 +160,10 @@ class HFProcessRewardModel:
         self._prefix_ids = _special_prefix(self.tokenizer)
         self._tag_ids = self._token_ids(self.format.step_tag) if self.format.uses_tag else []
         if self.format.uses_tag and not self._tag_ids:
-            raise ValueError(f"the step tag {self.format.step_tag!r} encodes to no tokens; choose another")
+            raise UserError(f"the step tag {self.format.step_tag!r} encodes to no tokens; choose another")
         self.max_length = max_length or _context_length(self.model, self.tokenizer)
         if self.max_length < len(self._prefix_ids) + len(self._tag_ids) + 2:
-            raise ValueError(
+            raise UserError(
                 f"max_length={self.max_length} leaves no room for a step "
                 f"({len(self._prefix_ids) + len(self._tag_ids)} tokens of specials and tag)"
             )
@@ -214,7 +215,7 @@ class HFProcessRewardModel:
 
         Raises:
             TypeError: ``problem`` or a step is not a string.
-            ValueError: a text contains the step tag, a step is blank (likelihood head), or a step
+            UserError: a text contains the step tag, a step is blank (likelihood head), or a step
                 index is out of range.
         """
         if not isinstance(problem, str):
@@ -229,13 +230,13 @@ class HFProcessRewardModel:
         texts = [("the problem", problem)] + [(f"step {i}", step) for i, step in enumerate(steps)]
         for where, text in texts if self.format.uses_tag else []:
             if tag in text:
-                raise ValueError(
+                raise UserError(
                     f"{where} contains the step tag {tag!r}, which would be read as a step boundary; "
                     "remove it from the text"
                 )
         wanted = sorted(set(range(len(steps)) if step_indices is None else step_indices))
         if wanted and not 0 <= wanted[0] <= wanted[-1] < len(steps):
-            raise ValueError(f"step_indices {list(step_indices or [])} out of range for {len(steps)} steps")
+            raise UserError(f"step_indices {list(step_indices or [])} out of range for {len(steps)} steps")
         if not wanted:
             return []
 
@@ -260,9 +261,7 @@ class HFProcessRewardModel:
                 read.append((len(ids) - 1, len(ids)))
             else:
                 if not step:
-                    raise ValueError(
-                        f"step {index} is blank; the likelihood head scores a step by its tokens"
-                    )
+                    raise UserError(f"step {index} is blank; the likelihood head scores a step by its tokens")
                 need.append(len(ids) - 1)  # the token before the step predicts its first token
                 read.append((len(ids), len(ids) + len(step)))
                 ids += step
@@ -377,7 +376,7 @@ class HFProcessRewardModel:
     def _single_token(self, text: str, name: str) -> int:
         ids = self._token_ids(text)
         if len(ids) != 1:
-            raise ValueError(
+            raise UserError(
                 f"{name} {text!r} is {len(ids)} tokens for this tokenizer; the LM head needs one token each "
                 "(pass good_token=/bad_token= that the vocabulary holds, or use head='classifier')"
             )
@@ -387,12 +386,12 @@ class HFProcessRewardModel:
         if self.format.head == "classifier":
             labels = getattr(self.model.config, "num_labels", None)
             if labels != 2:
-                raise ValueError(
+                raise UserError(
                     f"the classifier head needs a two-class token-classification model, this one has "
                     f"num_labels={labels}; load it with AutoModelForTokenClassification(num_labels=2)"
                 )
         elif self.model.get_output_embeddings() is None:
-            raise ValueError(
+            raise UserError(
                 f"head={self.format.head!r} needs a causal LM with an output embedding; "
                 f"{type(self.model).__name__} has none "
                 "(use head='classifier' for a token-classification model)"
@@ -419,7 +418,7 @@ class HFProcessRewardModel:
             weights = torch.linspace(-1.0, 2.0, hidden.shape[-1], device=self.device)
             (gradient,) = torch.autograd.grad((hidden[0, position].float() * weights).sum(), embeddings)
         if gradient[0, position + 1 :].abs().max().item() != 0.0:
-            raise ValueError(
+            raise UserError(
                 f"{type(self.model).__name__} attends to later tokens, so a step's score would depend on the "
                 "steps after it; a PRM needs a causal (decoder-only) backbone"
             )
@@ -461,6 +460,9 @@ def load_prm(spec: str, **options: Any) -> HFProcessRewardModel:
     """
     if not isinstance(spec, str) or not spec:
         raise TypeError(f"a PRM spec is a non-empty string ('tiny', a path or a hub id), got {spec!r}")
+    from codegym.options import check_keywords
+
+    check_keywords(HFProcessRewardModel, options, f"PRM {spec!r}", taken=("model",))
     if spec == "tiny":
         from codegym.models.tiny import tiny_checkpoint
 

@@ -39,14 +39,12 @@ def adapter_base(folder: str | PathLike[str]) -> str:
     """The base model an adapter was trained on (``base_model_name_or_path`` of its config).
 
     Raises:
-        ValueError: the config names no base model.
+        UserError: the config names no base model.
     """
     config = json.loads((Path(folder) / ADAPTER_CONFIG).read_text())
     base = config.get("base_model_name_or_path")
     if not base:
-        raise ValueError(
-            f"{folder}/{ADAPTER_CONFIG} names no base_model_name_or_path; load the base yourself"
-        )
+        raise UserError(f"{folder}/{ADAPTER_CONFIG} names no base_model_name_or_path; load the base yourself")
     return str(base)
 
 
@@ -72,7 +70,7 @@ def add_lora(
         modules_to_save: modules trained whole beside the adapters (a new classifier head).
 
     Raises:
-        ValueError: ``r`` is not a positive int, or no target module is in the model.
+        UserError: ``r`` is not a positive int, or no target module is in the model.
         ImportError: PEFT is not installed.
     """
     if not (isinstance(r, int) and not isinstance(r, bool) and r >= 1):
@@ -84,7 +82,7 @@ def add_lora(
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     targets = list(target_modules) if target_modules else [t for t in DEFAULT_TARGETS if t in names]
     if not targets or not set(targets) & names:
-        raise ValueError(
+        raise UserError(
             f"none of the LoRA target modules {targets or list(DEFAULT_TARGETS)} is in the model; "
             "pass target_modules= with names of its linear layers"
         )

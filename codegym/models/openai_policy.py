@@ -38,6 +38,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from codegym.errors import UserError
 from codegym.models.policy import DEFAULT_STOP, Sample, check_sample_args, cut_at_stop
 from codegym.models.protocol import PromptProtocol, ProtocolPrompt, get_protocol
 
@@ -123,18 +124,18 @@ class OpenAIPolicy:
         continue_final_message: bool = False,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+            raise UserError(f"base_url must start with http:// or https://, got {base_url!r}")
         if not model:
-            raise ValueError("model must name the served model, e.g. 'Qwen/Qwen2.5-0.5B'")
+            raise UserError("model must name the served model, e.g. 'Qwen/Qwen2.5-0.5B'")
         if not timeout_s > 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+            raise UserError(f"timeout_s must be > 0, got {timeout_s!r}")
         if not (isinstance(max_retries, int) and max_retries >= 0):
-            raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+            raise UserError(f"max_retries must be an int >= 0, got {max_retries!r}")
         if not backoff_s >= 0:
-            raise ValueError(f"backoff_s must be >= 0, got {backoff_s!r}")
+            raise UserError(f"backoff_s must be >= 0, got {backoff_s!r}")
         endpoint = endpoint.strip("/")
         if endpoint not in ("completions", "chat/completions"):
-            raise ValueError(f"endpoint must be 'completions' or 'chat/completions', got {endpoint!r}")
+            raise UserError(f"endpoint must be 'completions' or 'chat/completions', got {endpoint!r}")
         from codegym.models.builtin import BUILTIN_MODELS, builtin_model_dir
 
         if model in BUILTIN_MODELS:
@@ -152,7 +153,7 @@ class OpenAIPolicy:
         self.supports_n: bool | None = None  # learnt from the first answer with n > 1
         self.protocol = get_protocol(protocol or ("think" if self.chat else "native"))
         if self.chat and not self.protocol.is_chat:
-            raise ValueError(
+            raise UserError(
                 f"the chat endpoint needs a chat protocol ('think' or 'direct'), got {self.protocol.name!r}; "
                 "use endpoint='completions' for the native protocol"
             )
@@ -174,16 +175,16 @@ class OpenAIPolicy:
         ``kwargs`` are :class:`OpenAIPolicy`'s keyword arguments.
 
         Raises:
-            ValueError: the spec does not have that form.
+            UserError: the spec does not have that form.
         """
         expected = "expected 'openai:<http(s)://host:port>/v1/<model>', e.g. 'openai:http://localhost:8000/v1/Qwen/Qwen2.5-0.5B'"
         if not spec.startswith(SPEC_PREFIX):
-            raise ValueError(f"policy spec {spec!r} does not start with {SPEC_PREFIX!r}; {expected}")
+            raise UserError(f"policy spec {spec!r} does not start with {SPEC_PREFIX!r}; {expected}")
         url = spec[len(SPEC_PREFIX) :]
         root, found, model = url.partition("/v1/")
         model = model.rstrip("/")
         if not found or not model.strip("/") or not url.startswith(("http://", "https://")):
-            raise ValueError(f"malformed policy spec {spec!r}; {expected}")
+            raise UserError(f"malformed policy spec {spec!r}; {expected}")
         return cls(root + "/v1", model, **kwargs)
 
     def __repr__(self) -> str:  # no api_key: reprs end up in logs
@@ -467,13 +468,13 @@ def _load_tokenizer(source: Any, protocol: str) -> Any:
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
         except OSError as exc:
-            raise ValueError(
+            raise UserError(
                 f"protocol {protocol!r} over the completions endpoint renders the chat template here and "
                 f"needs the model's tokenizer, which could not be loaded from {source!r}: pass tokenizer= "
                 "(a local folder), or use endpoint='chat/completions'"
             ) from exc
     if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(f"protocol {protocol!r} needs a chat template and the tokenizer has none")
+        raise UserError(f"protocol {protocol!r} needs a chat template and the tokenizer has none")
     return tokenizer
 
 

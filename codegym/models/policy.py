@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from codegym.errors import UserError
 from codegym.steps import STEP_STOP
 
 DEFAULT_STOP: tuple[str, ...] = (STEP_STOP,)
@@ -75,13 +76,13 @@ def check_sample_args(
     if isinstance(prompts, str) or not all(isinstance(prompt, str) for prompt in prompts):
         raise TypeError("prompts must be a list of strings (wrap a single prompt in a list)")
     if not (isinstance(n, int) and n >= 1):
-        raise ValueError(f"n (samples per prompt) must be an int >= 1, got {n!r}")
+        raise UserError(f"n (samples per prompt) must be an int >= 1, got {n!r}")
     if not (isinstance(max_new_tokens, int) and max_new_tokens >= 1):
-        raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+        raise UserError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
     if not (isinstance(temperature, int | float) and temperature >= 0):
-        raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature!r}")
+        raise UserError(f"temperature must be >= 0 (0 is greedy), got {temperature!r}")
     if isinstance(stop, str) or not all(isinstance(s, str) for s in stop):
         raise TypeError("stop must be a list of strings (wrap a single stop string in a list)")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ValueError(f"seed must be None or an int >= 0, got {seed!r}")
+        raise UserError(f"seed must be None or an int >= 0, got {seed!r}")
     return [s for s in stop if s]

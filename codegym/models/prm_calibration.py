@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from codegym.errors import UserError
 from codegym.models.prm_format import ScoringWindow
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def calibrate(
     (Platt scaling, cross-entropy); ``targets`` holds one value in [0, 1] per read span of ``windows``.
 
     Raises:
-        ValueError: not one target per read span.
+        UserError: not one target per read span.
     """
     import torch
 
@@ -79,7 +80,7 @@ def calibrate(
         ).float()
     labels = torch.tensor(list(targets), dtype=torch.float32, device=prm.device)
     if raw.shape != labels.shape:
-        raise ValueError(
+        raise UserError(
             f"calibrate needs one target per read span: {raw.numel()} spans, {labels.numel()} targets"
         )
     scale, bias = platt_scaling(raw, labels, steps=steps)

@@ -47,6 +47,7 @@ import datasets
 import numpy as np
 from datasets import Dataset, Features, Value, load_dataset, load_from_disk
 
+from codegym.errors import UserError
 from codegym.sandbox import make_sandbox
 from codegym.tasks.synthetic import SyntheticTasks, _outline, _refinement, _solution
 from codegym.tasks.synthetic_ops import OPS, Step, type_checks
@@ -162,7 +163,7 @@ def load_step_labels(source: str | PathLike[str] | Dataset) -> Dataset:
 
     Raises:
         FileNotFoundError: the path does not exist.
-        ValueError: a column is missing or a label is outside [0, 1] (see :func:`check_step_labels`).
+        UserError: a column is missing or a label is outside [0, 1] (see :func:`check_step_labels`).
     """
     if isinstance(source, Dataset):
         dataset = source
@@ -178,7 +179,7 @@ def load_step_labels(source: str | PathLike[str] | Dataset) -> Dataset:
         else:
             kind = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}.get(path.suffix)
             if kind is None:
-                raise ValueError(
+                raise UserError(
                     f"cannot read {path}: use a .jsonl, .json or .parquet file or a dataset folder"
                 )
             dataset = load_dataset(kind, data_files=str(path), split="train")
@@ -192,7 +193,7 @@ def check_step_labels(dataset: Dataset) -> None:
     """Raise ValueError unless ``dataset`` has the schema's columns and labels in [0, 1]."""
     missing = [name for name in STEP_LABEL_FEATURES if name not in dataset.column_names]
     if missing:
-        raise ValueError(
+        raise UserError(
             f"step-label data lacks the columns {missing}; it needs {list(STEP_LABEL_FEATURES)} "
             "(see codegym.models.prm_data.StepLabel)"
         )
@@ -200,10 +201,10 @@ def check_step_labels(dataset: Dataset) -> None:
         values = np.asarray(dataset[column], dtype=np.float64)
         bad = values[~((values >= 0) & (values <= 1))]
         if bad.size:
-            raise ValueError(f"{column} must lie in [0, 1], found {bad[0]!r}")
+            raise UserError(f"{column} must lie in [0, 1], found {bad[0]!r}")
     hard = np.asarray(dataset["hard_label"], dtype=np.float64)
     if not np.isin(hard, (0.0, 1.0)).all():
-        raise ValueError("hard_label must be 0.0 or 1.0; put graded values in soft_label")
+        raise UserError("hard_label must be 0.0 or 1.0; put graded values in soft_label")
 
 
 def sibling_pairs(dataset: Dataset, *, labels: str = "hard", min_gap: float = 1e-6) -> Dataset:
@@ -218,9 +219,9 @@ def sibling_pairs(dataset: Dataset, *, labels: str = "hard", min_gap: float = 1e
         min_gap: the smallest label difference that makes a pair.
     """
     if labels not in LABEL_KINDS:
-        raise ValueError(f"labels must be one of {LABEL_KINDS}, got {labels!r}")
+        raise UserError(f"labels must be one of {LABEL_KINDS}, got {labels!r}")
     if not (isinstance(min_gap, int | float) and min_gap > 0):
-        raise ValueError(f"min_gap must be a positive number, got {min_gap!r}")
+        raise UserError(f"min_gap must be a positive number, got {min_gap!r}")
     check_step_labels(dataset)
     column = f"{labels}_label"
     groups: dict[tuple[str, str, tuple[str, ...]], list[tuple[str, float]]] = defaultdict(list)
@@ -257,7 +258,7 @@ def task_composition(task: Task) -> tuple[Step, ...]:
     try:
         names, params = task.metadata["ops"], task.metadata["params"]
     except KeyError:
-        raise ValueError(f"task {task.task_id!r} is not a synthetic task (its metadata has no ops)") from None
+        raise UserError(f"task {task.task_id!r} is not a synthetic task (its metadata has no ops)") from None
     return tuple(Step(OPS[name], param) for name, param in zip(names, params, strict=True))
 
 
@@ -340,7 +341,7 @@ def synthetic_step_labels(
         A ``Dataset`` with :data:`STEP_LABEL_FEATURES`, rows grouped by task.
     """
     if not (isinstance(corruptions_per_step, int) and 0 <= corruptions_per_step <= 8):
-        raise ValueError(f"corruptions_per_step must be an int in [0, 8], got {corruptions_per_step!r}")
+        raise UserError(f"corruptions_per_step must be an int in [0, 8], got {corruptions_per_step!r}")
     tasks = SyntheticTasks(split, min_ops=min_ops, max_ops=max_ops).tasks(n_tasks, seed=seed)
     rng = np.random.default_rng([seed, 7])  # its own stream: the corruptions do not shift the tasks
     planned = [row for task in tasks for row in _plan_rows(task, rng, corruptions_per_step, off_path)]

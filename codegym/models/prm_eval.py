@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from codegym.errors import UserError
 from codegym.steps import classify_step
 
 if TYPE_CHECKING:
@@ -74,10 +75,10 @@ def roc_auc(scores: Sequence[float], labels: Sequence[float]) -> float:
     values = np.asarray(scores, dtype=np.float64)
     positive = np.asarray(labels, dtype=np.float64) > 0.5
     if values.shape != positive.shape:
-        raise ValueError(f"scores and labels differ in length ({values.size} vs {positive.size})")
+        raise UserError(f"scores and labels differ in length ({values.size} vs {positive.size})")
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
-        raise ValueError("ROC AUC needs both positive and negative labels")
+        raise UserError("ROC AUC needs both positive and negative labels")
     _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
     ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]  # 1-based ranks, ties averaged
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from os import PathLike
 from pathlib import Path
 
+from codegym.errors import UserError
+
 HEADS = ("lm", "classifier", "likelihood")
 TAG_HEADS = ("lm", "classifier")  # the heads that read a step tag
 DEFAULT_STEP_TAG = "<|step_tag|>"
@@ -50,19 +52,19 @@ class PRMFormat:
 
     def __post_init__(self) -> None:
         if self.protocol not in ("native", "think", "direct"):
-            raise ValueError(f"protocol must be native, think or direct, got {self.protocol!r}")
+            raise UserError(f"protocol must be native, think or direct, got {self.protocol!r}")
         if self.head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+            raise UserError(f"head must be one of {HEADS}, got {self.head!r}")
         for name in ("step_tag", "good_token", "bad_token"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
-                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+                raise UserError(f"{name} must be a non-empty string, got {value!r}")
         if self.good_token == self.bad_token:
-            raise ValueError(f"good_token and bad_token must differ, both are {self.good_token!r}")
+            raise UserError(f"good_token and bad_token must differ, both are {self.good_token!r}")
         for name in ("scale", "bias"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value)):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
+                raise UserError(f"{name} must be a finite number, got {value!r}")
 
     @property
     def uses_tag(self) -> bool:

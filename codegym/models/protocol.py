@@ -113,12 +113,12 @@ class ProtocolPrompt:
         whitespace of a message would otherwise eat the newline after ``Step k:``).
 
         Raises:
-            ValueError: a chat prompt without a chat template.
+            UserError: a chat prompt without a chat template.
         """
         if self.text is not None:
             return self.text
         if apply_chat_template is None:
-            raise ValueError(
+            raise UserError(
                 "this protocol needs a chat template, and the tokenizer has none; use protocol='native' "
                 "for a base (non-instruct) model"
             )
@@ -159,7 +159,7 @@ class PromptProtocol:
 
     def __post_init__(self) -> None:
         if self.code_step is not None and not (isinstance(self.code_step, int) and self.code_step >= 1):
-            raise ValueError(f"code_step must be None or an int >= 1, got {self.code_step!r}")
+            raise UserError(f"code_step must be None or an int >= 1, got {self.code_step!r}")
 
     @property
     def is_chat(self) -> bool:
@@ -177,9 +177,9 @@ class PromptProtocol:
         if self.instruction is None:
             return ProtocolPrompt(text=prompt, stop=stop)
         header = _NEXT_HEADER.search(prompt)
+        if header is None:
+            return ProtocolPrompt(text=prompt, stop=stop)
         try:
-            if header is None:
-                raise ValueError("no next-step header")
             problem, steps = parse_state(prompt[: header.start()])
         except ValueError:
             return ProtocolPrompt(text=prompt, stop=stop)
@@ -280,7 +280,7 @@ class PromptProtocol:
         """What the model writes for ``step`` after ``built`` (for SFT): the step without the forced prefix,
         then the step line that ends it."""
         if not step.startswith(built.prefix):
-            raise ValueError(f"step does not open with the protocol's forced prefix {built.prefix!r}")
+            raise UserError(f"step does not open with the protocol's forced prefix {built.prefix!r}")
         return step[len(built.prefix) :] + ("\n\n" if built.is_chat else "")
 
 
@@ -329,7 +329,7 @@ def get_protocol(protocol: str | PromptProtocol, **overrides: Any) -> PromptProt
         4
 
     Raises:
-        ValueError: an unknown name.
+        UserError: an unknown name.
     """
     if isinstance(protocol, PromptProtocol):
         found = protocol

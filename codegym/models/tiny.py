@@ -29,7 +29,7 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codegym.errors import MissingInputError
+from codegym.errors import MissingInputError, UserError
 from codegym.steps import render_state
 
 if TYPE_CHECKING:
@@ -57,11 +57,11 @@ def tiny_checkpoint(role: str) -> Path:
     """The folder of the built-in trained tiny model for ``role`` ("policy", "prm" or "tcg").
 
     Raises:
-        ValueError: an unknown role.
+        UserError: an unknown role.
         FileNotFoundError: the checkpoint is not there; the message gives the command that builds it.
     """
     if role not in TINY_ROLES:
-        raise ValueError(f"unknown tiny model role {role!r}; choose one of {sorted(TINY_ROLES)}")
+        raise UserError(f"unknown tiny model role {role!r}; choose one of {sorted(TINY_ROLES)}")
     path = CHECKPOINTS_DIR / f"tiny-{role}"
     if not (path / "config.json").is_file():
         raise MissingInputError(
@@ -103,10 +103,10 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = 1024) -> PreTrainedT
     from transformers import PreTrainedTokenizerFast
 
     if not texts:
-        raise ValueError("texts is empty; train the tokenizer on at least one text")
+        raise UserError("texts is empty; train the tokenizer on at least one text")
     min_size = 256 + len(SPECIAL_TOKENS)
     if vocab_size < min_size:
-        raise ValueError(f"vocab_size must be >= {min_size} (the 256 bytes and the special tokens)")
+        raise UserError(f"vocab_size must be >= {min_size} (the 256 bytes and the special tokens)")
 
     tokenizer = Tokenizer(models.BPE(unk_token=UNK_TOKEN))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -152,7 +152,7 @@ def build_tiny_model(
     from transformers import LlamaConfig, LlamaForCausalLM
 
     if hidden_size % heads:
-        raise ValueError(f"hidden_size ({hidden_size}) must be a multiple of heads ({heads})")
+        raise UserError(f"hidden_size ({hidden_size}) must be a multiple of heads ({heads})")
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,

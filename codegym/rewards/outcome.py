@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from codegym.errors import UserError
 from codegym.sandbox import ExecutionReport
 
 OutcomeFn = Callable[[ExecutionReport], float]
@@ -35,7 +36,7 @@ class CompiledPassRate:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"CompiledPassRate.alpha must be in [0, 1], got {self.alpha!r}")
+            raise UserError(f"CompiledPassRate.alpha must be in [0, 1], got {self.alpha!r}")
 
     def __call__(self, report: ExecutionReport) -> float:
         return self.alpha * float(report.compiled) + (1 - self.alpha) * report.pass_rate
@@ -53,7 +54,7 @@ def make_outcome(outcome: str | OutcomeFn) -> OutcomeFn:
     if callable(outcome):
         return outcome
     if outcome not in OUTCOMES:
-        raise ValueError(
+        raise UserError(
             f"unknown outcome {outcome!r}: choose one of {', '.join(OUTCOMES)} or pass a callable"
         )
     return OUTCOMES[outcome]()

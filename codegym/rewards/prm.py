@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
+from codegym.errors import UserError
+
 
 @runtime_checkable
 class ProcessRewardModel(Protocol):
@@ -50,9 +52,9 @@ def aggregate(scores: Sequence[float], how: str = "min") -> float:
         (0.5, 0.25)
     """
     if how not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {how!r}: choose one of {', '.join(AGGREGATIONS)}")
+        raise UserError(f"unknown aggregation {how!r}: choose one of {', '.join(AGGREGATIONS)}")
     if len(scores) == 0:
-        raise ValueError("cannot aggregate an empty list of step scores (a path needs at least one step)")
+        raise UserError("cannot aggregate an empty list of step scores (a path needs at least one step)")
     return float(AGGREGATIONS[how](scores))
 
 
@@ -65,10 +67,10 @@ def checked_scores(model: ProcessRewardModel, problem: str, steps: Sequence[str]
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name}.score must return a list of floats, one per step: {exc}") from None
     if len(scores) != len(steps):
-        raise ValueError(
+        raise UserError(
             f"{name}.score returned {len(scores)} scores for {len(steps)} steps; return one per step"
         )
     bad = [score for score in scores if not math.isfinite(score)]
     if bad:
-        raise ValueError(f"{name}.score returned a non-finite score {bad[0]!r}; scores must be finite floats")
+        raise UserError(f"{name}.score returned a non-finite score {bad[0]!r}; scores must be finite floats")
     return scores

@@ -19,12 +19,15 @@ A plain callable ``fn(context, **kwargs) -> float`` works too (see :data:`Reward
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from codegym.errors import UserError
+from codegym.options import check_keywords
 from codegym.rewards.prm import AGGREGATIONS, aggregate
 
 if TYPE_CHECKING:
@@ -148,11 +151,11 @@ ALPHA_SCHEDULES: dict[str, type] = {"linear": LinearAlpha, "log": LogAlpha, "con
 def _alpha_schedule(alpha: str | float | Callable[[int], float]) -> Callable[[int], float]:
     if isinstance(alpha, str):
         if alpha not in ALPHA_SCHEDULES:
-            raise ValueError(f"unknown alpha schedule {alpha!r}: choose one of {', '.join(ALPHA_SCHEDULES)}")
+            raise UserError(f"unknown alpha schedule {alpha!r}: choose one of {', '.join(ALPHA_SCHEDULES)}")
         return ALPHA_SCHEDULES[alpha]()
     if isinstance(alpha, int | float):
         if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"a constant alpha must be in [0, 1], got {alpha!r}")
+            raise UserError(f"a constant alpha must be in [0, 1], got {alpha!r}")
         return ConstantAlpha(float(alpha))
     if callable(alpha):
         return alpha
@@ -163,7 +166,7 @@ def _alpha_schedule(alpha: str | float | Callable[[int], float]) -> Callable[[in
 
 def _check_aggregation(aggregation: str) -> None:
     if aggregation not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {aggregation!r}: choose one of {', '.join(AGGREGATIONS)}")
+        raise UserError(f"unknown aggregation {aggregation!r}: choose one of {', '.join(AGGREGATIONS)}")
 
 
 # -- the built-in schemes ------------------------------------------------------------------------------
@@ -186,7 +189,7 @@ class O1CoderReward(RewardScheme):
 
     def __init__(self, alpha: str | float | Callable[[int], float] = "linear", gamma: float = 0.9) -> None:
         if not 0.0 < gamma <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+            raise UserError(f"gamma must be in (0, 1], got {gamma!r}")
         self.alpha = _alpha_schedule(alpha)
         self.gamma = gamma
 
@@ -236,7 +239,7 @@ class PotentialShaping(RewardScheme):
 
     def __init__(self, gamma: float = 1.0, aggregation: str = "last") -> None:
         if not 0.0 < gamma <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+            raise UserError(f"gamma must be in (0, 1], got {gamma!r}")
         _check_aggregation(aggregation)
         self.gamma = gamma
         self.aggregation = aggregation
@@ -310,7 +313,7 @@ class CallableReward(RewardScheme):
         except (TypeError, ValueError):
             raise TypeError(f"reward function {self.fn!r} must return a float, got {value!r}") from None
         if not math.isfinite(value):
-            raise ValueError(f"reward function {self.fn!r} returned {value!r}; rewards must be finite")
+            raise UserError(f"reward function {self.fn!r} returned {value!r}; rewards must be finite")
         return Reward(value, {"custom": value})
 
     def __repr__(self) -> str:
@@ -326,6 +329,16 @@ SCHEMES: dict[str, type[RewardScheme]] = {
 }
 
 
+def _check_reward_fn_options(fn: RewardFn, options: dict[str, Any]) -> None:
+    """Refuse reward_options that the user's ``fn(context, **kwargs)`` has no keyword for, at once rather
+    than as a TypeError at the first step."""
+    try:
+        parameters = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):  # a callable without a signature (a C function): nothing to check
+        return
+    check_keywords(fn, options, f"reward function {fn!r} (reward_options)", taken=parameters[:1])
+
+
 def make_reward_scheme(reward: str | RewardScheme | RewardFn, **options: Any) -> RewardScheme:
     """A scheme by name (options go to its constructor), a :class:`RewardScheme`, or a user callable.
 
@@ -335,16 +348,18 @@ def make_reward_scheme(reward: str | RewardScheme | RewardFn, **options: Any) ->
     """
     if isinstance(reward, RewardScheme):
         if options:
-            raise ValueError("reward_options apply to a scheme given by name, not to a RewardScheme instance")
+            raise UserError("reward_options apply to a scheme given by name, not to a RewardScheme instance")
         return reward
     if isinstance(reward, str):
         if reward not in SCHEMES:
-            raise ValueError(
+            raise UserError(
                 f"unknown reward scheme {reward!r}: choose one of {', '.join(SCHEMES)}, "
                 "pass a RewardScheme, or a callable fn(context, **kwargs) -> float"
             )
+        check_keywords(SCHEMES[reward], options, f"reward scheme {reward!r} (reward_options)")
         return SCHEMES[reward](**options)
     if callable(reward):
+        _check_reward_fn_options(reward, options)
         return CallableReward(reward, **options)
     raise TypeError(
         f"reward must be a scheme name, a RewardScheme or a callable, got {type(reward).__name__}"

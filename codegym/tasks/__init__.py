@@ -36,37 +36,71 @@ def load_tasks(
         >>> source.get(source.sample(__import__("numpy").random.default_rng(0)).task_id).metadata["split"]
         'test'
     """
+    check_task_options(spec, split=split, **options)
     if isinstance(spec, TaskSource):
-        if split is not None or options:
-            raise UserError(
-                "split and task options apply to a source given by name, not to a TaskSource instance"
-            )
         return spec
-    if isinstance(spec, Sequence) and not isinstance(spec, str):
-        if split is not None or options:
-            raise UserError("split and task options apply to a source given by name, not to a list of tasks")
-        return TaskList(spec)
     if not isinstance(spec, str):
-        raise TypeError(f"tasks must be a name, a TaskSource or a list of Task, got {type(spec).__name__}")
+        return TaskList(spec)
     if spec == "synthetic":
         from codegym.tasks.synthetic import SyntheticTasks
 
-        check_keywords(SyntheticTasks, options, "the synthetic task source", taken=("split",))
         return SyntheticTasks(split or "train", **options)
     if spec == "humaneval":
-        if split not in (None, "test"):
-            raise UserError(f"humaneval has one split, 'test' (164 problems); got split={split!r}")
-        if options:
-            raise UserError(f"humaneval takes no task options, got {sorted(options)}")
         from codegym.tasks.humaneval import load_humaneval
 
         return load_humaneval()
     if spec == "codeio":
         from codegym.tasks.codeio import load_codeio
 
-        check_keywords(load_codeio, options, "the codeio task source", taken=("split",))
         return load_codeio(split or "train", **options)
     if spec.startswith("jsonl:"):
+        from codegym.tasks.files import load_jsonl
+
+        return load_jsonl(spec.removeprefix("jsonl:"), **options)
+    from codegym.tasks.files import load_dataset_tasks
+
+    return load_dataset_tasks(spec.removeprefix("dataset:"), split=split or "train", **options)
+
+
+def check_task_options(
+    spec: str | TaskSource | Sequence[Task], *, split: str | None = None, **options: Any
+) -> None:
+    """Refuse, without loading anything, what :func:`load_tasks` would refuse: an unknown source, a split
+    it lacks or an option its loader does not take. Front ends call it before loading a model, so a typo
+    costs no wait.
+
+    Raises:
+        UserError: the spec, the split or an option (the message names the valid ones).
+
+    Example:
+        >>> check_task_options("synthetic", max_ops=2)  # fine: nothing happens
+    """
+    if isinstance(spec, TaskSource):
+        if split is not None or options:
+            raise UserError(
+                "split and task options apply to a source given by name, not to a TaskSource instance"
+            )
+        return
+    if isinstance(spec, Sequence) and not isinstance(spec, str):
+        if split is not None or options:
+            raise UserError("split and task options apply to a source given by name, not to a list of tasks")
+        return
+    if not isinstance(spec, str):
+        raise TypeError(f"tasks must be a name, a TaskSource or a list of Task, got {type(spec).__name__}")
+    if spec == "synthetic":
+        from codegym.tasks.synthetic import SyntheticTasks
+
+        check_keywords(SyntheticTasks, options, "the synthetic task source", taken=("split",))
+    elif spec == "humaneval":
+        if split not in (None, "test"):
+            raise UserError(f"humaneval has one split, 'test' (164 problems); got split={split!r}")
+        if options:
+            raise UserError(f"humaneval takes no task options, got {sorted(options)}")
+    elif spec == "codeio":
+        from codegym.tasks.codeio import load_codeio
+
+        check_keywords(load_codeio, options, "the codeio task source", taken=("split",))
+    elif spec.startswith("jsonl:"):
         if split is not None:
             raise UserError(
                 "a jsonl file has no splits; drop split= (or use dataset:PATH for a dataset with splits)"
@@ -74,15 +108,14 @@ def load_tasks(
         from codegym.tasks.files import load_jsonl
 
         check_keywords(load_jsonl, options, "a jsonl task source", taken=("path",))
-        return load_jsonl(spec.removeprefix("jsonl:"), **options)
-    if spec.startswith("dataset:"):
+    elif spec.startswith("dataset:"):
         from codegym.tasks.files import load_dataset_tasks
 
         check_keywords(load_dataset_tasks, options, "a dataset task source", taken=("name_or_path", "split"))
-        return load_dataset_tasks(spec.removeprefix("dataset:"), split=split or "train", **options)
-    raise UserError(
-        f"unknown task source {spec!r}: use one of {', '.join(SPECS)}, a TaskSource or a list of Task"
-    )
+    else:
+        raise UserError(
+            f"unknown task source {spec!r}: use one of {', '.join(SPECS)}, a TaskSource or a list of Task"
+        )
 
 
 # The sources load on first use: HumanEval pulls in ``datasets``, which ``import codegym`` should not.
@@ -104,6 +137,7 @@ __all__ = [
     "Task",
     "TaskList",
     "TaskSource",
+    "check_task_options",
     "load_tasks",
     "tests_fingerprint",
     # the built-in sources

@@ -25,6 +25,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+from codegym.errors import UserError
 from codegym.sandbox import AssertTest, CallTest, Test
 
 _IDENTITY_CONSTANTS = (True, False, None)
@@ -47,7 +48,7 @@ def tests_from_check(test_source: str, entry_point: str) -> tuple[Test, ...]:
         One ``CallTest`` per assertion, or one ``AssertTest``.
 
     Raises:
-        ValueError: ``test_source`` is not valid Python, or ``entry_point`` is not a name.
+        UserError: ``test_source`` is not valid Python, or ``entry_point`` is not a name.
 
     Example:
         >>> source = "def check(candidate):\\n    assert candidate(2, b=-3) == -1, 'sum'\\n"
@@ -86,7 +87,7 @@ def tests_from_asserts(asserts: Sequence[str], entry_point: str, setup_code: str
         setup_code: code the non-literal assertions need first (MBPP's ``test_setup_code``, imports).
 
     Raises:
-        ValueError: an item is not exactly one ``assert`` statement, or ``entry_point`` is not a name.
+        UserError: an item is not exactly one ``assert`` statement, or ``entry_point`` is not a name.
 
     Example:
         >>> tests = tests_from_asserts(["assert f(1) == 2", "assert f(2) > 3"], "f")
@@ -95,21 +96,21 @@ def tests_from_asserts(asserts: Sequence[str], entry_point: str, setup_code: str
     """
     _check_entry_point(entry_point)
     if isinstance(asserts, str):
-        raise ValueError("asserts must be a sequence of assertion strings, got a single string")
+        raise UserError("asserts must be a sequence of assertion strings, got a single string")
     tests: list[Test] = []
     for number, line in enumerate(asserts, start=1):
         if not isinstance(line, str):
-            raise ValueError(f"assertion {number} must be a string, got {type(line).__name__}")
+            raise UserError(f"assertion {number} must be a string, got {type(line).__name__}")
         module = _parse(line, f"assertion {number}")
         if len(module.body) != 1 or not isinstance(module.body[0], ast.Assert):
-            raise ValueError(f"assertion {number} must be one assert statement, got {line!r:.200}")
+            raise UserError(f"assertion {number} must be one assert statement, got {line!r:.200}")
         test = _call_test(module.body[0].test, entry_point, entry_point)
         if test is None:
             code = f"{setup_code}\n{line}" if setup_code.strip() else line
             test = AssertTest(code, entry_point=entry_point)
         tests.append(test)
     if not tests:
-        raise ValueError(f"no assertions given for {entry_point!r}; a task needs at least one test")
+        raise UserError(f"no assertions given for {entry_point!r}; a task needs at least one test")
     return tuple(tests)
 
 
@@ -124,16 +125,16 @@ _NOT_CONVERTIBLE = object()
 
 def _check_entry_point(entry_point: str) -> None:
     if not (isinstance(entry_point, str) and entry_point.isidentifier()):
-        raise ValueError(f"entry_point must be a function name, got {entry_point!r}")
+        raise UserError(f"entry_point must be a function name, got {entry_point!r}")
 
 
 def _parse(source: str, what: str) -> ast.Module:
     if not isinstance(source, str):
-        raise ValueError(f"{what} must be a string of Python, got {type(source).__name__}")
+        raise UserError(f"{what} must be a string of Python, got {type(source).__name__}")
     try:
         return ast.parse(source)
     except SyntaxError as exc:
-        raise ValueError(f"{what} is not valid Python: {exc.msg} (line {exc.lineno})") from None
+        raise UserError(f"{what} is not valid Python: {exc.msg} (line {exc.lineno})") from None
 
 
 def _check_function(module: ast.Module) -> ast.FunctionDef | None:
@@ -230,7 +231,7 @@ def literal_value(node: ast.expr) -> Any:
     """The value of a literal expression: what ``ast.literal_eval`` accepts, plus arithmetic on literals.
 
     Raises:
-        ValueError: the expression is not a literal (a name, a call other than ``set()``, ...), or folding
+        UserError: the expression is not a literal (a name, a call other than ``set()``, ...), or folding
             it would exceed the size limits.
         ArithmeticError: the arithmetic fails, e.g. a division by zero.
 
@@ -245,7 +246,7 @@ def literal_value(node: ast.expr) -> Any:
         return {ast.Tuple: tuple, ast.List: list, ast.Set: set}[type(node)](values)
     if isinstance(node, ast.Dict):
         if any(key is None for key in node.keys):  # {**mapping}
-            raise ValueError("a dict display with ** is not a literal")
+            raise UserError("a dict display with ** is not a literal")
         return {
             literal_value(key): literal_value(value)
             for key, value in zip(node.keys, node.values, strict=True)
@@ -261,13 +262,13 @@ def literal_value(node: ast.expr) -> Any:
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY_OPERATORS:
         operand = literal_value(node.operand)
         if not isinstance(operand, int | float | complex):
-            raise ValueError(f"unary {type(node.op).__name__} on a {type(operand).__name__}")
+            raise UserError(f"unary {type(node.op).__name__} on a {type(operand).__name__}")
         return _bounded(_UNARY_OPERATORS[type(node.op)](operand))
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_OPERATORS:
         left, right = literal_value(node.left), literal_value(node.right)
         _check_operands(node.op, left, right)
         return _bounded(_BINARY_OPERATORS[type(node.op)](left, right))
-    raise ValueError(f"not a literal: {ast.unparse(node)[:80]}")
+    raise UserError(f"not a literal: {ast.unparse(node)[:80]}")
 
 
 def _check_operands(op: ast.operator, left: Any, right: Any) -> None:
@@ -280,7 +281,7 @@ def _check_operands(op: ast.operator, left: Any, right: Any) -> None:
             and (abs(right) > _MAX_INT_BITS or abs(left).bit_length() * abs(right) > _MAX_INT_BITS)
         )
         if huge_int_power:
-            raise ValueError("the power is too large to fold")
+            raise UserError("the power is too large to fold")
         return
     sequences = (str, bytes, list, tuple)
     if isinstance(op, ast.Add) and isinstance(left, sequences) and type(left) is type(right):
@@ -289,14 +290,14 @@ def _check_operands(op: ast.operator, left: Any, right: Any) -> None:
         sequence, count = (left, right) if isinstance(right, int) else (right, left)
         if isinstance(sequence, sequences) and isinstance(count, int) and not isinstance(count, bool):
             if len(sequence) * max(count, 0) > _MAX_LENGTH:
-                raise ValueError("the repeated sequence is too long to fold")
+                raise UserError("the repeated sequence is too long to fold")
             return
-    raise ValueError(f"{type(op).__name__} on {type(left).__name__} and {type(right).__name__} is not folded")
+    raise UserError(f"{type(op).__name__} on {type(left).__name__} and {type(right).__name__} is not folded")
 
 
 def _bounded(value: Any) -> Any:
     if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
-        raise ValueError("the folded integer is too large")
+        raise UserError("the folded integer is too large")
     if isinstance(value, str | bytes | list | tuple) and len(value) > _MAX_LENGTH:
-        raise ValueError("the folded sequence is too long")
+        raise UserError("the folded sequence is too long")
     return value

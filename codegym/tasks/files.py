@@ -52,7 +52,7 @@ def load_jsonl(
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: an unparsable line, a malformed row, a duplicate task id, or a schema that cannot be
+        UserError: an unparsable line, a malformed row, a duplicate task id, or a schema that cannot be
             told from the columns; the message says which line and field, and what to do.
 
     Example:
@@ -162,7 +162,7 @@ def _local_builder(path: Path) -> str | None:
     return builders[suffixes[-1]]
 
 
-class _RowError(ValueError):
+class _RowError(UserError):
     """A malformed row; the message already names the row and the field."""
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from codegym.errors import UserError
 from codegym.sandbox import AssertTest, CallTest, StdioTest, Test
 
 _TEST_TYPES = (AssertTest, CallTest, StdioTest)
@@ -48,20 +49,20 @@ class Task:
 
     def __post_init__(self) -> None:
         if not isinstance(self.task_id, str) or not self.task_id:
-            raise ValueError(f"Task.task_id must be a non-empty string, got {self.task_id!r}")
+            raise UserError(f"Task.task_id must be a non-empty string, got {self.task_id!r}")
         if not isinstance(self.problem, str) or not self.problem.strip():
-            raise ValueError(f"Task {self.task_id!r}: problem must be non-empty text")
+            raise UserError(f"Task {self.task_id!r}: problem must be non-empty text")
         if self.entry_point is not None and not (
             isinstance(self.entry_point, str) and self.entry_point.isidentifier()
         ):
-            raise ValueError(f"Task {self.task_id!r}: entry_point must be a function name or None")
+            raise UserError(f"Task {self.task_id!r}: entry_point must be a function name or None")
         for name in ("hidden_tests", "visible_tests"):
             tests = getattr(self, name)
             if tests is None:
                 continue
             tests = tuple(tests)
             if not tests:
-                raise ValueError(f"Task {self.task_id!r}: {name} is empty; a task needs at least one test")
+                raise UserError(f"Task {self.task_id!r}: {name} is empty; a task needs at least one test")
             bad = [type(test).__name__ for test in tests if not isinstance(test, _TEST_TYPES)]
             if bad:
                 raise TypeError(f"Task {self.task_id!r}: {name} must hold sandbox tests, got {bad[0]}")
@@ -124,14 +125,14 @@ class TaskList(TaskSource):
     def __init__(self, tasks: Sequence[Task], name: str = "tasks") -> None:
         tasks = list(tasks)
         if not tasks:
-            raise ValueError(f"task source {name!r} has no tasks")
+            raise UserError(f"task source {name!r} has no tasks")
         bad = [type(task).__name__ for task in tasks if not isinstance(task, Task)]
         if bad:
             raise TypeError(f"task source {name!r} must hold Task objects, got {bad[0]}")
         self._by_id: dict[str, Task] = {}
         for task in tasks:
             if task.task_id in self._by_id:
-                raise ValueError(f"task source {name!r} has two tasks with id {task.task_id!r}")
+                raise UserError(f"task source {name!r} has two tasks with id {task.task_id!r}")
             self._by_id[task.task_id] = task
         self._tasks = tasks
         self.name = name

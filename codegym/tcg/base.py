@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from codegym.errors import UserError
 from codegym.sandbox import CallTest, Sandbox, TestStatus, make_sandbox
 from codegym.sandbox.plain import NotPlainDataError, encode_plain
 from codegym.tasks.task import VISIBLE_SOURCE_KEY, Task
@@ -38,7 +39,7 @@ from codegym.tasks.task import VISIBLE_SOURCE_KEY, Task
 NO_EXPECTED = object()  # a Proposal's expected value when the reference must supply it
 
 
-class UnsupportedTask(ValueError):
+class UnsupportedTask(UserError):
     """A generator cannot write tests for this task; the message names the reason and what to do."""
 
 
@@ -153,7 +154,7 @@ class TestCaseGenerator(ABC):
     def generate_reports(self, tasks: Sequence[Task], n: int = 10) -> list[Generation]:
         """:meth:`generate_report` for many tasks; every reference runs in one sandbox batch."""
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be a positive int (the most tests to keep per task), got {n!r}")
+            raise UserError(f"n must be a positive int (the most tests to keep per task), got {n!r}")
         proposals_per_task: list[list[Proposal]] = []
         skipped: list[str | None] = []
         for task in tasks:

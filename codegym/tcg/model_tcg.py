@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from codegym.errors import UserError
 from codegym.models.policy import Policy
 from codegym.sandbox import CallTest, Sandbox
 from codegym.sandbox.plain import NotPlainDataError, encode_plain
@@ -185,7 +186,7 @@ def tcg_prompt(task: Task, *, with_reference: bool = False) -> str:
     parts = [f"### Problem\n{task.problem.strip()}\n"]
     if with_reference:
         if not task.reference_solution:
-            raise ValueError(f"with_reference=True but task {task.task_id!r} has no reference_solution")
+            raise UserError(f"with_reference=True but task {task.task_id!r} has no reference_solution")
         parts.append(f"### Reference\n```python\n{task.reference_solution.strip()}\n```\n")
     parts.append(f"{TESTS_HEADER}\n")
     return "\n".join(parts)
@@ -302,9 +303,9 @@ class ModelTCG(TestCaseGenerator):
             skip_unsupported=skip_unsupported,
         )
         if not (isinstance(samples_per_task, int) and samples_per_task >= 1):
-            raise ValueError(f"samples_per_task must be an int >= 1, got {samples_per_task!r}")
+            raise UserError(f"samples_per_task must be an int >= 1, got {samples_per_task!r}")
         if not (isinstance(temperature, int | float) and temperature >= 0):
-            raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature!r}")
+            raise UserError(f"temperature must be >= 0 (0 is greedy), got {temperature!r}")
         self.policy = _load_policy(model, policy_options)
         self.temperature = float(temperature)
         self.samples_per_task = samples_per_task
@@ -378,7 +379,7 @@ class ModelTCG(TestCaseGenerator):
 def _load_policy(model: str | PathLike[str] | Policy, options: Mapping[str, Any] | None) -> Policy:
     if isinstance(model, Policy) and not isinstance(model, str | PathLike):
         if options:
-            raise ValueError("policy_options apply when model is a name or path, not a loaded Policy")
+            raise UserError("policy_options apply when model is a name or path, not a loaded Policy")
         return model
     if not isinstance(model, str | PathLike):
         raise TypeError(

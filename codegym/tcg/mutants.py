@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codegym.errors import UserError
 from codegym.sandbox import Sandbox, Test, TestStatus
 from codegym.tasks.task import Task
 
@@ -112,12 +113,12 @@ def mutate_program(
         limit: keep at most this many (after shuffling).
 
     Raises:
-        ValueError: ``program`` does not parse, or defines no function ``entry_point``.
+        UserError: ``program`` does not parse, or defines no function ``entry_point``.
     """
     try:
         tree = ast.parse(program)
     except SyntaxError as exc:
-        raise ValueError(f"the program to mutate does not parse: {exc}") from None
+        raise UserError(f"the program to mutate does not parse: {exc}") from None
     functions = _reachable_functions(tree, entry_point)
     original = ast.unparse(tree)
     sites = [site for function in functions for site in _sites(tree, function)]
@@ -186,7 +187,7 @@ def judge_mutants(
         Per task, one :class:`MutantVerdict` per mutant, in order.
     """
     if len(mutants) != len(test_sets):
-        raise ValueError(f"got mutants for {len(mutants)} tasks and test sets for {len(test_sets)}")
+        raise UserError(f"got mutants for {len(mutants)} tasks and test sets for {len(test_sets)}")
     states = [
         _Judging(mutant, {name: list(tests) for name, tests in sets.items()})
         for task_mutants, sets in zip(mutants, test_sets, strict=True)
@@ -272,7 +273,7 @@ def known_wrong_mutants(
     tries = candidates_per_task if candidates_per_task is not None else 4 * per_task
     judges = list(judge_tests) if judge_tests is not None else [task.hidden_tests for task in tasks]
     if len(judges) != len(tasks):
-        raise ValueError(f"judge_tests has {len(judges)} entries for {len(tasks)} tasks; give one per task")
+        raise UserError(f"judge_tests has {len(judges)} entries for {len(tasks)} tasks; give one per task")
     candidates = [_candidates(task, seed, tries) for task in tasks]
     verdicts = judge_mutants(
         candidates, [{"judge": tests} for tests in judges], sandbox, timeout_s=timeout_s, memory_mb=memory_mb
@@ -301,7 +302,7 @@ def _reachable_functions(tree: ast.Module, entry_point: str | None) -> list[ast.
     if entry_point is None:
         return list(top.values())
     if entry_point not in top:
-        raise ValueError(f"the program defines no top-level function {entry_point!r} to mutate")
+        raise UserError(f"the program defines no top-level function {entry_point!r} to mutate")
     reached, frontier = [], [entry_point]
     while frontier:
         name = frontier.pop()

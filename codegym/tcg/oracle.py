@@ -42,6 +42,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from codegym.errors import UserError
 from codegym.sandbox import CallTest, Sandbox
 from codegym.sandbox.plain import encode_plain
 from codegym.tasks.task import Task
@@ -111,9 +112,9 @@ class OracleTCG(TestCaseGenerator):
             skip_unsupported=skip_unsupported,
         )
         if domain not in DOMAINS:
-            raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+            raise UserError(f"domain must be one of {DOMAINS}, got {domain!r}")
         if not (isinstance(proposals_per_test, int) and proposals_per_test >= 1):
-            raise ValueError(f"proposals_per_test must be an int >= 1, got {proposals_per_test!r}")
+            raise UserError(f"proposals_per_test must be an int >= 1, got {proposals_per_test!r}")
         self.domain = domain
         self.proposals_per_test = proposals_per_test
         self.use_task_tests = use_task_tests

@@ -294,8 +294,9 @@ def train_policy_gradient(
     import torch
 
     from codegym.models import HFPolicy, load_policy, load_prm
+    from codegym.rewards import make_reward_scheme
     from codegym.sandbox import Sandbox, make_sandbox
-    from codegym.tasks import load_tasks
+    from codegym.tasks import check_task_options, load_tasks
 
     _check_arguments(
         iterations=iterations,
@@ -317,6 +318,11 @@ def train_policy_gradient(
         replay=replay,
         replay_coef=replay_coef,
     )
+    # The task and reward options are refused before the policy loads, not after.
+    if isinstance(tasks, str):
+        check_task_options(tasks, split=split, **(task_options or {}))
+    if isinstance(reward, str):
+        make_reward_scheme(reward, **(reward_options or {}))
     if isinstance(policy, str):
         options: dict[str, Any] = {"device": device, "dtype": None if dtype == "float32" else dtype}
         if protocol is not None:
@@ -505,6 +511,10 @@ def _check_arguments(
         raise UserError(
             f"env_options must not set {clashing}: pass them as train_policy_gradient's arguments"
         )
+    from codegym.env import CodeReasonEnv
+    from codegym.options import check_keywords
+
+    check_keywords(CodeReasonEnv, env_options or {}, "CodeReasonEnv (env_options)")
 
     if not (isinstance(lora_r, int) and lora_r >= 0):
         raise UserError(f"lora_r must be an int >= 0 (0: no LoRA), got {lora_r!r}")

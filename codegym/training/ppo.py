@@ -30,6 +30,7 @@ from stable_baselines3.common.monitor import Monitor
 from codegym.agents.candidate_env import CandidateChoiceEnv
 from codegym.errors import UserError
 from codegym.models import Policy
+from codegym.tasks import check_task_options
 from codegym.training.run import run_folder, write_metrics
 
 _CHECKPOINT = re.compile(r"ppo_(\d+)_steps\.json")
@@ -144,6 +145,7 @@ def train_ppo(
     checkpoints, tensorboard_dir = run_folder(out / "checkpoints"), out / "tensorboard"
     env_kwargs = {"tasks": tasks, "split": split, "task_options": task_options, "sandbox": sandbox}
     env_kwargs.update(env_options or {})
+    check_task_options(tasks, split=split, **(task_options or {}))  # before the policy loads
     proposer = policy
     if protocol is not None:
         if not isinstance(policy, str):

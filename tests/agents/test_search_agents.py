@@ -280,6 +280,7 @@ def test_each_search_agent_solves_a_synthetic_task_greedy_misses(
     env.close()
 
 
+@pytest.mark.slow
 def test_seeded_searches_with_the_tiny_policy_repeat(sandbox_factory):
     from codegym.agents import tree_rows
     from codegym.models import load_policy

@@ -71,6 +71,7 @@ def test_print_table_aligns_columns_under_a_header(capsys):
 # -- solve ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_solve_greedy_matches_the_library_and_writes_episodes(capsys, tmp_path):
     import gymnasium as gym
 
@@ -172,6 +173,7 @@ def test_eval_reports_unbiased_pass_at_k_from_the_counts(capsys, tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_eval_runs_on_codeio_s_test_split_by_default(capsys, tmp_path, monkeypatch):
     from importlib import metadata
 
@@ -263,6 +265,7 @@ def test_search_writes_trees_paths_and_pages(capsys, tmp_path):
 # -- rl ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rl_ppo_trains_and_summarizes(capsys, tmp_path):
     argv = ["rl", "ppo", "--out", str(tmp_path / "ppo"), "--total-timesteps", "8", "--n-steps", "8"]
     argv += ["--n-epochs", "1", "--candidates", "2", "--max-new-tokens", "64"]
@@ -274,6 +277,7 @@ def test_rl_ppo_trains_and_summarizes(capsys, tmp_path):
     assert table_value(out, "episodes") == str(len(metrics["episodes"]))
 
 
+@pytest.mark.slow
 def test_rl_pg_trains_and_summarizes(capsys, tmp_path):
     argv = ["rl", "pg", "--out", str(tmp_path / "pg"), "--iterations", "1", "--tasks-per-iteration", "2"]
     argv += ["--group-size", "2", "--max-steps", "3", "--max-new-tokens", "64", "--sandbox", "local"]
@@ -378,6 +382,17 @@ def test_top_level_help_lists_every_command(capsys):
         (["tcg", "--tasks", "humaneval", "--split", "train"], "humaneval has one split, 'test'"),
         (["rl", "ppo", "--total-timesteps", "0"], "total_timesteps must be an int >= 1"),
         (["bench", "nope"], "choose one of"),
+        # Options forwarded as JSON: an unknown key is named with the valid ones, before anything loads.
+        (["solve", "--task-options", '{"max_opps": 1}'], "no option 'max_opps': the valid ones are "),
+        (["tcg", "--task-options", '{"max_opps": 1}'], "no option 'max_opps': the valid ones are "),
+        (["rl", "ppo", "--task-options", '{"max_opps": 1}'], "no option 'max_opps': the valid ones are "),
+        (["rl", "ppo", "--env-options", '{"max_stepz": 2}'], "no option 'max_stepz': the valid ones are "),
+        (["rl", "pg", "--env-options", '{"max_stepz": 2}'], "no option 'max_stepz': the valid ones are "),
+        (
+            ["rl", "pg", "--reward-options", '{"gama": 1}'],
+            "no option 'gama': the valid ones are alpha, gamma",
+        ),
+        (["serve", "--max-steps", "2000"], "max_steps must be an int in [1, 1000], got 2000"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line_naming_the_fix(capsys, tmp_path, monkeypatch, argv, fix):
@@ -449,6 +464,7 @@ def test_a_user_error_from_the_library_is_one_line_with_exit_2(capsys):
 # -- loop and demo ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_loop_prints_its_configuration_and_runs_one_stage_at_a_time(tmp_path, capsys):
     import tomllib
 

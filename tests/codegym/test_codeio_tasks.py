@@ -37,6 +37,7 @@ def installed():
     return codeio_data_file()
 
 
+@pytest.mark.slow
 def test_the_shipped_file_holds_3002_problems_2213_on_the_standard_library(installed):
     assert installed.name == "codeio.jsonl.gz" and installed.parent.name == "data"
     problems = read_problems()
@@ -78,6 +79,7 @@ def test_real_tasks_have_hidden_tests_the_reference_passes_and_a_stub_fails(inst
     assert all(len({repr(t.kwargs) for t in task.hidden_tests}) == len(task.hidden_tests) for task in tasks)
 
 
+@pytest.mark.slow
 def test_a_real_task_reads_as_its_row_and_repeats_from_the_cache(installed, sandbox_factory):
     problems = {p.row: p for p in read_problems()}
     tasks = load_codeio("test", limit=3, sandbox=sandbox_factory("local"), progress=False)
@@ -95,6 +97,7 @@ def test_a_real_task_reads_as_its_row_and_repeats_from_the_cache(installed, sand
     assert [t.hidden_tests for t in reseeded] != [t.hidden_tests for t in tasks]
 
 
+@pytest.mark.slow
 def test_load_tasks_names_codeio_with_its_splits(installed, sandbox_factory):
     source = load_tasks("codeio", split="train", limit=2, sandbox=sandbox_factory("local"), progress=False)
     assert source.name == "codeio/train" and all(t.metadata["split"] == "train" for t in source)

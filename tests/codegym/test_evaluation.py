@@ -87,6 +87,7 @@ def test_bad_arguments_are_named(tasks, scripted_policy_factory):
         rollout(scripted_policy_factory(tasks), tasks, samples_per_task=0, sandbox="local")
 
 
+@pytest.mark.slow
 def test_rollout_is_the_agents_engine_with_their_episodes_and_seeds(tasks, sandbox_factory):
     """``codegym eval``, the loop's evaluation and policy gradient play through one engine: the episodes
     of ``rollout`` are the greedy agent's, step for step, for the same seed; sampling repeats by seed."""

@@ -39,6 +39,7 @@ def finished(tmp_path_factory):
     return run_dir, result, events
 
 
+@pytest.mark.slow
 def test_every_stage_writes_its_outputs(finished):
     run_dir, result, events = finished
     assert list(result.ran) == ALL and result.skipped == ()
@@ -89,6 +90,7 @@ def test_every_stage_writes_its_outputs(finished):
     assert load_config(run_dir / "config.toml") == from_dict(TINY)
 
 
+@pytest.mark.slow
 def test_a_second_run_skips_every_finished_stage(finished):
     run_dir, first, _ = finished
     again = run_loop(from_dict(TINY), run_dir, progress=False)
@@ -96,6 +98,7 @@ def test_a_second_run_skips_every_finished_stage(finished):
     assert again.policy == first.policy and again.summary == first.summary
 
 
+@pytest.mark.slow
 def test_a_stage_killed_midway_restarts_cleanly(finished, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     shutil.copytree(finished[0], run_dir)
@@ -121,6 +124,7 @@ def test_a_stage_killed_midway_restarts_cleanly(finished, tmp_path, monkeypatch)
     assert (prm / "model" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_rerunning_a_stage_sets_later_ones_aside_and_reruns_them(finished, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(finished[0], run_dir)
@@ -132,6 +136,7 @@ def test_rerunning_a_stage_sets_later_ones_aside_and_reruns_them(finished, tmp_p
     assert len(list((run_dir / "iter-1").glob("6-eval.stale-*"))) == 1  # kept, not deleted
 
 
+@pytest.mark.slow
 def test_a_stage_that_makes_its_check_worse_is_rolled_back(tmp_path):
     # Learning rates that wreck both models: the checks must see it and keep the models they started from.
     config = from_dict(
@@ -152,6 +157,7 @@ def test_a_stage_that_makes_its_check_worse_is_rolled_back(tmp_path):
     assert (result.policy, result.prm) == ("tiny", "tiny")  # what the next stages get
 
 
+@pytest.mark.slow
 def test_a_run_directory_refuses_a_different_configuration(finished):
     changed = from_dict({**TINY, "seed": 1})
     with pytest.raises(ValueError, match=r"different configuration \(seed differ"):
@@ -191,6 +197,7 @@ def test_a_missing_configuration_file_says_how_to_make_one(tmp_path):
         load_config(tmp_path / "nope.toml")
 
 
+@pytest.mark.slow
 def test_sft_trains_on_every_iteration_s_distinct_solved_paths(tmp_path):
     from codegym.loop.context import StageContext
     from codegym.loop.stages import _solved_paths
@@ -212,6 +219,7 @@ def test_sft_trains_on_every_iteration_s_distinct_solved_paths(tmp_path):
         assert ("p3", ["d"]) in episodes and (("p2", ["c"]) in episodes) == accumulate
 
 
+@pytest.mark.slow
 def test_sft_without_solved_paths_trains_on_the_replay_alone(tmp_path):
     """The control arm: the same SFT with the search's paths left out, so a run says what they add."""
     from codegym.loop.context import StageContext

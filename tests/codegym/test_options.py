@@ -172,3 +172,94 @@ def test_solve_help_shows_the_agents_own_defaults(capsys):
     assert f"mcts: simulations per task (default: {simulations})" in help_text
     beam, mcts = keyword_defaults(BeamSearchAgent)["expansions"], keyword_defaults(MCTSAgent)["expansions"]
     assert f"(default: {beam} for beam, {mcts} for mcts)" in help_text
+
+
+# -- forwarded options ---------------------------------------------------------------------------------
+
+
+def _forwarded(front_end: str):
+    """Call ``front_end`` with one misspelt forwarded option; each refuses it before loading anything."""
+    if front_end == "load_policy":
+        from codegym.models import load_policy
+
+        return load_policy("tiny", devce="cpu")
+    if front_end == "load_policy openai":
+        from codegym.models import load_policy
+
+        return load_policy("openai:http://127.0.0.1:9/v1/m", timeout=3)
+    if front_end == "load_prm":
+        from codegym.models import load_prm
+
+        return load_prm("tiny", devce="cpu")
+    if front_end == "make_reward_scheme":
+        from codegym.rewards import make_reward_scheme
+
+        return make_reward_scheme("o1coder", gama=0.5)
+    if front_end == "make_reward_scheme callable":
+        from codegym.rewards import make_reward_scheme
+
+        return make_reward_scheme(lambda context, scale=1.0: scale, scael=2.0)
+    if front_end == "make_sandbox":
+        from codegym.sandbox import make_sandbox
+
+        return make_sandbox("local", wrkers=1)
+    if front_end == "rollout env_options":
+        from codegym.agents import rollout
+        from codegym.tasks import load_tasks
+
+        tasks = load_tasks("synthetic", max_ops=1).tasks(1, seed=0)
+        return rollout(None, tasks, sandbox="local", env_options={"max_stepz": 2})
+    if front_end == "vector env":
+        from codegym.vector import CodeReasonVectorEnv
+
+        return CodeReasonVectorEnv(2, sandbox="local", max_stepz=2)
+    if front_end == "CandidateChoiceEnv":
+        from codegym.agents import CandidateChoiceEnv
+
+        return CandidateChoiceEnv(env_kwargs={"max_stepz": 2})
+    if front_end == "trl environment_factory":
+        from codegym.integrations.trl.tools import environment_factory
+
+        return environment_factory("local", max_stepz=2)
+    if front_end == "trl tool env":
+        from codegym.integrations.trl.tools import CodeReasonToolEnv
+
+        return CodeReasonToolEnv(max_stepz=2)
+    if front_end == "distributed_rollout":
+        from codegym.play import distributed_rollout
+
+        return distributed_rollout("tiny", [], samples_per_tsk=2)
+    if front_end == "load_tasks":
+        from codegym.tasks import load_tasks
+
+        return load_tasks("synthetic", max_opps=1)
+    raise AssertionError(front_end)
+
+
+@pytest.mark.parametrize(
+    ("front_end", "bad", "valid"),
+    [
+        ("load_policy", "devce", "device"),
+        ("load_policy openai", "timeout", "timeout_s"),
+        ("load_prm", "devce", "device"),
+        ("make_reward_scheme", "gama", "gamma"),
+        ("make_reward_scheme callable", "scael", "scale"),
+        ("make_sandbox", "wrkers", "workers"),
+        ("rollout env_options", "max_stepz", "max_step_chars"),  # max_steps is rollout's own argument
+        ("vector env", "max_stepz", "max_steps"),
+        ("CandidateChoiceEnv", "max_stepz", "max_steps"),
+        ("trl environment_factory", "max_stepz", "max_steps"),
+        ("trl tool env", "max_stepz", "max_steps"),
+        ("distributed_rollout", "samples_per_tsk", "samples_per_task"),
+        ("load_tasks", "max_opps", "max_ops"),
+    ],
+)
+def test_an_unknown_forwarded_option_is_a_user_error_naming_the_valid_ones(front_end, bad, valid):
+    from codegym.errors import UserError
+
+    with pytest.raises(UserError) as caught:
+        _forwarded(front_end)
+    message = str(caught.value)
+    assert f"no option {bad!r}: the valid ones are " in message
+    assert valid in message.split("the valid ones are ")[1].split(", ")
+    assert "\n" not in message

@@ -107,6 +107,7 @@ def test_the_other_split_rejects_training_compositions():
         SyntheticTasks("test").get(TRAINS.replace("/train/", "/test/"))
 
 
+@pytest.mark.slow
 def test_splits_hold_disjoint_compositions_and_both_have_every_k():
     by_split = {}
     for split in ("train", "test"):
@@ -123,6 +124,7 @@ def test_splits_hold_disjoint_compositions_and_both_have_every_k():
         assert all(held_out_score(names.split(">")) < 0.2 for names in test[k])
 
 
+@pytest.mark.slow
 def test_about_heldout_fraction_of_the_compositions_are_held_out():
     seen = {
         split: {

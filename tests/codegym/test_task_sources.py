@@ -209,6 +209,7 @@ def test_humaneval_conversion_figures():
     }
 
 
+@pytest.mark.slow
 def test_humaneval_references_pass_and_broken_programs_fail(sandbox):
     # On every backend: the per-assertion tests and HumanEval's whole check(candidate), run by the judge.
     tasks = list(load_humaneval())

@@ -17,7 +17,8 @@ from websockets.sync.client import connect
 from codegym.integrations.openenv import CodeReasonClient, RemoteEnvError
 from tests.integrations.conftest import TOKEN
 
-pytestmark = pytest.mark.timeout(180)
+# Slow: each module fixture starts a server (uvicorn, openenv) and the episodes run over it (~100 s).
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 
 def ws_url(server) -> str:

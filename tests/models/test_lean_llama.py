@@ -58,6 +58,7 @@ def test_lean_logits_are_the_models_on_a_padded_batch(policy, prompts):
     torch.testing.assert_close(got[real], expected[real], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_greedy_tokens_are_identical_to_a_plain_reference(policy, prompts):
     samples = policy.sample(prompts, stop=(), max_new_tokens=40, temperature=0, seed=0)
     for prompt, [sample] in zip(prompts, samples, strict=True):
@@ -72,6 +73,7 @@ def test_greedy_tokens_do_not_depend_on_the_batch(policy, prompts):
     assert [s[0].token_ids for s in together] == [s[0].token_ids for s in alone]
 
 
+@pytest.mark.slow
 def test_seeded_sampling_repeats(policy, prompts):
     first = policy.sample(prompts, n=3, max_new_tokens=48, temperature=1.0, seed=5)
     second = policy.sample(prompts, n=3, max_new_tokens=48, temperature=1.0, seed=5)

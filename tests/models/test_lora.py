@@ -18,6 +18,7 @@ def _weights(policy: HFPolicy) -> dict[str, torch.Tensor]:
     return {key: value.clone() for key, value in policy.model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_sft_with_lora_saves_an_adapter_that_load_policy_puts_back_on_its_base(tmp_path):
     base = tiny_checkpoint("policy")
     result = train_policy(
@@ -50,6 +51,7 @@ def test_lora_rank_and_targets_are_checked():
         train_policy("/tmp/never", lora_r=1)
 
 
+@pytest.mark.slow
 def test_policy_gradient_with_lora_trains_only_the_adapter(tmp_path, sandbox_factory):
     result = train_policy_gradient(
         tmp_path / "pg",

@@ -292,6 +292,7 @@ def _train(out_dir, data, base, **options):
         ("pointwise", "soft", "likelihood"),
     ],
 )
+@pytest.mark.slow
 def test_training_changes_parameters_and_repeats_with_a_seed(
     tiny_base, train_labels, tmp_path, objective, labels, head
 ):
@@ -315,6 +316,7 @@ def test_training_changes_parameters_and_repeats_with_a_seed(
     assert third.final_loss != first.final_loss
 
 
+@pytest.mark.slow
 def test_short_training_scores_reference_paths_above_corrupted_ones(tiny_base, train_labels, tmp_path):
     # Two tasks, many epochs: a from-scratch tiny model learns these in seconds; telling good steps from
     # bad ones on unseen tasks takes a trained policy as the base and minutes (benchmarks/studies/prm_auc.py).

@@ -98,6 +98,7 @@ def test_a_killed_container_is_replaced_and_none_are_left(sandbox_factory):
     assert after <= before  # everything this sandbox started is gone
 
 
+@pytest.mark.slow
 def test_a_hung_worker_is_replaced(monkeypatch):
     with make_sandbox("local", workers=1) as box:
         worker = box._all[0]
@@ -116,6 +117,7 @@ def _open_descriptors() -> int:
 
 
 @pytest.mark.parametrize("kind", ["local", pytest.param("docker", marks=pytest.mark.docker)])
+@pytest.mark.slow
 def test_closing_a_sandbox_releases_everything_it_opened(sandbox_factory, kind):
     sandbox_factory(kind)  # skips (or fails under CODEGYM_REQUIRE_DOCKER=1) when the backend cannot run
     with make_sandbox(kind, workers=2) as box:  # the first start loads modules and opens log files

@@ -264,6 +264,7 @@ def test_dpo_rejected_cases_keep_inputs_and_shuffle_outputs(train_tasks):
     assert shuffled_outputs(same, np.random.default_rng(0)) is None
 
 
+@pytest.mark.slow
 def test_sft_and_dpo_steps_change_parameters_and_repeat_with_a_seed(small_base, train_tasks, tmp_path):
     before = _weights(small_base)
     rows = sft_examples(train_tasks)
@@ -281,6 +282,7 @@ def test_sft_and_dpo_steps_change_parameters_and_repeat_with_a_seed(small_base, 
     assert _same(after_dpo, _weights(dpo_b))
 
 
+@pytest.mark.slow
 def test_train_tcg_writes_a_loadable_model_and_its_metrics(small_base, sandbox_factory, tmp_path):
     heldout = SyntheticTasks("test").tasks(2, seed=0)
     result = train_tcg(

@@ -77,6 +77,7 @@ def test_a_skipped_group_adds_no_gradient_and_no_steps_to_the_mean():
     torch.testing.assert_close(diluted, alone / 2, rtol=1e-4, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_a_run_of_uniform_groups_skips_them_all_and_takes_no_step(tmp_path, sandbox_factory):
     box = sandbox_factory("local")
 
@@ -113,6 +114,7 @@ def test_a_run_of_uniform_groups_skips_them_all_and_takes_no_step(tmp_path, sand
         )
 
 
+@pytest.mark.slow
 def test_dr_grpo_changes_the_update_but_not_the_episodes(tmp_path, sandbox_factory):
     box = sandbox_factory("local")
     runs = {

@@ -56,6 +56,7 @@ def test_a_row_whose_tokens_do_not_continue_gets_its_own_sequence():
     assert [c.tokens for c in sequences] == [[1, 2, 3, 9, 6], [1, 2, 3, 4], [5, 7]]
 
 
+@pytest.mark.slow
 def test_one_pass_log_probs_and_gradients_are_the_per_step_ones(played):
     policy, _, _, prompts, steps, ids, chains = played
     weights = torch.linspace(-1.0, 1.0, len(prompts))
@@ -91,6 +92,7 @@ def test_the_models_own_forward_scores_the_same_where_the_lean_one_does_not_appl
     assert not lean[len(rows) :].any()  # rows outside the chains are not scored
 
 
+@pytest.mark.slow
 def test_the_update_takes_the_same_loss_as_scoring_step_by_step(played):
     policy, episodes, problems, prompts, steps, ids, _ = played
     advantages = [

@@ -105,6 +105,7 @@ def test_the_sampled_token_ids_are_scored_when_given():
     assert swapped.item() != pytest.approx(exact[0].item(), abs=1e-2)
 
 
+@pytest.mark.slow
 def test_updates_change_the_parameters_and_checkpoint(two_iterations):
     out_dir, result = two_iterations
     assert (result.iterations, result.resumed_from) == (2, 0)
@@ -116,6 +117,7 @@ def test_updates_change_the_parameters_and_checkpoint(two_iterations):
     assert [entry["mean_reward"] for entry in saved["iterations"]] == [m.mean_reward for m in result.metrics]
 
 
+@pytest.mark.slow
 def test_seeded_runs_repeat_and_a_resumed_run_matches_an_uninterrupted_one(
     two_iterations, tmp_path, sandbox_factory
 ):
@@ -135,6 +137,7 @@ def test_seeded_runs_repeat_and_a_resumed_run_matches_an_uninterrupted_one(
         train_policy_gradient(tmp_path / "run", iterations=3, seed=4, sandbox=box, **BUDGET)
 
 
+@pytest.mark.slow
 def test_the_reward_argument_reaches_the_env(tmp_path, sandbox_factory, stub_prm):
     box = sandbox_factory("local")
     budget = {**BUDGET, "tasks_per_iteration": 1}
@@ -149,6 +152,7 @@ def test_the_reward_argument_reaches_the_env(tmp_path, sandbox_factory, stub_prm
     assert dense.mean_reward >= terminal.mean_reward + 0.2 * dense.mean_steps  # ...paid a PRM score per step
 
 
+@pytest.mark.slow
 def test_reinforce_with_a_running_baseline_updates_too(tmp_path, sandbox_factory):
     budget = {**BUDGET, "group_size": 1, "tasks_per_iteration": 4}  # a group of 1 is fine without GRPO
     result = train_policy_gradient(
@@ -183,6 +187,7 @@ def test_the_kl_penalty_pulls_the_policy_back_to_its_reference():
     assert without == 0.0  # no reference, no KL measured
 
 
+@pytest.mark.slow
 def test_a_kl_coefficient_changes_the_update_but_not_the_first_episodes(tmp_path, sandbox_factory):
     box = sandbox_factory("local")
     runs = {
@@ -228,6 +233,7 @@ def test_the_replay_term_raises_the_likelihood_of_the_supervised_steps():
     assert likelihood() == pytest.approx(before)  # a zero coefficient adds nothing
 
 
+@pytest.mark.slow
 def test_a_replay_changes_the_update_and_is_part_of_the_runs_settings(tmp_path, sandbox_factory):
     box = sandbox_factory("local")
     replay = synthetic_episodes(4, seed=0)

@@ -35,6 +35,7 @@ def _weights(path):
     }
 
 
+@pytest.mark.slow
 def test_a_few_steps_change_the_parameters_and_the_same_seed_repeats(base, tmp_path):
     settings = dict(base=str(base), n_tasks=32, epochs=1, batch_size=16, progress=False, seed=3)
     first = train_policy(tmp_path / "a", **settings)
@@ -58,6 +59,7 @@ def test_bad_settings_are_named(tmp_path):
         train_policy(tmp_path, batch_size=0)
 
 
+@pytest.mark.slow
 def test_the_cli_trains_and_prints_a_summary(base, tmp_path, capsys):
     out = tmp_path / "cli"
     argv = ["train", "policy", "--out", str(out), "--base", str(base), "--n-tasks", "16", "--epochs", "1"]

@@ -47,6 +47,7 @@ def parameters(path) -> dict[str, torch.Tensor]:
     return {name: tensor.clone() for name, tensor in PPO.load(path, device="cpu").policy.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_updates_change_parameters_log_to_tensorboard_and_resume(run, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -85,6 +86,7 @@ def test_updates_change_parameters_log_to_tensorboard_and_resume(run, tmp_path):
     assert run(tmp_path, total_timesteps=80).resumed_from == 80  # nothing left to do: it loads and stops
 
 
+@pytest.mark.slow
 def test_a_crash_loses_at_most_one_interval(run, tmp_path):
     # 16 steps per rollout, a checkpoint every 32: the policy dies on its 45th call (a step near 40).
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -101,6 +103,7 @@ def test_a_crash_loses_at_most_one_interval(run, tmp_path):
     assert steps == [32, 64, 96]
 
 
+@pytest.mark.slow
 def test_seeded_runs_repeat(run, tmp_path):
     one = run(tmp_path / "one", total_timesteps=32)
     two = run(tmp_path / "two", total_timesteps=32)
@@ -111,6 +114,7 @@ def test_seeded_runs_repeat(run, tmp_path):
     assert any(not torch.equal(first[name], t) for name, t in parameters(other.model_path).items())
 
 
+@pytest.mark.slow
 def test_resume_false_starts_over(run, tmp_path):
     run(tmp_path, total_timesteps=32)
     fresh = run(tmp_path, total_timesteps=16, resume=False)

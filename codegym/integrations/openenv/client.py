@@ -16,6 +16,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from codegym.env_config import DEFAULTS
+from codegym.errors import UserError
 from codegym.spaces import UnicodeText
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -81,11 +83,11 @@ class CodeReasonClient(gym.Env[str, str]):
         *,
         token: str | None = None,
         timeout_s: float = 60.0,
-        max_step_chars: int = 4000,
+        max_step_chars: int = DEFAULTS.max_step_chars,
         render_mode: str | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://", "ws://", "wss://")):
-            raise ValueError(f"url must start with http://, https://, ws:// or wss://, got {url!r}")
+            raise UserError(f"url must start with http://, https://, ws:// or wss://, got {url!r}")
         self.url = url.rstrip("/")
         self.ws_url = (
             self.url.replace("http", "ws", 1) + "/ws" if self.url.startswith("http") else self.url + "/ws"
@@ -107,7 +109,7 @@ class CodeReasonClient(gym.Env[str, str]):
         options = dict(options or {})
         unknown = set(options) - {"task_id", "training_step"}
         if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; known: 'task_id', 'training_step'")
+            raise UserError(f"unknown reset options {sorted(unknown)}; known: 'task_id', 'training_step'")
         data = {key: value for key, value in options.items() if value is not None}
         if seed is not None:
             data["seed"] = seed
@@ -163,7 +165,7 @@ class CodeReasonClient(gym.Env[str, str]):
         from codegym.env import Transition
 
         if len(states) != len(actions):
-            raise ValueError(
+            raise UserError(
                 f"step_batch needs one action per state, got {len(states)} states and {len(actions)} actions"
             )
         transitions = []

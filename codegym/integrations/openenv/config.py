@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from codegym.env_config import DEFAULTS, EnvConfig
+from codegym.errors import UserError
+
 
 @dataclass(frozen=True)
 class ServeConfig:
@@ -36,24 +39,37 @@ class ServeConfig:
     tasks: str = "synthetic"
     split: str | None = None
     sandbox: str = "auto"
-    sandbox_workers: int = 2
-    reward: str = "o1coder"
+    # The env's options default to the env's own (codegym.env_config), never written again here.
+    sandbox_workers: int = DEFAULTS.sandbox_workers
+    reward: str = DEFAULTS.reward
     process_reward: str | None = None
-    outcome: str = "pass_rate"
-    max_steps: int = 8
-    timeout_s: float = 3.0
+    outcome: str = DEFAULTS.outcome
+    max_steps: int = DEFAULTS.max_steps
+    timeout_s: float = DEFAULTS.timeout_s
     visible_tests: str | None = None
     max_sessions: int = 16
     idle_timeout_s: float = 600.0
-    max_step_chars: int = 4000
+    max_step_chars: int = DEFAULTS.max_step_chars
     max_body_bytes: int = 1 << 20
     token: str | None = None
     snapshots_per_session: int = 4096
 
     def __post_init__(self) -> None:
+        self.env_config()  # the env's options are refused here, before the server loads
         if not (isinstance(self.max_sessions, int) and self.max_sessions >= 1):
-            raise ValueError(f"max_sessions must be an int >= 1, got {self.max_sessions!r}")
+            raise UserError(f"max_sessions must be an int >= 1, got {self.max_sessions!r}")
         if not self.idle_timeout_s > 0:
-            raise ValueError(f"idle_timeout_s must be positive, got {self.idle_timeout_s!r}")
+            raise UserError(f"idle_timeout_s must be positive, got {self.idle_timeout_s!r}")
         if self.max_body_bytes < 1024:
-            raise ValueError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
+            raise UserError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
+
+    def env_config(self) -> EnvConfig:
+        """The options every session's env is made with (the rest are the env's defaults)."""
+        return EnvConfig(
+            reward=self.reward,
+            outcome=self.outcome,
+            max_steps=self.max_steps,
+            timeout_s=self.timeout_s,
+            max_step_chars=self.max_step_chars,
+            sandbox_workers=self.sandbox_workers,
+        )

@@ -13,6 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from codegym.errors import UserError
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -44,9 +46,9 @@ class Guard:
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, token: str | None = None) -> None:
         if max_body_bytes < 1024:
-            raise ValueError(f"max_body_bytes must be at least 1024, got {max_body_bytes}")
+            raise UserError(f"max_body_bytes must be at least 1024, got {max_body_bytes}")
         if token is not None and not token.strip():
-            raise ValueError("the bearer token must not be empty; pass None to serve without one")
+            raise UserError("the bearer token must not be empty; pass None to serve without one")
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.token = token

@@ -68,13 +68,9 @@ def session_factory(config: ServeConfig, sandbox: Sandbox) -> Callable[[], CodeR
         env = CodeReasonEnv(
             task_source,
             sandbox=sandbox,
-            reward=config.reward,
             process_reward=process_reward,
-            outcome=config.outcome,
-            max_steps=config.max_steps,
-            timeout_s=config.timeout_s,
             visible_tests=config.visible_tests,
-            max_step_chars=config.max_step_chars,
+            **config.env_config().env_kwargs(),
         )
         return CodeReasonSession(env, snapshots=config.snapshots_per_session)
 

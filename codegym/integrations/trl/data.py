@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from codegym.errors import UserError
 from codegym.steps import policy_prompt, render_state
 from codegym.tasks import Task
 
@@ -48,7 +49,7 @@ def grpo_dataset(
 
     tasks = list(tasks)
     if not tasks:
-        raise ValueError("grpo_dataset needs at least one task")
+        raise UserError("grpo_dataset needs at least one task")
     bad = [type(task).__name__ for task in tasks if not isinstance(task, Task)]
     if bad:
         raise TypeError(f"grpo_dataset takes codegym Task objects, got {bad[0]}")

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from codegym.env_config import DEFAULTS
+from codegym.errors import UserError
 from codegym.integrations.trl.data import completion_text, split_steps
 from codegym.steps import extract_code
 
@@ -73,7 +75,7 @@ class CodeTestReward:
         test_set: which tests pay: ``"visible"`` or ``"hidden"``.
         visible_tests: None (the task's own) or ``"tcg"`` (generated tests pay).
         max_steps: the env's step limit, the code step included.
-        max_step_chars: the longest step; longer ones are cut.
+        max_step_chars: the longest step; longer ones are cut (the env's limit, 4000 by default).
         timeout_s: per-test time limit.
         task_id_column: the dataset column holding task ids.
         name: the name TRL logs this reward under.
@@ -94,16 +96,18 @@ class CodeTestReward:
         split: str | None = None,
         task_options: dict[str, Any] | None = None,
         sandbox: str | Sandbox = "auto",
-        sandbox_workers: int = 2,
+        sandbox_workers: int = DEFAULTS.sandbox_workers,
+        # GRPO's reward is the outcome alone by default (the env's own default, "o1coder", adds process
+        # terms that need a PRM); every other default is the env's (codegym.env_config).
         reward: str | RewardScheme | RewardFn = "terminal",
         reward_options: dict[str, Any] | None = None,
-        outcome: str = "pass_rate",
+        outcome: str = DEFAULTS.outcome,
         process_reward: ProcessRewardModel | None = None,
-        test_set: str = "visible",
+        test_set: str = DEFAULTS.test_set,
         visible_tests: str | None = None,
-        max_steps: int = 8,
-        max_step_chars: int = 8000,
-        timeout_s: float = 3.0,
+        max_steps: int = DEFAULTS.max_steps,
+        max_step_chars: int = DEFAULTS.max_step_chars,
+        timeout_s: float = DEFAULTS.timeout_s,
         task_id_column: str = "task_id",
         name: str = "codegym_tests",
     ) -> None:
@@ -148,7 +152,7 @@ class CodeTestReward:
             )
         task_ids = list(columns[self.task_id_column])
         if len(task_ids) != len(completions):
-            raise ValueError(f"{len(completions)} completions but {len(task_ids)} task ids")
+            raise UserError(f"{len(completions)} completions but {len(task_ids)} task ids")
         if trainer_state is not None:
             self.env.set_training_step(int(getattr(trainer_state, "global_step", 0)))
         self.last_scores = self.score([completion_text(c) for c in completions], task_ids)

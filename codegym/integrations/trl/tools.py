@@ -12,6 +12,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from codegym.env_config import DEFAULTS
+from codegym.errors import UserError
+
 if TYPE_CHECKING:
     from codegym.env import CodeReasonEnv
     from codegym.sandbox import ExecutionReport, Sandbox
@@ -62,10 +65,12 @@ class CodeReasonToolEnv:
     def __init__(self, env: CodeReasonEnv | None = None, **env_options: Any) -> None:
         if env is None:
             from codegym.env import CodeReasonEnv
+            from codegym.options import check_keywords
 
+            check_keywords(CodeReasonEnv, env_options, "CodeReasonToolEnv's env options")
             env = CodeReasonEnv(**env_options)
         elif env_options:
-            raise ValueError("pass either a running env or env options, not both")
+            raise UserError("pass either a running env or env options, not both")
         self._env = env
         self._reward: float | None = None
         self._started = False
@@ -137,9 +142,18 @@ class ToolEnvFactory:
     at :meth:`close` (or when the factory is used as a context manager).
     """
 
-    def __init__(self, sandbox: str | Sandbox = "auto", sandbox_workers: int = 2, **env_options: Any) -> None:
+    def __init__(
+        self,
+        sandbox: str | Sandbox = "auto",
+        sandbox_workers: int = DEFAULTS.sandbox_workers,
+        **env_options: Any,
+    ) -> None:
         if "env" in env_options:
-            raise ValueError("environment_factory makes its own envs; pass gym.make options instead of env=")
+            raise UserError("environment_factory makes its own envs; pass gym.make options instead of env=")
+        from codegym.env import CodeReasonEnv
+        from codegym.options import check_keywords
+
+        check_keywords(CodeReasonEnv, env_options, "environment_factory's env options", taken=("sandbox",))
         self._sandbox_spec = sandbox
         self._workers = sandbox_workers
         self._env_options = env_options
@@ -188,7 +202,7 @@ class ToolEnvFactory:
 
 
 def environment_factory(
-    sandbox: str | Sandbox = "auto", sandbox_workers: int = 2, **env_options: Any
+    sandbox: str | Sandbox = "auto", sandbox_workers: int = DEFAULTS.sandbox_workers, **env_options: Any
 ) -> Callable[[], CodeReasonToolEnv]:
     """A factory for ``GRPOTrainer(environment_factory=...)``: every rollout's env shares one sandbox.
 
