@@ -255,7 +255,9 @@ def remove_orphans(client) -> int:
     """Remove sandbox containers left by processes on this host that no longer exist."""
     removed = 0
     host = socket.gethostname()
-    for container in client.containers.list(all=True, filters={"label": LABEL}):
+    # ignore_removed: another process's sandbox may remove one of these between the listing and its
+    # inspection (two Ray actors starting Docker sandboxes at once did); that is not an error here.
+    for container in client.containers.list(all=True, filters={"label": LABEL}, ignore_removed=True):
         owner_host, _, owner_pid = container.labels.get(OWNER_LABEL, ":").partition(":")
         if owner_host != host or not owner_pid.isdigit() or _pid_alive(int(owner_pid)):
             continue
