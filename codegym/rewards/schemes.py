@@ -276,7 +276,7 @@ class GatedOutcome(RewardScheme):
     An outcome reward pays a passing program whatever reasoning led to it; a policy gradient on it then
     reinforces wrong outlines whose code happened to pass. Gating the outcome by the PRM's weakest step
     pays those little and leaves failing episodes at 0: the PRM can only lower a pass, never reward a
-    failure. Measured in the loop's RL stage (``benchmarks/loop_rl.py``), it did no better than O1-Coder's
+    failure. Measured in the loop's RL stage (``benchmarks/studies/loop_rl.py``), it did no better than O1-Coder's
     reward there: at that budget the policy gradient's updates were mostly noise.
     """
 

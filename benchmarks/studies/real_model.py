@@ -16,15 +16,13 @@ last step was code, the share that passed. Results are written to JSON after eve
 short keeps what it measured; the plot shows pass rate against tokens per task.
 
 Run it (the whole thing is hours on 2 shared cores; ``--arms`` picks a subset):
-    .venv/bin/python benchmarks/real_model.py --tasks 164 --arms greedy-direct,greedy-think
-    .venv/bin/python benchmarks/real_model.py --tasks 20
+    .venv/bin/python benchmarks/studies/real_model.py --tasks 164 --arms greedy-direct,greedy-think
+    .venv/bin/python benchmarks/studies/real_model.py --tasks 20
 """
 
 from __future__ import annotations
 
 import json
-import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -46,6 +44,9 @@ from codegym.tcg.base import UnsupportedTask, with_visible_tests
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine
 
 ALL_ARMS = "greedy-direct,greedy-think,sampled-think,bon-think,mcts-think"
 
@@ -272,7 +273,7 @@ def generated_tests(tasks, box, seed: int):
 def write(results: dict, args: Args, started: float) -> None:
     results.update(
         seconds=round(time.perf_counter() - started, 1),
-        machine={"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        machine=machine(),
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))

@@ -37,16 +37,14 @@ after every run so an interrupted benchmark keeps what finished, and a two-panel
 folders go to ``--runs-dir/<scheme>/seed<k>`` and are started afresh (an old one there is deleted).
 
 Run it (22 minutes with the defaults on 2 CPU cores shared with another job; shrink with the arguments):
-    .venv/bin/python benchmarks/reward_shaping.py
-    .venv/bin/python benchmarks/reward_shaping.py --iterations 2 --eval-every 1 --seeds 0 --eval-tasks 10
-    .venv/bin/python benchmarks/reward_shaping.py --schemes dense,terminal --seeds 0,1,2,3,4 --iterations 24
+    .venv/bin/python benchmarks/studies/reward_shaping.py
+    .venv/bin/python benchmarks/studies/reward_shaping.py --iterations 2 --eval-every 1 --seeds 0 --eval-tasks 10
+    .venv/bin/python benchmarks/studies/reward_shaping.py --schemes dense,terminal --seeds 0,1,2,3,4 --iterations 24
 """
 
 from __future__ import annotations
 
 import json
-import os
-import platform
 import shutil
 import sys
 import time
@@ -69,6 +67,9 @@ from codegym.training.policy_gradient import IterationMetrics, train_policy_grad
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend
 from matplotlib.ticker import MaxNLocator
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine
 
 # The schemes compared: name -> the reward arguments of train_policy_gradient, plus whether the env
 # needs the PRM. Adding a scheme is adding an entry (see the module docstring for a callable).
@@ -348,7 +349,7 @@ def _write(results: dict[str, Any], args: Args, started: float, *, complete: boo
         complete=complete,
         args=asdict(args),
         seconds=round(time.perf_counter() - started, 1),
-        machine={"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        machine=machine(),
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2, default=str))

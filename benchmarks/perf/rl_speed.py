@@ -17,8 +17,8 @@ episodes/s (this tree over the baseline) per repeat, its median, min and max; wh
 and the training figures (loss, rewards) agree.
 
 Run it:
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rl_speed.py
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rl_speed.py --repeats 5 --iterations 3
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/perf/rl_speed.py
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/perf/rl_speed.py --repeats 5 --iterations 3
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ import matplotlib
 
 from codegym.options import parse_args
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, write_json
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine, write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend
@@ -133,7 +133,7 @@ print(json.dumps({
 
 def export(rev: str | None, folder: Path) -> Path:
     """The tree at ``rev`` (None: this working tree) under ``folder``, laid out as installed."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     folder.mkdir(parents=True)
     if rev is None:
         listed = subprocess.run(

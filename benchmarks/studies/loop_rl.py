@@ -31,8 +31,8 @@ gain on the check with its 95% interval (cluster-robust over (start, function)) 
 lowered and raised; with ``--in-distribution N``, the same gain on N fresh training-split tasks.
 
 Run it (about 1 to 3 minutes per arm and start on 2 cores; needs the loop_iterations run):
-    .venv/bin/python benchmarks/loop_rl.py     # 7 arms from iteration 2 of seeds 0 to 2 (about 40 min)
-    .venv/bin/python benchmarks/loop_rl.py --iterations 1,2,3 --arms stage,lr3e-5+iters6+tasks16+replay1000 \
+    .venv/bin/python benchmarks/studies/loop_rl.py     # 7 arms from iteration 2 of seeds 0 to 2 (about 40 min)
+    .venv/bin/python benchmarks/studies/loop_rl.py --iterations 1,2,3 --arms stage,lr3e-5+iters6+tasks16+replay1000 \
         --out benchmarks/results/loop_rl_starts9.json --plot benchmarks/results/loop_rl_starts9.png
 """
 
@@ -47,7 +47,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import matplotlib
-from _report import machine, write_json  # benchmarks/_report.py
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine, write_json
 
 from codegym.loop.checks import check_tasks, greedy_verdicts
 from codegym.loop.config import LoopConfig, RLConfig, load_config

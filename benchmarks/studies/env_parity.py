@@ -18,16 +18,14 @@ as a second judge, on HumanEval's own unconverted ``check`` program. Per-task re
 go to the JSON, with the tasks where the arms differ.
 
 Run it (about 15 minutes per SmolLM2 arm on 164 tasks on a shared 2-core machine):
-    .venv/bin/python benchmarks/env_parity.py --model smollm2-135m-instruct --tasks 164
-    .venv/bin/python benchmarks/env_parity.py --model qwen2.5-coder-0.5b-instruct --tasks 20 \\
+    .venv/bin/python benchmarks/studies/env_parity.py --model smollm2-135m-instruct --tasks 164
+    .venv/bin/python benchmarks/studies/env_parity.py --model qwen2.5-coder-0.5b-instruct --tasks 20 \\
         --out benchmarks/results/env_parity_qwen_20.json
 """
 
 from __future__ import annotations
 
 import json
-import os
-import platform
 import re
 import subprocess
 import sys
@@ -44,6 +42,9 @@ from codegym.sandbox import make_sandbox
 from codegym.tasks import load_tasks
 from codegym.tasks.humaneval import check_program_test
 from codegym.verdicts import build_program
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine
 
 PLAIN_INSTRUCTION = (
     "Complete the following Python function. Answer with one ```python block holding the complete function."
@@ -218,11 +219,7 @@ def main() -> None:
         "commit": commit,
         "judged_by": "hidden tests (HumanEval's check converted per assertion), local sandbox; "
         "passed_check: HumanEval's own check program",
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-        },
+        "machine": machine(),
         "arms": {},
     }
     started = time.perf_counter()

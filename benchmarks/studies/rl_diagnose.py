@@ -7,7 +7,7 @@ uniform groups, with one reward:
 
 - ``terminal``: the outcome alone, on the last step: the share of the paying tests passed, or with
   ``--outcome all_pass`` 1 when all pass, else 0;
-- ``noise``: ``benchmarks/loop_rl.py``'s hashed uniform noise, the yardstick for what an update's noise
+- ``noise``: ``benchmarks/studies/loop_rl.py``'s hashed uniform noise, the yardstick for what an update's noise
   alone does;
 - ``length``: minus the episode's characters / 100, on the last step: a reward the policy can raise by
   itself whatever the task, the sanity check that the update moves the policy the way the reward asks.
@@ -19,19 +19,21 @@ measure) and on as many training-split tasks of 2 ops (``train2``: training comp
 drawn apart from training), each with its paired gain and 95% interval, cluster-robust over compositions.
 
 Example (about 7 minutes on one core):
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rl_diagnose.py --arm terminal --learning-rate 3e-4 --iterations 30
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/studies/rl_diagnose.py --arm terminal --learning-rate 3e-4 --iterations 30
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from _report import machine, write_json  # benchmarks/_report.py
-from loop_rl import noise_reward  # benchmarks/loop_rl.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine, write_json
+from loop_rl import noise_reward  # benchmarks/studies/loop_rl.py
 
 from codegym.agents.policy_gradient import train_policy_gradient
 from codegym.evaluation import rollout

@@ -2,7 +2,7 @@
 
 What it runs: the shipped tiny policy (``load_policy("tiny")``), trained by ``train_policy_gradient`` on
 training-split synthetic tasks with one reward, ``terminal`` (the outcome alone: the share of hidden
-tests passed, on the last step) or ``noise`` (``benchmarks/loop_rl.py``'s: a number in [0, 1) hashed from
+tests passed, on the last step) or ``noise`` (``benchmarks/studies/loop_rl.py``'s: a number in [0, 1) hashed from
 the task and the steps, the yardstick for what an update's noise alone does), with the issue-29 knobs
 (Dr. GRPO advantages, DAPO's filter of groups whose returns are all equal, larger groups, small KL).
 Training stops at ``iterations`` or when ``time_budget_s`` is spent, whichever comes first (checked
@@ -14,8 +14,8 @@ its 95% interval, cluster-robust over compositions (``codegym.loop.stats.paired_
 iterations' solve rate, skipped groups and KL; seconds for training and evaluation.
 
 Run the two arms side by side, one core each (about 25 minutes each on 2 shared cores):
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rl_pilot.py --arm terminal &
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rl_pilot.py --arm noise &
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/studies/rl_pilot.py --arm terminal &
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/studies/rl_pilot.py --arm noise &
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from _report import machine, write_json  # benchmarks/_report.py
-from loop_rl import noise_reward  # benchmarks/loop_rl.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine, write_json
+from loop_rl import noise_reward  # benchmarks/studies/loop_rl.py
 
 from codegym.agents import rollout
 from codegym.loop.stats import paired_gain

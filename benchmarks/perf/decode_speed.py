@@ -17,14 +17,13 @@ process's, one torch thread: less moved by other jobs on shared cores than wall 
 policy's decoded tokens with ``generate``'s new tokens, per prompt.
 
 Run it (a few minutes for SmolLM2, about 20 for Qwen on one shared core):
-    .venv/bin/python benchmarks/decode_speed.py --models smollm2-135m-instruct,qwen2.5-coder-0.5b-instruct
+    .venv/bin/python benchmarks/perf/decode_speed.py --models smollm2-135m-instruct,qwen2.5-coder-0.5b-instruct
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,9 @@ from codegym.tasks import load_tasks
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
+from harness import machine
 
 
 @dataclass
@@ -287,13 +289,7 @@ def main() -> None:
         "args": asdict(args),
         "tasks": [task.task_id for task in tasks],
         "commit": commit,
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "torch": torch.__version__,
-            "transformers": __import__("transformers").__version__,
-        },
+        "machine": machine(transformers=__import__("transformers").__version__),
         "models": {},
     }
     for model_name in [m.strip() for m in args.models.split(",") if m.strip()]:
