@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from codegym.evaluation import rollout
+from codegym.agents import rollout
 from codegym.models import load_policy
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox

@@ -35,14 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for
 from harness import machine, write_json
 from loop_rl import noise_reward  # benchmarks/studies/loop_rl.py
 
-from codegym.agents.policy_gradient import train_policy_gradient
-from codegym.evaluation import rollout
-from codegym.loop.stages import draw_tasks, task_group
+from codegym.agents import rollout
 from codegym.loop.stats import paired_gain
+from codegym.loop.task_sets import draw_tasks, task_group
 from codegym.models import load_policy
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.tasks.synthetic import SyntheticTasks
+from codegym.training.policy_gradient import train_policy_gradient
 
 EVAL_SEEDS = {"test2": ("test", 31_337), "train2": ("train", 4_242)}  # split and draw seed of each eval set
 
