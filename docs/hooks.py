@@ -15,6 +15,8 @@ import inspect
 import os
 import shutil
 
+from mkdocs.plugins import event_priority
+
 # page (relative to docs/) -> (title, public packages whose __all__ it documents, a sentence saying what it is)
 API_PAGES: dict[str, tuple[str, tuple[str, ...], str]] = {
     "reference/api/codegym.md": (
@@ -189,6 +191,9 @@ def lay_out_package(root: str) -> None:
 _previous_cwd: list[str] = []
 
 
+# First among the plugins: mkdocstrings reads its search paths in its own on_config, and a path that is not
+# there yet (a fresh clone has no build/) is dropped, so griffe would find codegym/ without sandbox/ and agents/.
+@event_priority(100)
 def on_config(config):
     lay_out_package(API_SOURCE)
     # Griffe looks for a module as a path relative to the working directory before its search paths, and
