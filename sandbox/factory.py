@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import inspect
-
 from codegym.errors import UserError
 from codegym.sandbox.base import Sandbox
-from codegym.sandbox.local_sandbox import LocalSandbox
-from codegym.sandbox.node_sandbox import NODE_BACKENDS, make_node_sandbox
+from codegym.sandbox.node_sandbox import (
+    NODE_BACKENDS,
+    check_options,
+    keywords,
+    make_node_sandbox,
+    valid_options,
+)
 
 BACKENDS = (*NODE_BACKENDS, "ray")
 
@@ -30,43 +33,14 @@ def make_sandbox(kind: str | Sandbox = "auto", **options) -> Sandbox:
     """
     if isinstance(kind, Sandbox):
         return kind
-    if kind in BACKENDS:
-        _check_options(kind, options)
     if kind == "ray":
         from codegym.sandbox.ray_sandbox import RaySandbox
 
+        # The options RaySandbox does not take go to the sandbox each actor owns, which checks them there.
+        check_options(
+            "ray", options, valid_options("auto") | valid_options("local") | keywords(RaySandbox.__init__)
+        )
         return RaySandbox(**options)
     if kind in NODE_BACKENDS:
         return make_node_sandbox(kind, **options)
     raise UserError(f"unknown sandbox {kind!r}: choose one of {', '.join(BACKENDS)}")
-
-
-def _keywords(function) -> set[str]:
-    return {
-        name
-        for name, parameter in inspect.signature(function).parameters.items()
-        if name != "self"
-        and parameter.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    }
-
-
-def _check_options(kind: str, options: dict) -> None:
-    """Refuse an option no backend of ``kind`` takes, naming the ones it does (the backends forward
-    ``**kwargs`` to :class:`Sandbox`, so a typo would otherwise be a TypeError from deep inside)."""
-    valid = _keywords(Sandbox.__init__)
-    if kind in ("local", "ray"):
-        valid |= _keywords(LocalSandbox.__init__)
-    if kind != "local":  # "auto" tries Docker with every option first
-        from codegym.sandbox.docker_sandbox import DockerSandbox
-
-        valid |= _keywords(DockerSandbox.__init__)
-    if kind == "ray":  # the rest go to the sandbox each actor owns, checked there again
-        from codegym.sandbox.ray_sandbox import RaySandbox
-
-        valid |= _keywords(RaySandbox.__init__)
-    unknown = sorted(set(options) - valid)
-    if unknown:
-        raise UserError(
-            f"make_sandbox({kind!r}) takes no option {', '.join(map(repr, unknown))}: "
-            f"the valid ones are {', '.join(sorted(valid))}"
-        )
