@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from codegym.errors import UserError
@@ -36,30 +36,7 @@ def load_tasks(
         >>> source.get(source.sample(__import__("numpy").random.default_rng(0)).task_id).metadata["split"]
         'test'
     """
-    check_task_options(spec, split=split, **options)
-    if isinstance(spec, TaskSource):
-        return spec
-    if not isinstance(spec, str):
-        return TaskList(spec)
-    if spec == "synthetic":
-        from codegym.tasks.synthetic import SyntheticTasks
-
-        return SyntheticTasks(split or "train", **options)
-    if spec == "humaneval":
-        from codegym.tasks.humaneval import load_humaneval
-
-        return load_humaneval()
-    if spec == "codeio":
-        from codegym.tasks.codeio import load_codeio
-
-        return load_codeio(split or "train", **options)
-    if spec.startswith("jsonl:"):
-        from codegym.tasks.files import load_jsonl
-
-        return load_jsonl(spec.removeprefix("jsonl:"), **options)
-    from codegym.tasks.files import load_dataset_tasks
-
-    return load_dataset_tasks(spec.removeprefix("dataset:"), split=split or "train", **options)
+    return _loader(spec, split, options)()
 
 
 def check_task_options(
@@ -75,32 +52,46 @@ def check_task_options(
     Example:
         >>> check_task_options("synthetic", max_ops=2)  # fine: nothing happens
     """
+    _loader(spec, split, options)
+
+
+def _loader(spec: Any, split: str | None, options: dict[str, Any]) -> Callable[[], TaskSource]:
+    """Check ``spec``, ``split`` and ``options`` without loading anything; the call that loads the source."""
     if isinstance(spec, TaskSource):
         if split is not None or options:
             raise UserError(
                 "split and task options apply to a source given by name, not to a TaskSource instance"
             )
-        return
+        return lambda: spec
     if isinstance(spec, Sequence) and not isinstance(spec, str):
         if split is not None or options:
             raise UserError("split and task options apply to a source given by name, not to a list of tasks")
-        return
+        return lambda: TaskList(spec)
     if not isinstance(spec, str):
         raise TypeError(f"tasks must be a name, a TaskSource or a list of Task, got {type(spec).__name__}")
     if spec == "synthetic":
         from codegym.tasks.synthetic import SyntheticTasks
 
         check_keywords(SyntheticTasks, options, "the synthetic task source", taken=("split",))
-    elif spec == "humaneval":
+        return lambda: SyntheticTasks(split or "train", **options)
+    if spec == "humaneval":
         if split not in (None, "test"):
             raise UserError(f"humaneval has one split, 'test' (164 problems); got split={split!r}")
         if options:
             raise UserError(f"humaneval takes no task options, got {sorted(options)}")
-    elif spec == "codeio":
+
+        def humaneval() -> TaskSource:
+            from codegym.tasks.humaneval import load_humaneval  # loads datasets: only when asked
+
+            return load_humaneval()
+
+        return humaneval
+    if spec == "codeio":
         from codegym.tasks.codeio import load_codeio
 
         check_keywords(load_codeio, options, "the codeio task source", taken=("split",))
-    elif spec.startswith("jsonl:"):
+        return lambda: load_codeio(split or "train", **options)
+    if spec.startswith("jsonl:"):
         if split is not None:
             raise UserError(
                 "a jsonl file has no splits; drop split= (or use dataset:PATH for a dataset with splits)"
@@ -108,14 +99,15 @@ def check_task_options(
         from codegym.tasks.files import load_jsonl
 
         check_keywords(load_jsonl, options, "a jsonl task source", taken=("path",))
-    elif spec.startswith("dataset:"):
+        return lambda: load_jsonl(spec.removeprefix("jsonl:"), **options)
+    if spec.startswith("dataset:"):
         from codegym.tasks.files import load_dataset_tasks
 
         check_keywords(load_dataset_tasks, options, "a dataset task source", taken=("name_or_path", "split"))
-    else:
-        raise UserError(
-            f"unknown task source {spec!r}: use one of {', '.join(SPECS)}, a TaskSource or a list of Task"
-        )
+        return lambda: load_dataset_tasks(spec.removeprefix("dataset:"), split=split or "train", **options)
+    raise UserError(
+        f"unknown task source {spec!r}: use one of {', '.join(SPECS)}, a TaskSource or a list of Task"
+    )
 
 
 # The sources load on first use: HumanEval pulls in ``datasets``, which ``import codegym`` should not.
