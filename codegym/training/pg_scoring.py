@@ -100,6 +100,7 @@ def step_log_probs(
     *,
     model: Any = None,
     max_rows: int | None = None,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """``log pi(continuation | prompt)`` summed over each row's continuation tokens, ``(rows,)``,
     differentiable (unless called under ``no_grad``); see the module docstring.
@@ -111,6 +112,8 @@ def step_log_probs(
             episodes of one task) share its keys and values when they are next to each other.
         model: score with this model instead (a frozen reference, for the KL penalty).
         max_rows: sequences per forward pass (default: the policy's ``batch_size``).
+        temperature: score the distribution ``softmax(logits / temperature)``, the one a sampler at that
+            temperature drew from (1: the model's own).
     """
     import torch
 
@@ -128,6 +131,7 @@ def step_log_probs(
             [prompt_ids[row] for row in needed],
             [continuation_ids[row] for row in needed],
             max_rows or policy.batch_size,
+            temperature,
         )
         return torch.zeros(rows, device=device, dtype=scores.dtype).index_put(
             (torch.tensor(needed, device=device),), scores
@@ -151,7 +155,7 @@ def step_log_probs(
         else:
             batches.append([group])
     for batch in batches:
-        totals = totals + _score_batch(lean, batch, pad, rows, device)
+        totals = totals + _score_batch(lean, batch, pad, rows, device, temperature)
     return totals
 
 
@@ -162,7 +166,9 @@ def _common_prefix(first: Sequence[int], second: Sequence[int]) -> int:
     return common
 
 
-def _score_batch(lean: Any, groups: list[list[Carrier]], pad: int, rows: int, device: Any) -> torch.Tensor:
+def _score_batch(
+    lean: Any, groups: list[list[Carrier]], pad: int, rows: int, device: Any, temperature: float = 1.0
+) -> torch.Tensor:
     """The summed log-probs per row from one forward pass over ``groups``' carriers."""
     import torch
 
@@ -215,7 +221,7 @@ def _score_batch(lean: Any, groups: list[list[Carrier]], pad: int, rows: int, de
     if not targets:
         return totals + 0.0 * hidden.sum()
     picked = hidden[torch.tensor(gather_rows, device=device), torch.tensor(gather_cols, device=device)]
-    logprobs = torch.log_softmax(lean.logits(picked).float(), dim=-1)
+    logprobs = torch.log_softmax(lean.logits(picked).float() / temperature, dim=-1)
     chosen = logprobs.gather(1, torch.tensor(targets, device=device)[:, None])[:, 0]
     return totals.index_add(0, torch.tensor(owners, device=device), chosen)
 
@@ -226,8 +232,10 @@ def rowwise_log_probs(
     prompt_ids: Sequence[Sequence[int]],
     continuation_ids: Sequence[Sequence[int]],
     max_rows: int,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
-    """The model's own forward, one row per step, right-padded micro-batches (any causal LM)."""
+    """The model's own forward, one row per step, right-padded micro-batches (any causal LM), scoring
+    ``softmax(logits / temperature)``."""
     import torch
 
     parts = []
@@ -244,6 +252,8 @@ def rowwise_log_probs(
             scored[row, len(prompt) - 1 : len(ids) - 1] = True
         input_ids, attention, scored = (x.to(policy.device) for x in (input_ids, attention, scored))
         logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1]  # (B, T-1, V)
-        token_logprobs = torch.log_softmax(logits.float(), dim=-1).gather(2, input_ids[:, 1:, None])[..., 0]
+        token_logprobs = torch.log_softmax(logits.float() / temperature, dim=-1).gather(
+            2, input_ids[:, 1:, None]
+        )[..., 0]
         parts.append((token_logprobs * scored).sum(dim=1))
     return torch.cat(parts)

@@ -1,15 +1,17 @@
 """LM policy gradient: fine-tune the policy itself on the env's per-step rewards (GRPO or REINFORCE).
 
 Each iteration draws ``tasks_per_iteration`` tasks (seeded by ``(seed, iteration)``), plays
-``group_size`` episodes of each (the group) with :func:`codegym.agents.rollout` at temperature 1
-(the agents' engine, as evaluation uses it),
-and takes one AdamW step on
+``group_size`` episodes of each (the group) with :func:`codegym.agents.rollout` at ``temperature``
+(the agents' engine, as evaluation uses it), and takes one AdamW step on
 
     loss = -(1/N) * sum over the N steps taken of  A_t * log pi(step_t | prompt_t)
 
 where ``prompt_t`` is exactly what the policy was shown (``policy_prompt(render_state(problem,
 steps[:t]), t)`` through the policy's own formatting and tokenizer) and ``log pi`` sums the step's token
-log-probs. ``G_t`` is the discounted return-to-go of the env's rewards, so the reward scheme (O1-Coder's,
+log-probs under the distribution the step was sampled from, ``softmax(logits / temperature)``: the
+update is on-policy at any temperature. Sampling below 1 keeps a small policy's episodes near its greedy
+path, where the mistakes that greedy decoding makes are (at 1, a 1M-parameter policy's samples are mostly
+noise its greedy decoding would never write). ``G_t`` is the discounted return-to-go of the env's rewards, so the reward scheme (O1-Coder's,
 dense PRM rewards, potential shaping, terminal-only, the PRM-gated outcome or your own callable) is one
 argument: ``reward``.
 
@@ -29,6 +31,13 @@ Advantages:
 whose episodes all got the same returns at every depth has only zero group-relative advantages, so it
 adds nothing to the policy gradient but its steps to the loss's denominator (and to the KL term).
 Dropped, the update is the mean over the steps that carry a signal; the metrics count the groups dropped.
+
+``negative_weight`` scales every negative advantage. At 0 only the steps that did better than their
+baseline are reinforced: Zhu et al. 2025's positive sample reinforcement ("The Surprising Effectiveness
+of Negative Reinforcement in LLM Reasoning", arXiv 2506.01347), which sharpens the policy towards its
+successes and raises greedy pass@1, where pushing down a failed sample's tokens (most of which a passing
+sample shares) spreads probability over tokens greedy decoding never chose. It is RAFT's filtered
+fine-tuning with a group baseline; at 1 (the default) the update is the plain policy gradient.
 
 Two optional terms keep the policy near where it started: ``kl_coef`` (a penalty towards the starting
 policy on its own samples) and ``replay`` (supervised episodes whose mean negative log-likelihood per
@@ -173,6 +182,18 @@ def group_relative_advantages(
     return advantages
 
 
+def weigh_negatives(advantages: Sequence[Sequence[float]], weight: float) -> list[list[float]]:
+    """Every negative advantage times ``weight`` (0: only the steps that beat their baseline train).
+
+    Example:
+        >>> weigh_negatives([[0.5, -0.5], [-1.0]], 0.0)
+        [[0.5, 0.0], [0.0]]
+        >>> weigh_negatives([[0.5, -0.5]], 0.5)
+        [[0.5, -0.25]]
+    """
+    return [[value if value > 0 else (weight * value or 0.0) for value in values] for values in advantages]
+
+
 def uniform_group(returns: Sequence[Sequence[float]]) -> bool:
     """Whether every episode of a group got the same returns at every depth it reached as every other
     episode that reached it: then each group-relative advantage is 0 and the group teaches nothing.
@@ -224,6 +245,7 @@ def train_policy_gradient(
     env_options: dict[str, Any] | None = None,
     advantage: str = "grpo",
     skip_uniform_groups: bool = False,
+    negative_weight: float = 1.0,
     learning_rate: float = 1e-4,
     weight_decay: float = 0.0,
     kl_coef: float = 0.0,
@@ -233,6 +255,7 @@ def train_policy_gradient(
     gamma: float = 1.0,
     max_steps: int = 4,
     max_new_tokens: int = 256,
+    temperature: float = 1.0,
     checkpoint_every: int = 1,
     keep_checkpoints: int = 2,
     seed: int = 0,
@@ -264,6 +287,8 @@ def train_policy_gradient(
         skip_uniform_groups: leave out of the update every group whose episodes all got the same
             returns (DAPO's filter; ``"grpo"`` and ``"dr_grpo"`` only): the loss becomes the mean over
             the other groups' steps, and an iteration with no other group takes no step.
+        negative_weight: the weight of negative advantages, in [0, 1]: 1 is the policy gradient, 0
+            reinforces only the steps that beat their baseline (see the module docstring).
         learning_rate, weight_decay: AdamW's.
         kl_coef: weight of a KL penalty towards the starting policy (a frozen copy, the reference):
             ``kl_coef * 0.5 * (log pi(step) - log pi_ref(step))^2`` per step taken, whose gradient is
@@ -278,6 +303,8 @@ def train_policy_gradient(
         gamma: discount of the returns-to-go.
         max_steps: steps per episode, the code step included.
         max_new_tokens: the longest step, in tokens.
+        temperature: the sampling temperature of the episodes; the loss, the KL penalty and the replay's
+            log-likelihood score ``softmax(logits / temperature)``, the distribution sampled from.
         checkpoint_every: iterations between checkpoints; the last iteration is always saved.
         keep_checkpoints: how many of the latest checkpoints stay on disk.
         seed: seeds the tasks and the sampling of every iteration: the same seed repeats a run.
@@ -304,10 +331,12 @@ def train_policy_gradient(
         group_size=group_size,
         max_steps=max_steps,
         max_new_tokens=max_new_tokens,
+        temperature=temperature,
         checkpoint_every=checkpoint_every,
         keep_checkpoints=keep_checkpoints,
         advantage=advantage,
         skip_uniform_groups=skip_uniform_groups,
+        negative_weight=negative_weight,
         gamma=gamma,
         learning_rate=learning_rate,
         max_grad_norm=max_grad_norm,
@@ -359,6 +388,7 @@ def train_policy_gradient(
             "env_options": env_options,
             "advantage": advantage,
             **({"skip_uniform_groups": True} if skip_uniform_groups else {}),
+            **({"negative_weight": negative_weight} if negative_weight != 1.0 else {}),
             "learning_rate": learning_rate,
             "weight_decay": weight_decay,
             **({"kl_coef": kl_coef} if kl_coef else {}),
@@ -366,6 +396,7 @@ def train_policy_gradient(
             "gamma": gamma,
             "max_steps": max_steps,
             "max_new_tokens": max_new_tokens,
+            **({"temperature": temperature} if temperature != 1.0 else {}),
             **({"protocol": policy.protocol.name} if policy.protocol.name != "native" else {}),
             **({"lora_r": lora_r} if lora_r else {}),
         }
@@ -403,7 +434,7 @@ def train_policy_gradient(
                 policy,
                 batch,
                 samples_per_task=group_size,
-                temperature=1.0,  # on-policy: the loss's log-probs are the temperature-1 distribution
+                temperature=temperature,  # on-policy: the loss scores this temperature's distribution
                 seed=int(np.random.SeedSequence([seed, iteration, 1]).generate_state(1)[0]),
                 max_steps=max_steps,
                 max_new_tokens=max_new_tokens,
@@ -413,6 +444,7 @@ def train_policy_gradient(
             )
             returns = [returns_to_go(episode.rewards, gamma) for episode in episodes]
             advantages, baseline = _advantages(returns, advantage, group_size, baseline)
+            advantages = weigh_negatives(advantages, negative_weight)
             kept = _informative(returns, group_size) if skip_uniform_groups else [True] * len(episodes)
             problems = {task.task_id: task.problem for task in batch}
             supervised = _draw_replay(replay, len(episodes), np.random.default_rng([seed, iteration, 2]))
@@ -427,6 +459,7 @@ def train_policy_gradient(
                 kl_coef,
                 supervised,
                 replay_coef,
+                temperature,
             )
             skipped = (len(kept) - sum(kept)) // group_size
             metrics.append(
@@ -465,10 +498,12 @@ def _check_arguments(
     group_size: int,
     max_steps: int,
     max_new_tokens: int,
+    temperature: float,
     checkpoint_every: int,
     keep_checkpoints: int,
     advantage: str,
     skip_uniform_groups: bool,
+    negative_weight: float,
     gamma: float,
     learning_rate: float,
     max_grad_norm: float,
@@ -498,6 +533,16 @@ def _check_arguments(
         raise UserError(
             f"skip_uniform_groups needs a group-relative advantage {GROUP_ADVANTAGES}, got {advantage!r}: "
             "REINFORCE's baseline gives a uniform group nonzero advantages"
+        )
+    if not (isinstance(temperature, int | float) and temperature > 0):
+        raise UserError(
+            f"temperature must be a number > 0, got {temperature!r}: policy gradient samples its episodes "
+            "(greedy episodes of a group would all be the same)"
+        )
+    if not (isinstance(negative_weight, int | float) and 0.0 <= negative_weight <= 1.0):
+        raise UserError(
+            f"negative_weight must be in [0, 1] (1: the plain policy gradient, 0: positive advantages "
+            f"only), got {negative_weight!r}"
         )
     if not 0.0 < gamma <= 1.0:
         raise UserError(f"gamma must be in (0, 1], got {gamma!r}")
@@ -605,6 +650,7 @@ def _update(
     kl_coef: float = 0.0,
     supervised: Sequence[tuple[str, Sequence[str]]] = (),
     supervised_coef: float = 0.0,
+    temperature: float = 1.0,
 ) -> tuple[float, float, float]:
     """One AdamW step on ``-mean(A_t * log pi(step_t | prompt_t))`` plus the KL penalty towards
     ``reference`` (when given) plus ``supervised_coef`` times the mean negative log-likelihood of the
@@ -649,14 +695,16 @@ def _update(
     for first in range(0, len(chains), policy.batch_size):  # micro-batches of episodes, gradients accumulate
         chunk = chains[first : first + policy.batch_size]
         members = [index for chain in chunk for index in chain]
-        logprobs = step_log_probs(policy, prompt_ids, continuation_ids, chunk)[members]  # (B,)
+        logprobs = step_log_probs(policy, prompt_ids, continuation_ids, chunk, temperature=temperature)[
+            members
+        ]  # (B,)
         weights = torch.tensor([rows[i][2] for i in members], device=logprobs.device)
         loss = -(weights * logprobs).sum() / scale
         on_policy = torch.tensor([rows[i][4] for i in members], device=logprobs.device)
         if reference is not None and bool(on_policy.any()):
             with torch.no_grad():
                 reference_logprobs = step_log_probs(
-                    policy, prompt_ids, continuation_ids, chunk, model=reference
+                    policy, prompt_ids, continuation_ids, chunk, model=reference, temperature=temperature
                 )[members]
             log_ratio = (logprobs - reference_logprobs) * on_policy
             loss = loss + kl_coef * 0.5 * (log_ratio**2).sum() / len(taken)

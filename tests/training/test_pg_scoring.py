@@ -111,3 +111,25 @@ def test_the_update_takes_the_same_loss_as_scoring_step_by_step(played):
         policy.model.load_state_dict(state)
     assert loss == pytest.approx(expected, rel=1e-5, abs=1e-5)
     assert grad_norm > 0
+
+
+def test_a_temperature_scores_the_tempered_distribution_on_both_paths(played, monkeypatch):
+    """At temperature T the loss must score softmax(logits / T), the distribution a sampler at T drew
+    from: checked against the model's own logits, token by token, for the lean and the fallback path."""
+    policy, _, _, prompts, steps, ids, chains = played
+    prompt_ids, continuation_ids = row_token_ids(policy, prompts, steps, ids)
+    rows = [row for chain in chains[:3] for row in chain]
+    expected = []
+    with torch.no_grad():
+        for row in rows:
+            tokens = torch.tensor([[*prompt_ids[row], *continuation_ids[row]]])
+            logits = policy.model(input_ids=tokens).logits[0, :-1].float() / 0.5
+            picked = torch.log_softmax(logits, dim=-1).gather(1, tokens[0, 1:, None])[:, 0]
+            expected.append(float(picked[len(prompt_ids[row]) - 1 :].sum()))
+        lean = step_log_probs(policy, prompt_ids, continuation_ids, chains[:3], temperature=0.5)
+        untempered = step_log_probs(policy, prompt_ids, continuation_ids, chains[:3])
+        monkeypatch.setattr("codegym.models.lean_llama.lean_llama", lambda model: None)
+        fallback = step_log_probs(policy, prompt_ids, continuation_ids, chains[:3], temperature=0.5)
+    torch.testing.assert_close(lean[rows], torch.tensor(expected), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(fallback[rows], torch.tensor(expected), rtol=1e-5, atol=1e-4)
+    assert not torch.allclose(untempered[rows], lean[rows])  # the temperature did change the scores
