@@ -20,6 +20,9 @@ What it reports (JSON in --out, a table on stdout, a plot in --plot), per scheme
 - ``versus``: this scheme's pass@1 after training minus every other scheme's, paired by seed and task,
   with ``differs`` true when the interval excludes 0.
 
+The same evaluation tasks judge every seed, so their draw is much of each interval;
+``reward_shaping_recheck.py`` judges the runs' trained policies again on a fresh, larger draw.
+
 Adding a scheme: add an entry to ``SCHEMES`` below. ``reward`` is a scheme name, a ``RewardScheme`` or a
 callable ``fn(context, **kwargs) -> float`` (``codegym.rewards.RewardContext``: ``step_index``,
 ``process_rewards``, ``outcome`` on the last step, ``is_last``, ``training_step``...), ``reward_options``
@@ -256,7 +259,8 @@ def main() -> None:
             "one seed, --jobs and --eval-every must be >= 1"
         )
     with ThreadPoolExecutor(args.jobs) as pool:
-        futures = {(s, seed): pool.submit(run_once, args, s, seed) for s in schemes for seed in seeds}
+        # Seed-major, so a study stopped early still has every scheme's first seeds.
+        futures = {(s, seed): pool.submit(run_once, args, s, seed) for seed in seeds for s in schemes}
         runs = {scheme: [futures[scheme, seed].result() for seed in seeds] for scheme in schemes}
     names = list(runs[schemes[0]][0]["greedy"])
     results: dict[str, Any] = {"schemes": {}, "args": asdict(args), "machine": machine()}

@@ -86,6 +86,16 @@ class Args:
     """where to write the JSON ("": benchmarks/results/rl_diagnose_{arm}_lr{learning_rate}_seed{seed}.json)"""
 
 
+def run_name(args: dict) -> str:
+    """The name of a run (its checkpoint folder, its default JSON) from its arguments."""
+    temperature, negative_weight = args["temperature"], args["negative_weight"]
+    return (
+        f"{args['arm']}{'_all_pass' if args['outcome'] == 'all_pass' else ''}_lr{args['learning_rate']:g}"
+        f"{f'_t{temperature:g}' if temperature != 1.0 else ''}"
+        f"{f'_neg{negative_weight:g}' if negative_weight != 1.0 else ''}_seed{args['seed']}"
+    )
+
+
 def greedy(policy: str, tasks: list, box) -> list[int]:
     episodes = rollout(load_policy(policy, device="cpu"), tasks, max_steps=6, sandbox=box, seed=0)
     return [int(episode.hidden_all_passed) for episode in episodes]
@@ -100,11 +110,7 @@ def main() -> None:
     if args.eval_every < 0:
         raise SystemExit(f"--eval-every must be >= 0 (0: no curve), got {args.eval_every}")
     scheme = SCHEMES[args.arm]
-    name = (
-        f"{args.arm}{'_all_pass' if args.outcome == 'all_pass' else ''}_lr{args.learning_rate:g}"
-        f"{f'_t{args.temperature:g}' if args.temperature != 1.0 else ''}"
-        f"{f'_neg{args.negative_weight:g}' if args.negative_weight != 1.0 else ''}_seed{args.seed}"
-    )
+    name = run_name(asdict(args))
     out = args.out or f"benchmarks/results/rl_diagnose_{name}.json"
     run_dir = Path(args.out_root) / name
     shutil.rmtree(run_dir, ignore_errors=True)
