@@ -213,16 +213,19 @@ def summarize(runs: list[dict], names: list[str]) -> dict:
     return entry
 
 
+def difference(theirs: list[int], mine: list[int], groups: list[str]) -> dict:
+    """``mine`` minus ``theirs`` (verdicts paired by position), its interval, and whether it excludes 0."""
+    gain = asdict(paired_gain(theirs, mine, groups))
+    return {**gain, "differs": gain["low"] > 0 or gain["high"] < 0}
+
+
 def versus(mine: list[dict], theirs: list[dict], name: str) -> dict:
     """``mine``'s greedy verdicts after training minus ``theirs``, paired by seed and task."""
-    gain = asdict(
-        paired_gain(
-            _pooled(theirs, name, "after_verdicts"),
-            _pooled(mine, name, "after_verdicts"),
-            _pooled(mine, name, "groups"),
-        )
+    return difference(
+        _pooled(theirs, name, "after_verdicts"),
+        _pooled(mine, name, "after_verdicts"),
+        _pooled(mine, name, "groups"),
     )
-    return {**gain, "differs": gain["low"] > 0 or gain["high"] < 0}
 
 
 def draw(results: dict, path: str) -> None:

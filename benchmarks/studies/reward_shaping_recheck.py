@@ -32,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
 from harness import machine, write_json
+from reward_shaping import difference  # benchmarks/studies/reward_shaping.py
 from rl_diagnose import greedy, run_name  # benchmarks/studies/rl_diagnose.py
 from tqdm import tqdm
 
@@ -120,17 +121,11 @@ def main() -> None:
             for mine in schemes:
                 for theirs in schemes:
                     if mine < theirs:
-                        gain = asdict(
-                            paired_gain(
-                                [v for seed in seeds for v in after[theirs, seed]],
-                                [v for seed in seeds for v in after[mine, seed]],
-                                groups * len(seeds),
-                            )
+                        entry["versus"][f"{mine} - {theirs}"] = difference(
+                            [v for seed in seeds for v in after[theirs, seed]],
+                            [v for seed in seeds for v in after[mine, seed]],
+                            groups * len(seeds),
                         )
-                        entry["versus"][f"{mine} - {theirs}"] = {
-                            **gain,
-                            "differs": gain["low"] > 0 or gain["high"] < 0,
-                        }
             entry["before_verdicts"], entry["task_groups"] = before, groups
             results["sets"][name] = entry
     finally:
@@ -144,10 +139,8 @@ def main() -> None:
             "gain (95% interval, pooled over seeds), each seed's gain"
         )
         for scheme in schemes:
-            gain, per_seed = (
-                entry[scheme]["gain"],
-                ", ".join(f"{s['mean']:+.3f}" for s in entry[scheme]["seeds"]),
-            )
+            gain = entry[scheme]["gain"]
+            per_seed = ", ".join(f"{s['mean']:+.3f}" for s in entry[scheme]["seeds"])
             print(
                 f"  {scheme:>10} {entry['before']:.3f} -> {entry[scheme]['after']:.3f}  {gain['mean']:+.3f} "
                 f"({gain['low']:+.3f} to {gain['high']:+.3f})  seeds {per_seed}"
