@@ -7,7 +7,9 @@ tokens start with exactly the tokens of ``prompt_t`` followed by the ids sampled
 for every step, never assumed), the causal model's log-probs of step t inside the longer sequence are
 the same numbers, so one forward pass over the episode's last row scores all its steps
 (:func:`carriers`). The episodes of a task also share their first prompt: it is read once per task and
-its keys and values are reused by each episode, through which the gradient still flows.
+its keys and values are reused by each episode, through which the gradient still flows. The episodes'
+sequences then run in passes of similar length (:func:`_buckets`): padded to the longest of one batch,
+a batch of episodes from 20 to 260 tokens was half padding.
 
 Only the scored positions go through the output head and the softmax. :func:`step_log_probs` does this
 with :class:`codegym.models.lean_llama.LeanLlama`; a model it does not cover (a LoRA wrapper, another
@@ -145,17 +147,16 @@ def step_log_probs(
             groups[-1].append(carrier)
         else:
             groups.append([carrier])
-    totals = torch.zeros(rows, device=device)
     limit = max_rows or policy.batch_size
-    # Batches of whole groups, up to `limit` carriers each (a group larger than that goes alone).
-    batches: list[list[list[Carrier]]] = []
-    for group in sorted(groups, key=lambda g: max(len(c.tokens) for c in g)):
-        if batches and sum(len(g) for g in batches[-1]) + len(group) <= limit:
-            batches[-1].append(group)
-        else:
-            batches.append([group])
-    for batch in batches:
-        totals = totals + _score_batch(lean, batch, pad, rows, device, temperature)
+    prefixes = [_shared_prefix(group) for group in groups]
+    past = _prefix_keys_values(lean, groups, prefixes, pad, device, limit)
+    members = [(g, carrier) for g, group in enumerate(groups) for carrier in group]
+    suffixes = [len(carrier.tokens) - prefixes[g] for g, carrier in members]
+    totals = torch.zeros(rows, device=device)
+    for bucket in _buckets(suffixes, limit):
+        totals = totals + _score_bucket(
+            lean, [members[m] for m in bucket], prefixes, past, pad, rows, device, temperature
+        )
     return totals
 
 
@@ -166,32 +167,87 @@ def _common_prefix(first: Sequence[int], second: Sequence[int]) -> int:
     return common
 
 
-def _score_batch(
-    lean: Any, groups: list[list[Carrier]], pad: int, rows: int, device: Any, temperature: float = 1.0
-) -> torch.Tensor:
-    """The summed log-probs per row from one forward pass over ``groups``' carriers."""
+# What one more forward pass costs beyond its tokens, in tokens (its few dozen operations, each with its
+# own overhead, and their backward): the price a bucket of shorter sequences must save to be worth it.
+PASS_COST_TOKENS = 256
+
+
+def _buckets(lengths: Sequence[int], limit: int) -> list[list[int]]:
+    """The indices of ``lengths`` split into forward passes of at most ``limit`` sequences each, padded
+    to their longest, with the fewest padded tokens plus :data:`PASS_COST_TOKENS` a pass: sorted by
+    length, the best split into runs is found exactly (a run costs its size times its longest)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    count = len(order)
+    best = [0.0] + [float("inf")] * count  # best[j]: the cheapest split of the j shortest
+    cut = [0] * (count + 1)
+    for j in range(1, count + 1):
+        longest = lengths[order[j - 1]]
+        for i in range(max(0, j - limit), j):
+            cost = best[i] + (j - i) * longest + PASS_COST_TOKENS
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    runs, j = [], count
+    while j:
+        runs.append(order[cut[j] : j])
+        j = cut[j]
+    return runs[::-1]
+
+
+def _prefix_keys_values(
+    lean: Any, groups: list[list[Carrier]], prefixes: list[int], pad: int, device: Any, limit: int
+) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """Each layer's keys and values of every group's shared prefix, ``(groups, heads, width, head_dim)``
+    with ``width`` the longest prefix (a shorter one is right-padded; the padding is never attended to),
+    run ``limit`` groups a pass; None when no group shares a prefix."""
     import torch
 
-    prefixes = [_shared_prefix(group) for group in groups]
-    # The shared prefixes, one row per group (right-padded), run first; their keys and values are then
-    # repeated for each carrier of the group and the suffixes attend to them.
-    prefix_width = max(prefixes)
-    members = [(g, carrier) for g, group in enumerate(groups) for carrier in group]
-    suffix_width = max(len(carrier.tokens) - prefixes[g] for g, carrier in members)
-    past = None
-    if prefix_width:
-        prefix_ids = torch.full((len(groups), prefix_width), pad, dtype=torch.long)
-        for g, group in enumerate(groups):
-            prefix_ids[g, : prefixes[g]] = torch.tensor(group[0].tokens[: prefixes[g]])
-        prefix_ids = prefix_ids.to(device)
-        positions = torch.arange(prefix_width, device=device)[None].expand(len(groups), -1)
+    width = max(prefixes, default=0)
+    if not width:
+        return None
+    parts: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
+    for first in range(0, len(groups), limit):
+        chunk = range(first, min(first + limit, len(groups)))
+        prefix_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        for row, g in enumerate(chunk):
+            prefix_ids[row, : prefixes[g]] = torch.tensor(groups[g][0].tokens[: prefixes[g]])
+        positions = torch.arange(width, device=device)[None].expand(len(chunk), -1)
         keep: list[tuple[torch.Tensor, torch.Tensor]] = []
-        lean.hidden(prefix_ids, positions, None, keep=keep)
+        lean.hidden(prefix_ids.to(device), positions, None, keep=keep)
+        parts.append(keep)
+    if len(parts) == 1:
+        return parts[0]
+    return [
+        (torch.cat([part[layer][0] for part in parts]), torch.cat([part[layer][1] for part in parts]))
+        for layer in range(len(parts[0]))
+    ]
+
+
+def _score_bucket(
+    lean: Any,
+    members: list[tuple[int, Carrier]],
+    prefixes: list[int],
+    past: list[tuple[torch.Tensor, torch.Tensor]] | None,
+    pad: int,
+    rows: int,
+    device: Any,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """The summed log-probs per row from one forward pass over ``members`` (each a carrier and its
+    group), their suffixes attending to their groups' prefix keys and values in ``past``."""
+    import torch
+
+    # Keys: the prefix slots (valid up to each group's prefix), then the suffix slots, causal.
+    prefix_width = max(prefixes[g] for g, _ in members)
+    suffix_width = max(len(carrier.tokens) - prefixes[g] for g, carrier in members)
+    bucket_past = None
+    if prefix_width:
         owner = torch.tensor([g for g, _ in members], device=device)
-        past = [(k.index_select(0, owner), v.index_select(0, owner)) for k, v in keep]
+        bucket_past = [
+            (k.index_select(0, owner)[:, :, :prefix_width], v.index_select(0, owner)[:, :, :prefix_width])
+            for k, v in past or []
+        ]
     suffix_ids = torch.full((len(members), suffix_width), pad, dtype=torch.long)
     positions = torch.zeros((len(members), suffix_width), dtype=torch.long)
-    # Keys: the prefix slots (valid up to each group's prefix), then the suffix slots, causal.
     valid_prefix = torch.zeros((len(members), prefix_width), dtype=torch.bool)
     gather_rows, gather_cols, targets, owners = [], [], [], []
     for m, (g, carrier) in enumerate(members):
@@ -216,7 +272,7 @@ def _score_batch(
             ],
             dim=-1,
         ).to(device)
-    hidden = lean.hidden(suffix_ids.to(device), positions.to(device), mask, past=past)
+    hidden = lean.hidden(suffix_ids.to(device), positions.to(device), mask, past=bucket_past)
     totals = torch.zeros(rows, device=device)
     if not targets:
         return totals + 0.0 * hidden.sum()

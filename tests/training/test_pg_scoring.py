@@ -12,7 +12,13 @@ from codegym.agents import rollout  # noqa: E402
 from codegym.models import load_policy  # noqa: E402
 from codegym.steps import policy_prompt, render_state  # noqa: E402
 from codegym.tasks import load_tasks  # noqa: E402
-from codegym.training.pg_scoring import carriers, row_token_ids, rowwise_log_probs, step_log_probs  # noqa: E402
+from codegym.training.pg_scoring import (  # noqa: E402
+    _buckets,
+    carriers,
+    row_token_ids,
+    rowwise_log_probs,
+    step_log_probs,
+)
 from codegym.training.policy_gradient import _draw_tasks, _update, continuation_log_probs  # noqa: E402
 
 
@@ -54,6 +60,13 @@ def test_episodes_ride_on_one_sequence_when_their_tokens_allow(played):
 def test_a_row_whose_tokens_do_not_continue_gets_its_own_sequence():
     sequences = carriers([[1, 2], [1, 2, 3, 9], [5]], [[3, 4], [6], [7]], [[0, 1], [2]])
     assert [c.tokens for c in sequences] == [[1, 2, 3, 9, 6], [1, 2, 3, 4], [5, 7]]
+
+
+def test_sequences_are_split_into_passes_of_similar_length():
+    lengths = [300, 10, 12, 290, 11, 305]
+    assert _buckets(lengths, limit=4) == [[1, 4, 2], [3, 0, 5]]  # short with short, long with long
+    assert _buckets([100, 101, 102], limit=8) == [[0, 1, 2]]  # a pass more would save too little
+    assert _buckets(lengths, limit=1) == [[1], [4], [2], [3], [0], [5]]
 
 
 @pytest.mark.slow
