@@ -83,9 +83,15 @@ import json, sys, tempfile, time
 settings = json.loads(sys.argv[1])
 import torch
 torch.set_num_threads(settings.pop("threads"))
-import codegym
-from codegym.agents import policy_gradient
-from codegym.training.policy_gradient import train_policy_gradient
+import codegym, os
+# The trainer moved from codegym.agents to codegym.training; import it from the tree under test (the
+# installed checkout would answer for a package the tree lacks).
+here = os.path.dirname(codegym.__file__)
+if os.path.exists(os.path.join(here, "training", "policy_gradient.py")):
+    from codegym.training import policy_gradient
+else:
+    from codegym.agents import policy_gradient
+train_policy_gradient = policy_gradient.train_policy_gradient
 from codegym.models import load_policy
 from codegym.sandbox import make_sandbox
 from codegym.steps import policy_prompt, render_state
@@ -121,6 +127,7 @@ with make_sandbox("local") as box, tempfile.TemporaryDirectory() as out_dir:
     seconds = time.perf_counter() - start
 print(json.dumps({
     "module": codegym.__file__,
+    "trainer_module": policy_gradient.__file__,
     "seconds": seconds,
     "episodes": result.iterations * settings["tasks_per_iteration"] * settings["group_size"],
     **spent,
@@ -166,8 +173,9 @@ def run(folder: Path, settings: dict[str, Any]) -> dict[str, Any]:
     if completed.returncode:
         raise RuntimeError(f"the run in {folder} failed:\n{completed.stderr[-4000:]}")
     result = json.loads(completed.stdout.splitlines()[-1])
-    if not result["module"].startswith(str(folder)):
-        raise RuntimeError(f"the run imported {result['module']}, not the tree in {folder}")
+    for module in (result["module"], result["trainer_module"]):
+        if not module.startswith(str(folder)):
+            raise RuntimeError(f"the run imported {module}, not the tree in {folder}")
     return result
 
 
