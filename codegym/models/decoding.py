@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel
 
-    from codegym.models.lean_llama import LeanLlama
+    from codegym.models.lean_llama import KVCache, LeanLlama
+    from codegym.models.prefix_cache import PrefixCache
 
 __all__ = ["decode"]
 
@@ -47,11 +48,14 @@ def decode(
     finished: Finisher | None,
     max_new_tokens: int,
     eos_token_ids: set[int],
+    prefixes: PrefixCache | None = None,
 ) -> tuple[list[list[int]], list[list[float]]]:
     """Generate up to ``max_new_tokens`` tokens for each row of a left-padded batch.
 
     Returns each row's new tokens (its end-of-sequence token included, when it wrote one) and their
-    log-probabilities as ``choose`` gave them.
+    log-probabilities as ``choose`` gave them. ``prefixes``: reuse the keys and values of earlier rows
+    that a prompt starts with, and keep this call's rows there (the lean forward only; see
+    :mod:`codegym.models.prefix_cache`).
     """
     import torch
 
@@ -67,6 +71,7 @@ def decode(
             finished=finished,
             max_new_tokens=max_new_tokens,
             eos_token_ids=eos_token_ids,
+            prefixes=prefixes,
         )
     batch = input_ids.shape[0]
     tokens: list[list[int]] = [[] for _ in range(batch)]
@@ -132,10 +137,12 @@ def _decode_lean(
     finished: Finisher | None,
     max_new_tokens: int,
     eos_token_ids: set[int],
+    prefixes: PrefixCache | None = None,
 ) -> tuple[list[list[int]], list[list[float]]]:
     """:func:`decode` through :class:`~codegym.models.lean_llama.LeanLlama`: one preallocated key/value
     buffer written in place, and finished rows dropped from it only once they are half of it (a copy
-    of the buffer costs more than a few idle rows in a pass)."""
+    of the buffer costs more than a few idle rows in a pass). With ``prefixes``, each prompt's longest
+    cached prefix is not read again, and every row's keys and values are cached when it ends."""
     import torch
 
     batch, width = input_ids.shape
@@ -143,31 +150,36 @@ def _decode_lean(
     tokens: list[list[int]] = [[] for _ in range(batch)]
     logprobs: list[list[float]] = [[] for _ in range(batch)]
     valid = attention_mask.bool()
-    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     # Equal prompts (the samples of one prompt) are read once; their cache rows are copied after.
     distinct, copies = torch.unique(
         torch.cat([input_ids, attention_mask.to(input_ids.dtype)], dim=1), dim=0, return_inverse=True
     )
     if len(distinct) == batch:
-        distinct_ids, distinct_valid, distinct_positions, copies = input_ids, valid, positions, None
+        distinct_ids, distinct_valid, copies = input_ids, valid, None
     else:
         distinct_ids, distinct_valid = distinct[:, :width], distinct[:, width:].bool()
-        distinct_positions = (distinct_valid.long().cumsum(-1) - 1).clamp(min=0)
-    cache = lean.new_cache(len(distinct_ids), width + max_new_tokens)
-    # Left padding: a real token sees the real tokens up to itself; a pad sees itself (never nothing).
-    causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
-    eye = torch.eye(width, dtype=torch.bool, device=device)
-    prefill_mask = (distinct_valid[:, None, None, :] & causal) | eye
-    hidden = lean.hidden(distinct_ids, distinct_positions, prefill_mask, cache=cache)
-    scores = lean.logits(hidden[:, -1])
+    cache, key_valid, scores = _prefill(lean, distinct_ids, distinct_valid, max_new_tokens, prefixes)
+    prompt_lengths = distinct_valid.sum(dim=1, keepdim=True)
+    prompts = [ids[row_valid].tolist() for ids, row_valid in zip(distinct_ids, distinct_valid, strict=True)]
     if copies is not None:
         cache.select(copies)
-        scores = scores[copies]
-    keys = torch.zeros(batch, width + max_new_tokens, dtype=torch.bool, device=device)
-    keys[:, :width] = valid
-    next_positions = positions[:, -1:] + 1  # (rows in cache, 1)
+        scores, key_valid, prompt_lengths = scores[copies], key_valid[copies], prompt_lengths[copies]
+        prompts = [prompts[index] for index in copies.tolist()]
+    read = key_valid.shape[1]  # the cache positions the prompts fill
+    keys = torch.zeros(batch, read + max_new_tokens, dtype=torch.bool, device=device)
+    keys[:, :read] = key_valid
+    next_positions = prompt_lengths  # (rows in cache, 1): a row's tokens so far
     live = list(range(batch))
     slot = list(range(batch))  # each batch row's row in the cache, while it lives
+
+    def keep_in_cache(ended: list[int]) -> None:
+        """Cache the keys and values of rows that end now: their prompt and every token fed back."""
+        for row in ended:
+            filled = keys[slot[row], : cache.length].nonzero()[:, 0]
+            prefixes.add(  # type: ignore[union-attr]
+                [*prompts[row], *tokens[row][:-1]], cache.buffer[:, :, slot[row]].index_select(3, filled)
+            )
+
     for step in range(max_new_tokens):
         chosen, chosen_logprobs = choose(live, scores)
         chosen_list, logprob_list = chosen.tolist(), chosen_logprobs.tolist()
@@ -178,7 +190,11 @@ def _decode_lean(
             break
         stopped = finished(live, tokens) if finished else [False] * len(live)
         keep = [j for j, row in enumerate(live) if not stopped[j] and tokens[row][-1] not in eos_token_ids]
+        if prefixes is not None and len(keep) < len(live):
+            kept = set(keep)
+            keep_in_cache([row for j, row in enumerate(live) if j not in kept])
         if not keep:
+            live = []
             break
         live = [live[j] for j in keep]
         rows = torch.tensor([slot[row] for row in live], device=device)
@@ -194,7 +210,74 @@ def _decode_lean(
         hidden = lean.hidden(step_ids, next_positions, keys[:, None, None, : cache.length + 1], cache=cache)
         scores = lean.logits(hidden[rows, -1])
         next_positions = next_positions + 1
+    if prefixes is not None:
+        keep_in_cache(live)
     return tokens, logprobs
+
+
+def _prefill(
+    lean: LeanLlama,
+    ids: torch.Tensor,
+    valid: torch.Tensor,
+    max_new_tokens: int,
+    prefixes: PrefixCache | None,
+) -> tuple[KVCache, torch.Tensor, torch.Tensor]:
+    """Read the left-padded prompts ``ids`` into a new cache with room for ``max_new_tokens`` more;
+    returns the cache, which of its positions each row may attend to ``(rows, filled)``, and each
+    row's next-token logits. A prompt with a prefix in ``prefixes`` has that prefix's keys and values
+    copied in and only the rest read: cached prefixes go right-aligned before a left-padded block of
+    the rest."""
+    import torch
+
+    from codegym.models.prefix_cache import MIN_REUSED
+
+    device = ids.device
+    rows, width = ids.shape
+    reused: list[tuple[int, torch.Tensor | None]] = [(0, None)] * rows
+    if prefixes is not None:
+        for row in range(rows):
+            prompt = ids[row][valid[row]].tolist()
+            length, keys_values = prefixes.longest_prefix(prompt)
+            length = min(length, len(prompt) - 1)  # the last prompt token is read: it gives the logits
+            if length >= MIN_REUSED:
+                reused[row] = (length, keys_values)
+                prefixes.note_reuse(length)
+    if not any(length for length, _ in reused):
+        cache = lean.new_cache(rows, width + max_new_tokens)
+        # Left padding: a real token sees the real tokens up to itself; a pad sees itself (never nothing).
+        causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
+        eye = torch.eye(width, dtype=torch.bool, device=device)
+        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        hidden = lean.hidden(ids, positions, (valid[:, None, None, :] & causal) | eye, cache=cache)
+        return cache, valid, lean.logits(hidden[:, -1])
+    lengths = valid.sum(dim=1).tolist()
+    cached_width = max(length for length, _ in reused)
+    rest_width = max(total - length for total, (length, _) in zip(lengths, reused, strict=True))
+    cache = lean.new_cache(rows, cached_width + rest_width + max_new_tokens)
+    # Positions before a shorter cached prefix are never written, yet attention multiplies their
+    # values by a zero weight: they must hold numbers, not whatever the memory held (0 x nan is nan).
+    cache.buffer[:, :, :, :, :cached_width] = 0
+    rest_ids = torch.zeros(rows, rest_width, dtype=torch.long, device=device)
+    positions = torch.zeros(rows, rest_width, dtype=torch.long, device=device)
+    key_valid = torch.zeros(rows, cached_width + rest_width, dtype=torch.bool, device=device)
+    for row, (length, keys_values) in enumerate(reused):
+        if length:
+            cache.buffer[:, :, row, :, cached_width - length : cached_width] = keys_values[:, :, :, :length]
+            key_valid[row, cached_width - length : cached_width] = True
+        rest = ids[row][valid[row]][length:]
+        rest_ids[row, rest_width - len(rest) :] = rest
+        positions[row, rest_width - len(rest) :] = torch.arange(length, lengths[row], device=device)
+        key_valid[row, cached_width + rest_width - len(rest) :] = True
+    cache.length = cached_width
+    # The rest's token i sits at position cached_width + i: it sees the valid positions up to itself; a
+    # pad sees itself (never nothing).
+    causal = torch.ones(rest_width, cached_width + rest_width, dtype=torch.bool, device=device).tril(
+        diagonal=cached_width
+    )
+    eye = torch.zeros_like(causal)
+    eye[:, cached_width:] = torch.eye(rest_width, dtype=torch.bool, device=device)
+    hidden = lean.hidden(rest_ids, positions, (key_valid[:, None, None, :] & causal) | eye, cache=cache)
+    return cache, key_valid, lean.logits(hidden[:, -1])
 
 
 def _growing(cache, spare: int):

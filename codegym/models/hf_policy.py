@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,8 @@ from codegym.models.protocol import PromptProtocol, ProtocolPrompt, get_protocol
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from codegym.models.prefix_cache import PrefixCache
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +126,26 @@ class HFPolicy:
         if eos is None:
             eos = self.tokenizer.eos_token_id
         self.eos_token_ids: set[int] = set() if eos is None else set(eos if isinstance(eos, list) else [eos])
+        self._prefixes: PrefixCache | None = None
+
+    @contextmanager
+    def reusing_prefixes(self, max_bytes: int = 1 << 30) -> Iterator[PrefixCache]:
+        """Within this block, :meth:`sample` keeps every decoded row's keys and values and does not read
+        again the part of a later prompt that starts like one of them (an episode's next prompt starts
+        with its last prompt and the step just written). It opens an empty
+        :class:`~codegym.models.prefix_cache.PrefixCache` (at most ``max_bytes``) and drops it at the
+        end, so the block's results depend only on its own calls. Nested blocks share the outer cache.
+        Only models the lean forward covers (a plain Llama) use it; others decode as before."""
+        from codegym.models.prefix_cache import PrefixCache
+
+        if self._prefixes is not None:
+            yield self._prefixes
+            return
+        self._prefixes = PrefixCache(max_bytes)
+        try:
+            yield self._prefixes
+        finally:
+            self._prefixes = None
 
     def __repr__(self) -> str:
         return (
@@ -289,6 +312,7 @@ class HFPolicy:
                 else None,
                 max_new_tokens=max_new_tokens,
                 eos_token_ids=self.eos_token_ids,
+                prefixes=self._prefixes,
             )
         return [
             self._to_sample(tokens, row_logprobs, stop)
@@ -364,12 +388,15 @@ class _TokenChooser:
             chosen = scores.argmax(dim=-1)  # (B,)
         else:
             probs = torch.softmax(scores / self.temperature, dim=-1)
-            chosen = torch.cat(
-                [
-                    torch.multinomial(row_probs, 1, generator=self.generators[row])
-                    for row_probs, row in zip(probs, rows, strict=True)
-                ]
-            )
+            if not bool(torch.isfinite(probs).all()):
+                raise FloatingPointError("the model's next-token probabilities hold inf or nan")
+            # The exponential race: argmax(p / q) with q ~ Exp(1) i.i.d. draws token i with probability
+            # p_i. Each row's noise comes from its own generator, so a row's draws do not depend on the
+            # batch; it is what torch.multinomial(p, 1) computes row by row, in one pass for the batch.
+            noise = torch.empty_like(probs)
+            for j, row in enumerate(rows):
+                noise[j].exponential_(1.0, generator=self.generators[row])
+            chosen = (probs / noise).argmax(dim=-1)
         return chosen, logprobs.gather(1, chosen[:, None]).squeeze(1)
 
 

@@ -194,3 +194,23 @@ def test_bad_arguments_raise(policy, prompts):
         HFPolicy(policy.model, tokenizer=policy.tokenizer, batch_size=0)
     with pytest.raises(TypeError, match="tokenizer="):
         HFPolicy(policy.model)
+
+
+def test_each_row_draws_from_its_own_generator_what_multinomial_draws():
+    """The batched sampler draws, row by row, the tokens torch.multinomial(p, 1) draws from the same
+    generator: a row's samples do not depend on the rows beside it, and runs made before it repeat."""
+    from codegym.models.hf_policy import _TokenChooser
+
+    scores = torch.randn(6, 50, generator=torch.Generator().manual_seed(0)) * 3
+    chooser = _TokenChooser(list(range(10, 16)), 0.7, torch.device("cpu"))
+    alone = [torch.Generator().manual_seed(seed) for seed in range(10, 16)]
+    for live in ([0, 1, 2, 3, 4, 5], [0, 2, 3, 5], [5]) * 5:
+        chosen, logprobs = chooser(live, scores[live])
+        expected = [
+            int(torch.multinomial(torch.softmax(scores[row] / 0.7, -1), 1, generator=alone[row]))
+            for row in live
+        ]
+        assert chosen.tolist() == expected
+        torch.testing.assert_close(logprobs, torch.log_softmax(scores[live], -1)[range(len(live)), chosen])
+    with pytest.raises(FloatingPointError, match="inf or nan"):
+        chooser([0], torch.full((1, 50), float("nan")))
