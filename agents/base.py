@@ -22,6 +22,7 @@ import time
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -385,7 +386,11 @@ class Agent(ABC):
         runner = Runner(
             env, roots, budget, self.policy, self.prm, seed=self.seed, max_new_tokens=self.max_new_tokens
         )
-        episodes, final_states = self.search(runner)
+        # A path's next prompt starts with its last one and the step just written: a policy that can
+        # keep their keys and values reads only the new part (a cache scoped to this search).
+        reusing = getattr(self.policy, "reusing_prefixes", None)
+        with reusing() if reusing is not None else nullcontext():
+            episodes, final_states = self.search(runner)
         env.set_state(final_states[-1])
         return episodes
 

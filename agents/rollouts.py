@@ -10,7 +10,6 @@ returns (pass@k, ASPR).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -82,11 +81,7 @@ def rollout(
             _Counted(policy, bar), temperature=temperature, seed=seed, max_new_tokens=max_new_tokens
         )
         ids = [task.task_id for task in tasks for _ in range(samples_per_task)]
-        # An episode's next prompt starts with its last one and the step just written: a policy that
-        # can keep their keys and values reads only the new part (scoped to this rollout).
-        reusing = getattr(policy, "reusing_prefixes", None)
-        with reusing() if reusing is not None else nullcontext():
-            episodes = agent.solve_many(env, ids, seed=seed)
+        episodes = agent.solve_many(env, ids, seed=seed)
         bar.close()
         return [replace(e, sample=i % samples_per_task) for i, e in enumerate(episodes)]
     finally:
