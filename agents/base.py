@@ -30,7 +30,7 @@ import numpy as np
 
 from codegym.agents.budget import Budget, Spend
 from codegym.errors import UserError
-from codegym.rewards import aggregate, checked_scores
+from codegym.rewards import aggregate, checked_batch_scores
 from codegym.steps import policy_prompt, render_state
 
 if TYPE_CHECKING:
@@ -213,13 +213,9 @@ class Runner:
             raise UserError("this agent needs a process reward model: pass prm= (e.g. load_prm('tiny'))")
         todo = [p for p in paths if p.scores is None]
         if todo:
-            items = [(p.state.task.problem, list(p.steps)) for p in todo]
-            if hasattr(self.prm, "score_batch"):
-                scored = self.prm.score_batch(items)
-            else:
-                scored = [checked_scores(self.prm, problem, steps) for problem, steps in items]
+            scored = checked_batch_scores(self.prm, [(p.state.task.problem, list(p.steps)) for p in todo])
             for path, scores in zip(todo, scored, strict=True):
-                path.scores = tuple(float(s) for s in scores)
+                path.scores = tuple(scores)
                 self._charge(path.problem, prm_calls=1)
         return [p.scores for p in paths]
 

@@ -18,6 +18,7 @@ from codegym.rewards import (
     RewardContext,
     RewardFn,
     RewardScheme,
+    checked_batch_scores,
     checked_scores,
     make_outcome,
     make_reward_scheme,
@@ -257,6 +258,7 @@ class CodeReasonEnv(gym.Env[str, str]):
         self._generated_tasks: LRUCache[Task] = LRUCache(GENERATED_TESTS_CACHE)
         self._verdicts: LRUCache[ExecutionReport] = LRUCache(verdict_cache_size)
         self._process_scores: LRUCache[float] = LRUCache(verdict_cache_size)
+        self._scored_ahead: dict[tuple, float] = {}  # paths step_batch scored in one call, for its steps
         self._fingerprints = TestFingerprints()
         self._state: EpisodeState | None = None
 
@@ -348,6 +350,7 @@ class CodeReasonEnv(gym.Env[str, str]):
             )
         current = self._state
         try:
+            self._score_ahead(states, actions)
             pendings = []
             for state, action in zip(states, actions, strict=True):
                 self.set_state(state)
@@ -366,6 +369,29 @@ class CodeReasonEnv(gym.Env[str, str]):
             return transitions
         finally:
             self._state = current
+            self._scored_ahead.clear()
+
+    def _score_ahead(self, states: Sequence[EpisodeState], actions: Sequence[Any]) -> None:
+        """Score with one ``score_batch`` call every new path these steps will ask the PRM about, as the
+        agents do, instead of one call per path; :meth:`_process_reward` takes them from there. Actions
+        the step will refuse are left to it. (On a CPU the tiny PRM took as long either way, its cost
+        being its tokens; a GPU or a served PRM pays per call.)"""
+        if self.process_reward_model is None or not hasattr(self.process_reward_model, "score_batch"):
+            return
+        wanted: dict[tuple, tuple[str, tuple[str, ...]]] = {}
+        for state, action in zip(states, actions, strict=True):
+            if state.done or not isinstance(action, str) or not action.strip():
+                continue
+            if len(action) > self.max_step_chars:
+                continue
+            steps = (*state.steps, action)
+            key = (state.task.task_id, state.task.problem, steps)
+            if key not in self._process_scores:
+                wanted[key] = (state.task.problem, steps)
+        if len(wanted) < 2:  # one path: the step scores it as it always did
+            return
+        scored = checked_batch_scores(self.process_reward_model, list(wanted.values()))
+        self._scored_ahead = {key: scores[-1] for key, scores in zip(wanted, scored, strict=True)}
 
     def set_training_step(self, training_step: int) -> None:
         """Tell reward schedules (O1-Coder's alpha(t)) how far training has gone."""
@@ -557,7 +583,9 @@ class CodeReasonEnv(gym.Env[str, str]):
         key = (task.task_id, task.problem, steps)
         score = self._process_scores.get(key)
         if score is None:
-            score = checked_scores(self.process_reward_model, task.problem, steps)[-1]
+            score = self._scored_ahead.get(key)
+            if score is None:
+                score = checked_scores(self.process_reward_model, task.problem, steps)[-1]
             self._process_scores.put(key, score)
         return (score,)
 

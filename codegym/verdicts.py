@@ -47,6 +47,10 @@ class LRUCache(Generic[V]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, key: Hashable) -> bool:
+        """Whether ``key`` is kept (neither a hit nor a miss, and it does not refresh the entry)."""
+        return key in self._entries
+
 
 @functools.lru_cache(maxsize=1024)
 def _top_level(source: str) -> tuple[frozenset[str], str] | None:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from codegym.rewards.outcome import OUTCOMES, AllPass, CompiledPassRate, OutcomeFn, make_outcome, pass_rate
-from codegym.rewards.prm import AGGREGATIONS, ProcessRewardModel, aggregate, checked_scores
+from codegym.rewards.prm import (
+    AGGREGATIONS,
+    ProcessRewardModel,
+    aggregate,
+    checked_batch_scores,
+    checked_scores,
+)
 from codegym.rewards.schemes import (
     ALPHA_SCHEDULES,
     SCHEMES,
@@ -28,6 +34,7 @@ __all__ = [
     "AGGREGATIONS",
     "ProcessRewardModel",
     "aggregate",
+    "checked_batch_scores",
     "checked_scores",
     # outcomes
     "OUTCOMES",

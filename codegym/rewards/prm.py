@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from codegym.errors import UserError
 
@@ -60,7 +60,27 @@ def aggregate(scores: Sequence[float], how: str = "min") -> float:
 
 def checked_scores(model: ProcessRewardModel, problem: str, steps: Sequence[str]) -> list[float]:
     """Call ``model.score`` and check it kept its contract: one finite float per step."""
-    scores = model.score(problem, list(steps))
+    return _checked(model, model.score(problem, list(steps)), steps)
+
+
+def checked_batch_scores(
+    model: ProcessRewardModel, paths: Sequence[tuple[str, Sequence[str]]]
+) -> list[list[float]]:
+    """:func:`checked_scores` for many ``(problem, steps)`` paths: one ``model.score_batch`` call when the
+    model has one (a transformers PRM scores them in a few batched passes), else ``score`` per path."""
+    batch_score = getattr(model, "score_batch", None)
+    if batch_score is None:
+        return [checked_scores(model, problem, steps) for problem, steps in paths]
+    results = list(batch_score([(problem, list(steps)) for problem, steps in paths]))
+    if len(results) != len(paths):
+        raise UserError(
+            f"{type(model).__name__}.score_batch returned {len(results)} score lists for {len(paths)} "
+            "paths; return one per path"
+        )
+    return [_checked(model, scores, steps) for scores, (_, steps) in zip(results, paths, strict=True)]
+
+
+def _checked(model: ProcessRewardModel, scores: Any, steps: Sequence[str]) -> list[float]:
     name = type(model).__name__
     try:
         scores = [float(score) for score in scores]

@@ -225,6 +225,46 @@ def test_step_batch_plays_each_action_from_its_snapshot_in_one_sandbox_batch(mak
         base.step_batch([root], ["a", "b"])
 
 
+class BatchedKeywordPRM:
+    """The keyword PRM with a ``score_batch`` (as a transformers PRM has), counting both kinds of call."""
+
+    def __init__(self, broken: bool = False) -> None:
+        from tests.conftest import KeywordPRM
+
+        self.inner, self.broken, self.batches = KeywordPRM(), broken, []
+
+    def score(self, problem, steps):
+        return self.inner.score(problem, steps)
+
+    def score_batch(self, paths):
+        self.batches.append(len(paths))
+        scores = [self.inner.score(problem, steps) for problem, steps in paths]
+        return scores[:-1] if self.broken else scores
+
+
+def test_step_batch_scores_its_new_paths_in_one_prm_call_and_rewards_as_step_does(make_env, double_task):
+    prm = BatchedKeywordPRM()
+    env = make_env(tasks=[double_task], process_reward=prm, reward="dense")
+    env.reset(seed=0)
+    base = env.unwrapped
+    root = base.get_state()
+    actions = ["Outline: return x times two", "Refine: multiply by 2", "Outline: again", GOOD]
+    transitions = base.step_batch([root] * 4 + [root], [*actions, actions[0]])  # the last repeats the first
+    assert prm.batches == [4] and prm.inner.calls == 4  # one call for the four distinct paths
+    assert base.cache_stats["process_reward_misses"] == 4 and base.cache_stats["process_reward_hits"] == 1
+    expected = []
+    for action in actions:
+        base.set_state(root)
+        expected.append(env.step(action)[1])
+    assert [t.reward for t in transitions[:4]] == expected and transitions[4].reward == expected[0]
+    assert prm.batches == [4]  # stepping them again hit the cache
+    broken = make_env(tasks=[double_task], process_reward=BatchedKeywordPRM(broken=True), reward="dense")
+    broken.reset(seed=0)
+    start = broken.unwrapped.get_state()
+    with pytest.raises(ValueError, match="returned 1 score lists for 2 paths"):
+        broken.unwrapped.step_batch([start, start], actions[:2])
+
+
 def test_humaneval_0_canonical_earns_one_and_a_wrong_solution_less(make_env):
     env = make_env(tasks="humaneval", reward="terminal")
     env.reset(options={"task_id": "HumanEval/0"})
