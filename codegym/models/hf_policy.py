@@ -135,7 +135,9 @@ class HFPolicy:
         with its last prompt and the step just written). It opens an empty
         :class:`~codegym.models.prefix_cache.PrefixCache` (at most ``max_bytes``) and drops it at the
         end, so the block's results depend only on its own calls. Nested blocks share the outer cache.
-        Only models the lean forward covers (a plain Llama) use it; others decode as before."""
+        Weights changed in place within the block (an optimizer step, ``load_state_dict``) empty it; a
+        change through ``.data``, which torch does not count, would not. Only models the lean forward
+        covers (a plain Llama) use it; others decode as before."""
         from codegym.models.prefix_cache import PrefixCache
 
         if self._prefixes is not None:
@@ -301,6 +303,13 @@ class HFPolicy:
 
         inputs = self._encode(texts, return_tensors="pt", padding=True, padding_side="left").to(self.device)
         chooser = _TokenChooser(seeds, temperature, self.device)
+        if self._prefixes is not None:
+            # Keys and values computed before the weights changed (an optimizer step, a loaded state
+            # dict: each bumps its tensors' versions) would be stale: forget them.
+            weights = tuple(parameter._version for parameter in self.model.parameters())
+            if self._prefixes.weights != weights:
+                self._prefixes.clear()
+                self._prefixes.weights = weights
         with torch.inference_mode():
             generated, logprobs = decode(
                 self.model,

@@ -51,6 +51,9 @@ class PrefixCache:
         self._next_key = 0
         self.hits = 0  # lookups that found a prefix
         self.reused_tokens = 0  # tokens not read again thanks to them
+        # What the keys and values were computed with (the caller's token for its weights): rows made
+        # under other weights are stale, and the caller clears them when this changes.
+        self.weights: object = None
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -91,6 +94,12 @@ class PrefixCache:
             return 0, None
         self._rows.move_to_end(best_row)  # recently useful: evicted last
         return best, self._rows[best_row][1]
+
+    def clear(self) -> None:
+        """Forget every row (the hit counts stay)."""
+        self._rows.clear()
+        self._by_start.clear()
+        self.bytes = 0
 
     def note_reuse(self, tokens: int) -> None:
         self.hits += 1

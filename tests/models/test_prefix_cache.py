@@ -139,3 +139,19 @@ def test_a_rollout_writes_the_same_episodes_with_and_without_reuse(sandbox_facto
     assert results["reused", 1.0] == results["read whole", 1.0]
     assert reused_by_the_first > 2 * len(tasks) and len(reused) == reused_by_the_first  # the reuse happened
     assert policy._prefixes is None  # and its cache is gone
+
+
+def test_changed_weights_empty_the_cache(policy):
+    prompt = policy_prompt(render_state(SyntheticTasks("train").tasks(1, seed=13)[0].problem, ()), 0)
+    with policy.reusing_prefixes() as cache:
+        policy.sample([prompt], temperature=0, max_new_tokens=8, seed=0)
+        policy.sample([prompt], temperature=0, max_new_tokens=8, seed=0)
+        assert cache.hits == 1 and len(cache) == 2  # the second call read the prompt from the cache
+        state = {name: value.clone() for name, value in policy.model.state_dict().items()}
+        with torch.no_grad():
+            policy.model.lm_head.weight.mul_(1.5)  # an in-place change, as an optimizer step makes
+        try:
+            policy.sample([prompt], temperature=0, max_new_tokens=8, seed=0)
+        finally:
+            policy.model.load_state_dict(state)
+        assert cache.hits == 1 and len(cache) == 1  # nothing made under the old weights was kept or reused
