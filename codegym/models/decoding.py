@@ -232,7 +232,7 @@ def _prefill(
     from codegym.models.prefix_cache import MIN_REUSED
 
     device = ids.device
-    rows, width = ids.shape
+    rows = ids.shape[0]
     reused: list[tuple[int, torch.Tensor | None]] = [(0, None)] * rows
     if prefixes is not None:
         for row in range(rows):
@@ -242,14 +242,7 @@ def _prefill(
             if length >= MIN_REUSED:
                 reused[row] = (length, keys_values)
                 prefixes.note_reuse(length)
-    if not any(length for length, _ in reused):
-        cache = lean.new_cache(rows, width + max_new_tokens)
-        # Left padding: a real token sees the real tokens up to itself; a pad sees itself (never nothing).
-        causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
-        eye = torch.eye(width, dtype=torch.bool, device=device)
-        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        hidden = lean.hidden(ids, positions, (valid[:, None, None, :] & causal) | eye, cache=cache)
-        return cache, valid, lean.logits(hidden[:, -1])
+    # With nothing reused the rest is the whole left-padded prompt, and the cached part is empty.
     lengths = valid.sum(dim=1).tolist()
     cached_width = max(length for length, _ in reused)
     rest_width = max(total - length for total, (length, _) in zip(lengths, reused, strict=True))

@@ -25,7 +25,7 @@ from codegym.errors import UserError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["PrefixCache"]
+__all__ = ["PrefixCache", "common_prefix"]
 
 # A cached row is looked up by its first tokens; a prompt sharing fewer than this many with every cached
 # row is read whole (too little to save).
@@ -87,7 +87,7 @@ class PrefixCache:
             cached = self._rows[key][0]
             if len(cached) <= best:
                 continue
-            length = _common_prefix(cached, tokens)
+            length = common_prefix(cached, tokens)
             if length > best:
                 best, best_row = length, key
         if best_row is None:
@@ -114,8 +114,9 @@ class PrefixCache:
             del self._by_start[tokens[:MIN_REUSED]]
 
 
-def _common_prefix(first: tuple[int, ...], second: tuple[int, ...]) -> int:
-    """How many leading tokens two tuples share (a binary search over slice comparisons, each in C)."""
+def common_prefix(first: Sequence[int], second: Sequence[int]) -> int:
+    """How many leading tokens two token lists (or tuples) share: a binary search over slice
+    comparisons, each done in C."""
     limit = min(len(first), len(second))
     if first[:limit] == second[:limit]:
         return limit

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from codegym.models.prefix_cache import common_prefix
+
 if TYPE_CHECKING:
     import torch
 
@@ -90,7 +92,7 @@ def _shared_prefix(group: Sequence[Carrier]) -> int:
     starts = [start for carrier in group for _, start, end in carrier.spans if end > start]
     limit = max(0, min([*starts, *(len(carrier.tokens) for carrier in group)]) - 1)
     for carrier in group[1:]:
-        limit = min(limit, _common_prefix(group[0].tokens[:limit], carrier.tokens))
+        limit = min(limit, common_prefix(group[0].tokens[:limit], carrier.tokens))
     return limit
 
 
@@ -143,7 +145,7 @@ def step_log_probs(
     # Neighbouring carriers that start alike (the episodes of a task) form a group sharing a prefix.
     groups: list[list[Carrier]] = []
     for carrier in sequences:
-        if groups and _common_prefix(groups[-1][0].tokens, carrier.tokens) >= MIN_SHARED:
+        if groups and common_prefix(groups[-1][0].tokens, carrier.tokens) >= MIN_SHARED:
             groups[-1].append(carrier)
         else:
             groups.append([carrier])
@@ -158,13 +160,6 @@ def step_log_probs(
             lean, [members[m] for m in bucket], prefixes, past, pad, rows, device, temperature
         )
     return totals
-
-
-def _common_prefix(first: Sequence[int], second: Sequence[int]) -> int:
-    common, limit = 0, min(len(first), len(second))
-    while common < limit and first[common] == second[common]:
-        common += 1
-    return common
 
 
 # What one more forward pass costs beyond its tokens, in tokens (its few dozen operations, each with its
