@@ -107,6 +107,7 @@ DEFAULT_SCHEMES = ("o1coder", "dense", "potential", "terminal", "gated", "noise"
 DIAGNOSE = Path(__file__).with_name("rl_diagnose.py")
 # The settings every run of the study shares, passed to rl_diagnose.py as --<name with dashes>.
 SHARED = (
+    "policy",
     "iterations",
     "tasks_per_iteration",
     "group_size",
@@ -130,6 +131,8 @@ class Args:
     """comma-separated training seeds"""
     jobs: int = 2
     """runs at a time (each on one thread)"""
+    policy: str = "tiny"
+    """the policy every run starts from: "tiny" (the shipped one) or a checkpoint folder"""
     iterations: int = 60
     """policy-gradient iterations per run (the RL budget, the same for every scheme)"""
     tasks_per_iteration: int = 16
@@ -168,7 +171,8 @@ def run_once(args: Args, scheme: str, seed: int) -> dict:
     wanted = {name: getattr(args, name) for name in SHARED}
     if path.exists():
         done = json.loads(path.read_text())
-        if {name: done["args"].get(name) for name in SHARED} == wanted:
+        # Runs from before a setting existed ran at its default ("policy": the shipped tiny one).
+        if {name: done["args"].get(name, getattr(Args, name)) for name in SHARED} == wanted:
             return done
     command = [sys.executable, str(DIAGNOSE), "--arm", scheme, "--seed", str(seed), "--out", str(path)]
     command += ["--out-root", args.out_root]

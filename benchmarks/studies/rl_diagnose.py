@@ -58,6 +58,8 @@ class Args:
     """the reward: a name of SCHEMES in reward_shaping.py ("terminal", "noise", "length", "o1coder"...)"""
     seed: int = 0
     """seeds the training tasks and sampling"""
+    policy: str = "tiny"
+    """the policy RL starts from: "tiny" (the shipped one) or a checkpoint folder (e.g. sft_plateau.py's)"""
     iterations: int = 30
     """policy-gradient iterations"""
     tasks_per_iteration: int = 8
@@ -92,7 +94,8 @@ def run_name(args: dict) -> str:
     return (
         f"{args['arm']}{'_all_pass' if args['outcome'] == 'all_pass' else ''}_lr{args['learning_rate']:g}"
         f"{f'_t{temperature:g}' if temperature != 1.0 else ''}"
-        f"{f'_neg{negative_weight:g}' if negative_weight != 1.0 else ''}_seed{args['seed']}"
+        f"{f'_neg{negative_weight:g}' if negative_weight != 1.0 else ''}"
+        f"{'' if args.get('policy', 'tiny') == 'tiny' else '_from-' + Path(args['policy']).name}_seed{args['seed']}"
     )
 
 
@@ -120,7 +123,7 @@ def main() -> None:
         started = time.perf_counter()
         result = train_policy_gradient(
             run_dir,
-            policy="tiny",
+            policy=args.policy,
             split="train",
             task_options={"min_ops": 1, "max_ops": 3},
             iterations=args.iterations,
@@ -150,7 +153,7 @@ def main() -> None:
         curve["iterations"] += [iteration for iteration, _ in saved]
         for name, (split, draw_seed) in EVAL_SEEDS.items():
             tasks = draw_tasks(SyntheticTasks(split, min_ops=2, max_ops=2), args.eval_tasks, draw_seed)
-            before = greedy("tiny", tasks, box)
+            before = greedy(args.policy, tasks, box)
             verdicts = [before] + [greedy(str(path), tasks, box) for _, path in saved]
             after = verdicts[-1]
             curve[name] = [sum(v) / len(v) for v in verdicts]
