@@ -63,6 +63,9 @@ class Args:
     """comma-separated loop seeds"""
     iterations: int = 3
     """loop iterations per seed"""
+    policy: str = "tiny"
+    """the policy the loop starts from: "tiny" (the shipped one) or a checkpoint folder, e.g.
+    sft_plateau.py's runs/sft_plateau/policy (the start at which the search's paths must beat the replay)"""
     eval_tasks: int = 300
     """held-out k = 2 tasks for the loop's evaluation (greedy plays all of them)"""
     search_tasks: int = 0
@@ -121,6 +124,7 @@ def main() -> None:
 def loop_config(args: Args, seed: int):
     settings = json.loads(json.dumps(DEMO_SETTINGS))  # a deep copy
     settings["iterations"] = args.iterations
+    settings["policy"] = args.policy
     settings["tasks"].update(train_tasks=args.train_tasks, eval_tasks=args.eval_tasks)
     settings["eval"]["search_tasks"] = args.search_tasks
     settings["rl"]["iterations"] = args.rl_iterations
