@@ -29,7 +29,7 @@ from codegym.loop.stats import paired_gain
 from codegym.options import parse_args
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
-from harness import write_json
+from harness import machine, write_json
 
 
 @dataclass
@@ -54,7 +54,12 @@ def main() -> None:
         raise SystemExit(
             f"the two runs have other seeds: {seeds} and {sorted(control['per_seed'])}; run both with the same --seeds"
         )
-    results: dict = {"sets": {}, "inputs": {"loop": args.loop, "control": args.control}, "seeds": seeds}
+    results: dict = {
+        "sets": {},
+        "inputs": {"loop": args.loop, "control": args.control},
+        "seeds": seeds,
+        "machine": machine(),
+    }
     for which in ("held_out", "in_distribution"):
         by_iteration: dict = {}
         for iteration in loop["per_seed"][seeds[0]]["verdicts"].get(which, {}):
