@@ -7,7 +7,8 @@ in-distribution tasks, so their verdicts pair task by task.
 
 What it reports (JSON on stdout and in --out): for every iteration and agent, loop minus control on
 each task set, paired by task and pooled over the seeds (95% interval, cluster-robust over the tasks'
-functions: ``codegym.loop.stats.paired_gain``), each seed's difference, and both arms' pass@1.
+functions: ``codegym.loop.stats.paired_gain``), each seed's difference, and both arms' pass@1 pooled over the seeds (95% interval, cluster-robust over
+functions: ``codegym.loop.stats.pass_rate``).
 
 Run it (after the two loop runs; seconds):
     .venv/bin/python benchmarks/studies/loop_iterations.py --policy runs/sft_plateau/policy \
@@ -25,7 +26,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from codegym.loop.stats import paired_gain
+from codegym.loop.stats import paired_gain, pass_rate
 from codegym.options import parse_args
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
@@ -99,8 +100,8 @@ def difference(loop: dict, control: dict, seeds: list[str], which: str, iteratio
         groups += functions
         per_seed.append(asdict(paired_gain(b, a, functions)))
     return {
-        "loop_pass@1": sum(ours) / len(ours),
-        "control_pass@1": sum(theirs) / len(theirs),
+        "loop": pass_rate(ours, groups),
+        "control": pass_rate(theirs, groups),
         "loop_minus_control": asdict(paired_gain(theirs, ours, groups)),
         "per_seed": per_seed,
     }

@@ -265,6 +265,15 @@ def main() -> None:
             f"--schemes must name entries of SCHEMES {sorted(SCHEMES)} (unknown: {unknown}), --seeds at least "
             "one seed, --jobs and --eval-every must be >= 1"
         )
+    if args.jobs == 1 and "OMP_NUM_THREADS" not in os.environ:
+        # Each run then takes torch's default threads (every core): two studies side by side fight for
+        # the cores and ran 4x slower here.
+        print(
+            "note: each run uses every core; to run another study beside this one, start both with "
+            "OMP_NUM_THREADS=1",
+            file=sys.stderr,
+            flush=True,
+        )
     with ThreadPoolExecutor(args.jobs) as pool:
         # Seed-major, so a study stopped early still has every scheme's first seeds.
         futures = {(s, seed): pool.submit(run_once, args, s, seed) for seed in seeds for s in schemes}
