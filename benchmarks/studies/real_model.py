@@ -1,6 +1,8 @@
-"""The built-in real model (SmolLM2-135M-Instruct) on HumanEval: protocols, sampling and search.
+"""A real model (by default the built-in SmolLM2-135M-Instruct) on HumanEval or CodeIO: protocols, sampling
+and search.
 
-What it measures, on the first ``--tasks`` HumanEval problems (164 is all), hidden tests judging:
+What it measures, on the first ``--tasks`` problems of ``--task-source`` (``humaneval``: 164 is all;
+``codeio``: the test split, in its order, numpy-free problems), hidden tests judging:
 
 - greedy pass@1 and ASPR with the ``direct`` protocol (code at once) and with ``think`` (outline, refine,
   code; O1-Coder's think-before-acting);
@@ -18,6 +20,8 @@ short keeps what it measured; the plot shows pass rate against tokens per task.
 Run it (the whole thing is hours on 2 shared cores; ``--arms`` picks a subset):
     .venv/bin/python benchmarks/studies/real_model.py --tasks 164 --arms greedy-direct,greedy-think
     .venv/bin/python benchmarks/studies/real_model.py --tasks 20
+    .venv/bin/python benchmarks/studies/real_model.py --model qwen2.5-coder-0.5b-instruct --task-source codeio \
+        --tasks 300 --arms greedy-direct,greedy-think --max-new-tokens 512 --out benchmarks/results/real_model_qwen_codeio.json
 """
 
 from __future__ import annotations
@@ -49,14 +53,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for
 from harness import machine
 
 ALL_ARMS = "greedy-direct,greedy-think,sampled-think,bon-think,mcts-think"
+TASK_SOURCES = {"humaneval": None, "codeio": "test"}  # each source's split (None: it has one)
 
 
 @dataclass
 class Args:
     model: str = "smollm2-135m-instruct"
     """the policy spec (a built-in name, a path, a hub id or openai:<url>/<model>)"""
+    task_source: str = "humaneval"
+    """which problems: "humaneval" (164) or "codeio" (its test split)"""
     tasks: int = 20
-    """how many HumanEval problems, from --first on (164 from 0 is all of them)"""
+    """how many problems, from --first on (164 from 0 is all of HumanEval)"""
     first: int = 0
     """the index of the first problem (to split a long run into parts)"""
     arms: str = ALL_ARMS
@@ -189,7 +196,15 @@ def main() -> None:
     unknown = sorted(set(arms) - set(ALL_ARMS.split(",")))
     if unknown:
         raise SystemExit(f"unknown arms {unknown}; choose from {ALL_ARMS}")
-    tasks = list(load_tasks("humaneval"))[args.first : args.first + args.tasks]
+    if args.task_source not in TASK_SOURCES:
+        raise SystemExit(f"unknown --task-source {args.task_source!r}; choose from {sorted(TASK_SOURCES)}")
+    available = list(load_tasks(args.task_source, split=TASK_SOURCES[args.task_source]))
+    tasks = available[args.first : args.first + args.tasks]
+    if len(tasks) < args.tasks:
+        raise SystemExit(
+            f"--first {args.first} --tasks {args.tasks} asks for more than the {len(available)} problems of "
+            f"{args.task_source}; lower --tasks"
+        )
     policies = {
         name: load_policy(args.model, protocol=name, batch_size=args.batch_size)
         for name in ("direct", "think")
@@ -253,6 +268,7 @@ def merge_parts(parts: list[Path], args: Args) -> None:
                 for n in best_of[0][1]
             }
     args.tasks = max(arm["tasks"] for arm in arms.values())
+    args.task_source = loaded[0]["args"].get("task_source", "humaneval")
     results = {"args": asdict(args), "parts": [str(part) for part in parts], "arms": arms}
     write(results, args, time.perf_counter())
     print(json.dumps(results, indent=2))
@@ -294,7 +310,7 @@ def write(results: dict, args: Args, started: float) -> None:
     ax.set(
         xlabel="tokens generated per task",
         ylabel="share of tasks (pass@1) / of code paths (ASPR)",
-        title=f"{args.model} on HumanEval ({args.tasks} tasks from #{args.first}, hidden tests)",
+        title=f"{args.model} on {args.task_source} ({args.tasks} tasks from #{args.first}, hidden tests)",
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
