@@ -25,7 +25,7 @@ from codegym.rewards import (
 )
 from codegym.sandbox import ExecutionReport, Sandbox, SandboxError, make_sandbox
 from codegym.spaces import UnicodeText
-from codegym.steps import classify_step, extract_code, render_state, step_header
+from codegym.steps import classify_step, extract_code, render_state, step_header, whole_statements
 from codegym.tasks import Task, TaskSource, load_tasks
 from codegym.tcg.base import TestCaseGenerator, UnsupportedTask, with_visible_tests
 from codegym.verdicts import LRUCache, TestFingerprints, VerdictKey, build_program
@@ -122,7 +122,8 @@ class CodeReasonEnv(gym.Env[str, str]):
 
     Every step: ``task_id``, ``entry_point``, ``problem``, ``steps``, ``step_index``, ``step_kind``,
     ``step_kinds``, ``process_reward`` (None without a PRM), ``process_rewards``, ``outcome``,
-    ``reward_terms``, ``reward_scheme``. A code action adds ``code``, ``code_fence_closed``, ``program``,
+    ``reward_terms``, ``reward_scheme``. A code action adds ``code`` (the code that ran: of a block cut by the
+    token limit, its whole statements, :func:`~codegym.steps.whole_statements`), ``code_fence_closed``, ``program``,
     ``program_source``, ``paid_by`` (``"visible"`` or ``"hidden"``), ``visible_source`` (``"tcg"`` when a
     test case generator wrote them, ``"task"`` when the task carries its own, ``"hidden"`` when they are
     the hidden ones), ``visible_note`` (only when the generator could not serve the task, and why),
@@ -441,6 +442,8 @@ class CodeReasonEnv(gym.Env[str, str]):
         if extracted is None:
             return pending
         pending.code, pending.code_fence_closed = extracted
+        if not pending.code_fence_closed:  # cut by the token limit: run what the model finished writing
+            pending.code = whole_statements(pending.code)
         pending.program, pending.program_source = build_program(state.task, pending.code)
         test_sets = self._test_sets(state.task)
         pending.keys = tuple(

@@ -24,6 +24,7 @@ Step kinds follow O1-Coder: an *outline* (first line starts with ``Outline:``), 
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Sequence
 from enum import StrEnum
@@ -121,6 +122,42 @@ def extract_code(step: str) -> tuple[str, bool] | None:
         return None
     closed = match.group(0).rstrip().endswith("```")
     return match.group(1), closed
+
+
+def whole_statements(code: str) -> str:
+    """The code of a block cut by the token limit without its unfinished tail: the longest prefix that
+    ends before a top-level line and parses. Code that parses whole, or has no such prefix, comes back
+    as it is (a cut tail can only be a syntax error, so the statements before it are what the model wrote).
+
+    Only the last :data:`MAX_CUTS` top-level lines are tried, so a long step costs a bounded number of parses.
+
+    Example:
+        >>> whole_statements("def f():\n    return 1\n\nprint(f(), [1, 2")
+        'def f():\n    return 1'
+    """
+    if _parses(code):
+        return code
+    lines = code.split("\n")
+    # A top-level statement starts at column 0 (not a blank line, not a comment or a continuation).
+    starts = [
+        i for i, line in enumerate(lines) if i > 0 and line[:1] not in ("", " ", "\t", "#", ")", "]", "}")
+    ]
+    for index in reversed(starts[-MAX_CUTS:]):
+        prefix = "\n".join(lines[:index]).rstrip()
+        if prefix and _parses(prefix):
+            return prefix
+    return code
+
+
+MAX_CUTS = 64  # top-level lines whole_statements tries, from the end
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):  # ValueError: a null byte
+        return False
+    return True
 
 
 def classify_step(step: str) -> StepKind:

@@ -73,6 +73,9 @@ class Args:
     """per-test time limit in the sandbox (the env's default)"""
     threads: int = 1
     """torch threads"""
+    reuse: str = ""
+    """an earlier result of this script (same model, tasks and token cap) whose arms not run now are kept:
+    the plain arm does not depend on CodeGym, so a change to the env reruns --arms env alone"""
     out: str = "benchmarks/results/env_parity_smollm2_164.json"
     """where to write the JSON results"""
 
@@ -222,6 +225,16 @@ def main() -> None:
         "machine": machine(),
         "arms": {},
     }
+    if args.reuse:
+        earlier = json.loads(Path(args.reuse).read_text())
+        same = ("model", "tasks", "first", "max_new_tokens", "timeout_s")
+        differing = [key for key in same if earlier["args"].get(key) != getattr(args, key)]
+        if differing:
+            raise SystemExit(f"{args.reuse} ran with other {', '.join(differing)}; rerun every arm instead")
+        for arm, run in earlier["arms"].items():
+            if arm not in arms:
+                results["arms"][arm] = run
+                results.setdefault("reused", {})[arm] = {"from": args.reuse, "commit": earlier.get("commit")}
     started = time.perf_counter()
     with make_sandbox("local") as box:
         for arm in arms:

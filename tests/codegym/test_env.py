@@ -82,6 +82,25 @@ def test_full_episode_with_rewards_terms_and_process_rewards(make_env, double_ta
     assert env.observation_space.contains(observation)
 
 
+def test_a_block_cut_by_the_token_limit_runs_its_whole_statements(make_env, double_task):
+    # A finished function, then a test loop the token limit cut mid-list (HumanEval/6 with the Qwen coder).
+    cut = "```python\ndef double(x):\n    return 2 * x\n\n# Check it\nfor case in [(2, 4), (5, 10), (7,"
+    env = make_env(tasks=[double_task], reward="terminal")
+    env.reset(seed=0)
+    _, _, terminated, _, info = env.step(cut)
+    assert terminated and not info["code_fence_closed"]
+    assert info["code"] == "def double(x):\n    return 2 * x\n\n# Check it"
+    assert info["hidden_all_passed"] is True
+
+
+def test_a_cut_block_with_no_whole_statement_still_fails(make_env, double_task):
+    env = make_env(tasks=[double_task], reward="terminal")
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step("```python\ndef double(x):\n    return [2 * x,")
+    assert info["code"] == "def double(x):\n    return [2 * x," and info["hidden_all_passed"] is False
+    assert reward == 0.0
+
+
 def test_visible_tests_pay_and_hidden_tests_judge(make_env, double_task):
     env = make_env(tasks=[double_task], reward="terminal")
     env.reset(seed=0)
