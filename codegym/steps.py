@@ -132,8 +132,8 @@ def whole_statements(code: str) -> str:
     Only the last :data:`MAX_CUTS` top-level lines are tried, so a long step costs a bounded number of parses.
 
     Example:
-        >>> whole_statements("def f():\n    return 1\n\nprint(f(), [1, 2")
-        'def f():\n    return 1'
+        >>> whole_statements("def f():\\n    return 1\\n\\nprint(f(), [1, 2")
+        'def f():\\n    return 1'
     """
     if _parses(code):
         return code
