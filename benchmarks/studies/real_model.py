@@ -117,6 +117,7 @@ def run_rollout(policy, tasks, args: Args, *, samples: int, temperature: float) 
         "tokens_per_task": summary.tokens_per_task,
         "seconds": round(seconds, 1),
         "seconds_per_task": round(seconds / len(tasks), 2),
+        "samples": samples,
         "steps_per_episode": sum(len(r.steps) for r in results) / len(results),
         "solved": sorted({r.task_id for r in results if r.hidden_all_passed}),
         "best_of": best_of_samples(results, samples) if samples > 1 else {},
@@ -253,6 +254,8 @@ def merge_parts(parts: list[Path], args: Args) -> None:
             "seconds_per_task": weighted(lambda run: run["seconds_per_task"]),
             "solved": sorted(task for _, run in pieces for task in run["solved"]),
         }
+        if "samples" in pieces[0][1]:
+            arms[arm]["samples"] = pieces[0][1]["samples"]
         gamed = [run.get("gamed_visible_tests") for _, run in pieces]
         if all(count is not None for count in gamed):
             arms[arm]["gamed_visible_tests"] = sum(gamed)
@@ -295,10 +298,14 @@ def write(results: dict, args: Args, started: float) -> None:
     Path(args.out).write_text(json.dumps(results, indent=2))
     fig, ax = plt.subplots(figsize=(8, 5))
     for arm, run in results["arms"].items():
-        ax.scatter(run["tokens_per_task"], run["pass_at"]["1"], s=60, label=f"{arm} pass@1")
-        if run.get("aspr") is not None:
-            ax.scatter(run["tokens_per_task"], run["aspr"], marker="x", s=60, label=f"{arm} ASPR")
         best_of = run.get("best_of") or {}
+        # A sampled arm's tokens are all its samples'; its pass@1 and ASPR are one sample's, at one
+        # sample's cost (files written before "samples" was kept: the largest best-of-N is the count).
+        samples = run.get("samples") or max((int(n) for n in best_of), default=1)
+        tokens = run["tokens_per_task"] / samples
+        ax.scatter(tokens, run["pass_at"]["1"], s=60, label=f"{arm} pass@1")
+        if run.get("aspr") is not None:
+            ax.scatter(tokens, run["aspr"], marker="x", s=60, label=f"{arm} ASPR")
         if best_of:
             ns = sorted(best_of, key=int)
             ax.plot(
