@@ -66,6 +66,10 @@ class Episode:
         step_token_ids: the token ids the policy generated for each step
             (:attr:`~codegym.models.Sample.token_ids`; None for a step whose backend cannot tell, and
             empty for an episode not played by an agent).
+        step_end_token_ids: for each step, the token that ended it
+            (:attr:`~codegym.models.Sample.end_token_id`: where the stop string starts, or the EOS
+            token; None for a step cut by its token limit or whose backend cannot tell), so a trainer
+            scores where a step ends along with its tokens.
     """
 
     task_id: str
@@ -82,6 +86,7 @@ class Episode:
     tree: Any = None
     sample: int = 0
     step_token_ids: tuple[tuple[int, ...] | None, ...] = ()
+    step_end_token_ids: tuple[int | None, ...] = ()
 
     @property
     def total_reward(self) -> float:
@@ -106,6 +111,7 @@ class Path:
     scores: tuple[float, ...] | None = None  # PRM scores of every step, once asked for
     # The token ids the policy generated for each step (None for a step whose backend cannot tell).
     step_token_ids: tuple[tuple[int, ...] | None, ...] = ()
+    step_end_token_ids: tuple[int | None, ...] = ()  # the token that ended each step (None: unknown)
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -203,6 +209,7 @@ class Runner:
                     ),
                     end=end,
                     step_token_ids=(*path.step_token_ids, sample.token_ids),
+                    step_end_token_ids=(*path.step_end_token_ids, sample.end_token_id),
                 )
             )
         return children
@@ -282,6 +289,7 @@ class Runner:
             visible_source=info.get("visible_source"),
             tree=tree,
             step_token_ids=path.step_token_ids,
+            step_end_token_ids=path.step_end_token_ids,
         )
 
 

@@ -192,6 +192,7 @@ class HFPolicy:
                         num_tokens=s.num_tokens,
                         finish_reason=s.finish_reason,
                         token_ids=s.token_ids,
+                        end_token_id=s.end_token_id,
                     )
                     for s in row
                 ]
@@ -345,7 +346,7 @@ class HFPolicy:
         return cached[key]
 
     def _to_sample(self, tokens: list[int], logprobs: list[float], stop: list[str]) -> Sample:
-        ended_by_eos = False
+        generated, ended_by_eos = tokens, False
         for index, token in enumerate(tokens):
             if token in self.eos_token_ids:
                 tokens, ended_by_eos = tokens[:index], True
@@ -363,12 +364,15 @@ class HFPolicy:
                 high = middle
             else:
                 low = middle + 1
+        ended = stopped or ended_by_eos
         return Sample(
             text=text,
             logprob=float(sum(logprobs[:low])),
             num_tokens=low,
-            finish_reason="stop" if stopped or ended_by_eos else "length",
+            finish_reason="stop" if ended else "length",
             token_ids=tuple(tokens[:low]),
+            # The first token after the kept ones: where the stop string starts, or the EOS token.
+            end_token_id=generated[low] if ended and low < len(generated) else None,
         )
 
 

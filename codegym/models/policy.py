@@ -28,6 +28,11 @@ class Sample:
             protocol's forced opening is part of the prompt, not of these), so a trainer can score
             exactly what was sampled instead of tokenizing the text again; None when the backend cannot
             tell (a server).
+        end_token_id: the id of the token generated right after the kept ones, when the sample ended at
+            a stop string or the end-of-sequence token: the model's choice to end the text there (the
+            token the stop string starts with, or the EOS token). A trainer scores it with the kept
+            tokens, or the choice of where a step ends is never trained. None for a sample cut by
+            ``max_new_tokens`` or a backend that cannot tell.
     """
 
     text: str
@@ -35,6 +40,7 @@ class Sample:
     num_tokens: int
     finish_reason: str
     token_ids: tuple[int, ...] | None = None
+    end_token_id: int | None = None
 
 
 @runtime_checkable

@@ -8,7 +8,8 @@ Each iteration draws ``tasks_per_iteration`` tasks (seeded by ``(seed, iteration
 
 where ``prompt_t`` is exactly what the policy was shown (``policy_prompt(render_state(problem,
 steps[:t]), t)`` through the policy's own formatting and tokenizer) and ``log pi`` sums the step's token
-log-probs under the distribution the step was sampled from, ``softmax(logits / temperature)``: the
+log-probs, the token that ended the step included (where the stop string starts, or EOS: where a step
+ends is a choice too), under the distribution the step was sampled from, ``softmax(logits / temperature)``: the
 update is on-policy at any temperature. Sampling below 1 keeps a small policy's episodes near its greedy
 path, where the mistakes that greedy decoding makes are (at 1, a 1M-parameter policy's samples are mostly
 noise its greedy decoding would never write). ``G_t`` is the discounted return-to-go of the env's rewards, so the reward scheme (O1-Coder's,
@@ -221,8 +222,9 @@ def continuation_log_probs(
     The prompt is formatted and tokenized exactly as :class:`~codegym.models.HFPolicy` does when it
     samples. The continuation's tokens are ``token_ids[i]`` when given (the ids the policy sampled,
     :attr:`~codegym.models.Sample.token_ids`: exactly on-policy); otherwise the continuation is
-    tokenized on its own (no special tokens), which can split a text differently than sampling did. The
-    stop string and EOS that ended the step are not scored. ``model`` scores instead of the policy's own
+    tokenized on its own (no special tokens), which can split a text differently than sampling did. Only
+    those tokens are scored: append :attr:`~codegym.models.Sample.end_token_id` to a sample's ids to
+    score its choice to end there too (the policy-gradient update does). ``model`` scores instead of the policy's own
     (a frozen reference copy, for the KL penalty).
     """
     prompt_ids, continuation_ids = row_token_ids(policy, prompts, continuations, token_ids)
@@ -662,8 +664,7 @@ def _update(
             policy_prompt(render_state(problems[episode.task_id], episode.steps[:t]), t),
             step,
             episode_advantages[t],
-            # The ids the policy sampled for the step, when the episode kept them: scored exactly.
-            episode.step_token_ids[t] if len(episode.step_token_ids) == len(episode.steps) else None,
+            _sampled_ids(episode, t),
             True,  # sampled by the policy: the KL penalty applies
         )
         for episode, episode_advantages in zip(episodes, advantages, strict=True)
@@ -714,6 +715,19 @@ def _update(
     grad_norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), max_grad_norm)
     optimizer.step()
     return loss_total, float(grad_norm), log_ratio_total / max(len(taken), 1)
+
+
+def _sampled_ids(episode: Episode, t: int) -> tuple[int, ...] | None:
+    """The ids the policy sampled for step t, the token that ended the step included (the choice to end
+    it there is an action too: left out, the gradient would never teach where a step ends, and raising a
+    step's other tokens would lower the end's probability alone); None when the episode did not keep
+    them (the step is then tokenized from its text)."""
+    if len(episode.step_token_ids) != len(episode.steps) or episode.step_token_ids[t] is None:
+        return None
+    ids = episode.step_token_ids[t]
+    ends = episode.step_end_token_ids
+    end = ends[t] if len(ends) == len(episode.steps) else None
+    return ids if end is None else (*ids, end)
 
 
 def _frozen_copy(model: Any) -> Any:

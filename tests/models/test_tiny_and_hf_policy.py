@@ -147,9 +147,12 @@ def test_stop_string_cuts_the_text(policy, prompts):
     assert stopped.finish_reason == "stop"
     assert stopped.num_tokens < free.num_tokens
     assert stopped.logprob > free.logprob  # fewer tokens, fewer negative terms
+    # The token after the kept ones is the one the stop string starts in: the choice to end there.
+    assert stopped.end_token_id == free.token_ids[stopped.num_tokens]
+    assert free.end_token_id is None  # cut by max_new_tokens: nothing chose to end it
 
 
-def test_eos_ends_a_sample_and_is_not_counted(policy):
+def test_eos_ends_a_sample_and_is_not_counted_but_named(policy):
     tokenizer = policy.tokenizer
     word = tokenizer("sort", add_special_tokens=False)["input_ids"]
     tokens = [*word, tokenizer.eos_token_id, tokenizer.pad_token_id]
@@ -161,6 +164,7 @@ def test_eos_ends_a_sample_and_is_not_counted(policy):
         num_tokens=len(word),
         finish_reason="stop",
         token_ids=tuple(word),
+        end_token_id=tokenizer.eos_token_id,
     )
 
 
