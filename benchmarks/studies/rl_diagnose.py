@@ -91,10 +91,12 @@ class Args:
 def run_name(args: dict) -> str:
     """The name of a run (its checkpoint folder, its default JSON) from its arguments."""
     temperature, negative_weight = args["temperature"], args["negative_weight"]
+    kl_coef = args.get("kl_coef", 0.0)  # runs with and without the penalty must not share a folder
     return (
         f"{args['arm']}{'_all_pass' if args['outcome'] == 'all_pass' else ''}_lr{args['learning_rate']:g}"
         f"{f'_t{temperature:g}' if temperature != 1.0 else ''}"
         f"{f'_neg{negative_weight:g}' if negative_weight != 1.0 else ''}"
+        f"{f'_kl{kl_coef:g}' if kl_coef else ''}"
         f"{'' if args.get('policy', 'tiny') == 'tiny' else '_from-' + Path(args['policy']).name}_seed{args['seed']}"
     )
 
