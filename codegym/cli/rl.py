@@ -1,12 +1,14 @@
-"""``codegym rl ppo|pg``: reinforcement learning on CodeReason-v0.
+"""``codegym rl ppo|pg|rft``: reinforcement learning on CodeReason-v0.
 
 - ``rl ppo``: stable-baselines3 PPO learns to choose among the policy LM's candidate steps
   (:func:`codegym.training.ppo.train_ppo`);
 - ``rl pg``: the policy LM itself is fine-tuned by policy gradient, GRPO or REINFORCE, on the env's
-  rewards (:func:`codegym.training.policy_gradient.train_policy_gradient`).
+  rewards (:func:`codegym.training.policy_gradient.train_policy_gradient`);
+- ``rl rft``: rejection-sampling fine-tuning, the policy LM learns its own episodes that the reward kept
+  (:func:`codegym.training.rejection_sampling.train_rejection_sampling`).
 
 Options are generated from those functions' keyword arguments and docstrings (:mod:`codegym.options`),
-when the command is used (both modules import torch). Both resume a run found in ``--out``.
+when the command is used (the modules import torch). Each resumes a run found in ``--out``.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from codegym.options import add_function_arguments, function_kwargs
 def add_commands(commands: argparse._SubParsersAction) -> None:
     rl = commands.add_parser(
         "rl",
-        help="reinforcement learning on the env: SB3 PPO over candidate steps, or LM policy gradient",
+        help="reinforcement learning on the env: SB3 PPO over candidate steps, LM policy gradient, or "
+        "rejection-sampling fine-tuning",
         description="Train on CodeReason-v0's rewards. ppo: stable-baselines3 PPO chooses among K candidate "
         "steps of the policy LM; pg: the policy LM itself is trained by policy gradient (GRPO or "
-        "REINFORCE). A run in --out is resumed.",
+        "REINFORCE); rft: the policy LM is fine-tuned on its own episodes whose return reached a "
+        "threshold. A run in --out is resumed.",
     )
     rl_commands = rl.add_subparsers(dest="rl_command", required=True, metavar="ALGORITHM")
     ppo = rl_commands.add_parser(
@@ -47,6 +51,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         populate=_pg_options,
     )
     command(pg, _pg)
+    rft = rl_commands.add_parser(
+        "rft",
+        help="rejection-sampling fine-tuning: the policy LM learns its own episodes that the reward kept",
+        description="Rounds of expert iteration: play episodes of fresh tasks, keep those whose return "
+        "reaches --min-return, fine-tune the policy LM on them. Each round's policy (load_policy(path) "
+        "loads it) and rounds.json go to --out; a run there is resumed. Example: codegym rl rft --out "
+        "runs/rft --rounds 2 --tasks-per-round 200",
+        populate=_rft_options,
+    )
+    command(rft, _rft)
 
 
 def _ppo_options(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +80,15 @@ def _pg_options(parser: argparse.ArgumentParser) -> None:
         "--out", default="runs/pg", metavar="DIR", help="the run's folder (default: %(default)s)"
     )
     add_function_arguments(parser, train_policy_gradient)
+
+
+def _rft_options(parser: argparse.ArgumentParser) -> None:
+    from codegym.training.rejection_sampling import train_rejection_sampling
+
+    parser.add_argument(
+        "--out", default="runs/rft", metavar="DIR", help="the run's folder (default: %(default)s)"
+    )
+    add_function_arguments(parser, train_rejection_sampling)
 
 
 def _reward(value: float | None) -> str:
@@ -115,6 +138,25 @@ def _pg(args: argparse.Namespace) -> int:
             ),
             ("checkpoint", result.checkpoint),
             ("metrics", f"{result.out_dir}/metrics.json"),
+        ]
+    )
+    return 0
+
+
+def _rft(args: argparse.Namespace) -> int:
+    from codegym.training.rejection_sampling import train_rejection_sampling
+
+    result = train_rejection_sampling(args.out, **function_kwargs(args, train_rejection_sampling))
+    rounds = result.rounds
+    print_table(
+        [
+            ("algorithm", "rejection-sampling fine-tuning"),
+            ("rounds", str(len(rounds))),
+            ("resumed from", f"{result.resumed_from} rounds" if result.resumed_from else "-"),
+            ("episodes kept per round", ", ".join(f"{r.kept}/{r.episodes}" for r in rounds) or "-"),
+            ("solve rate per round", ", ".join(f"{r.solve_rate:.3f}" for r in rounds) or "-"),
+            ("policy", result.policy),
+            ("metrics", f"{result.out_dir}/rounds.json"),
         ]
     )
     return 0

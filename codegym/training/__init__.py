@@ -1,8 +1,10 @@
-"""Training on what the env produces: policy SFT, the PRM, the TCG, policy gradient and PPO.
+"""Training on what the env produces: policy SFT, the PRM, the TCG, policy gradient, rejection-sampling
+fine-tuning and PPO.
 
 Every trainer writes one run folder (:mod:`codegym.training.run`): the model, its tokenizer and prompt
 protocol, and a ``metrics.json`` (``tcg_metrics.json`` for the TCG) with the run's settings and figures,
-written whole or not at all. Policy gradient and PPO resume from their own checkpoints in that folder.
+written whole or not at all. Policy gradient, rejection-sampling fine-tuning and PPO resume from their
+own checkpoints in that folder.
 Everything here loads torch, transformers, TRL or stable-baselines3, so each name loads on first use.
 
 Example:
@@ -26,6 +28,8 @@ __getattr__, __dir__ = lazy_exports(
         "TCGTrainResult": "codegym.training.tcg",
         "train_policy_gradient": "codegym.training.policy_gradient",
         "PolicyGradientResult": "codegym.training.policy_gradient",
+        "train_rejection_sampling": "codegym.training.rejection_sampling",
+        "RejectionSamplingResult": "codegym.training.rejection_sampling",
         "train_ppo": "codegym.training.ppo",
         "PPORun": "codegym.training.ppo",
     },
@@ -36,11 +40,13 @@ __all__ = [
     "PRMTrainingResult",
     "PolicyGradientResult",
     "PolicyTrainingResult",
+    "RejectionSamplingResult",
     "TCGTrainResult",
     "synthetic_episodes",
     "train_policy",
     "train_policy_gradient",
     "train_ppo",
     "train_prm",
+    "train_rejection_sampling",
     "train_tcg",
 ]

@@ -291,6 +291,19 @@ def test_rl_pg_trains_and_summarizes(capsys, tmp_path):
     assert table_value(out, "mean reward, last iteration") == f"{first['mean_reward']:.3f}"
 
 
+@pytest.mark.slow
+def test_rl_rft_trains_and_summarizes(capsys, tmp_path):
+    argv = ["rl", "rft", "--out", str(tmp_path / "rft"), "--rounds", "1", "--tasks-per-round", "3"]
+    argv += ["--samples-per-task", "2", "--max-steps", "3", "--max-new-tokens", "64", "--sandbox", "local"]
+    assert run([*argv, "--min-return", "0", "--task-options", '{"max_ops": 1}', "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    [only] = json.loads((tmp_path / "rft" / "rounds.json").read_text())["rounds"]
+    assert table_value(out, "rounds") == "1"
+    assert table_value(out, "policy") == str(tmp_path / "rft" / "round-1")
+    assert table_value(out, "episodes kept per round") == f"{only['kept']}/6"
+    assert table_value(out, "solve rate per round") == f"{only['solve_rate']:.3f}"
+
+
 # -- bench ------------------------------------------------------------------------------------------
 
 
@@ -345,6 +358,7 @@ def test_bench_without_a_checkout_says_where_benchmarks_live(capsys, tmp_path, m
         (["search"], ["--simulations", "--selection", "--evaluation", "--out"]),
         (["rl", "ppo"], ["--out", "--total-timesteps", "--candidates", "--task-options"]),
         (["rl", "pg"], ["--out", "--iterations", "--group-size", "--advantage", "--reward"]),
+        (["rl", "rft"], ["--out", "--rounds", "--tasks-per-round", "--min-return", "--reward"]),
         (["train", "policy"], ["--out", "--epochs", "--learning-rate"]),
         (["bench"], ["NAME", "ARGS"]),
         (["sandbox", "build-image"], ["--offline", "--tag"]),
