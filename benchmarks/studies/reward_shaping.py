@@ -232,7 +232,7 @@ def versus(mine: list[dict], theirs: list[dict], name: str) -> dict:
     )
 
 
-def draw(results: dict, path: str) -> None:
+def draw(results: dict, path: str, xlabel: str = "policy-gradient iteration") -> None:
     schemes = results["schemes"]
     names = list(next(iter(schemes.values()))["pooled"])
     figure, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5), squeeze=False)
@@ -246,7 +246,7 @@ def draw(results: dict, path: str) -> None:
             axis.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, label=scheme, color=f"C{index}")
         start = next(iter(schemes.values()))["pooled"][name]["before"]
         axis.axhline(start + TARGET, color="grey", linewidth=0.8, linestyle=":", label=f"start + {TARGET}")
-        axis.set_xlabel("policy-gradient iteration")
+        axis.set_xlabel(xlabel)
         axis.set_ylabel("greedy pass@1 (pooled over seeds, 95% interval)")
         axis.set_title(f"held-out {name}")
         axis.legend(fontsize=8)
