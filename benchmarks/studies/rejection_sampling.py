@@ -52,8 +52,10 @@ from loop_rl import noise_reward  # benchmarks/studies/loop_rl.py
 from reward_shaping import draw, summarize, versus  # benchmarks/studies/reward_shaping.py
 from rl_diagnose import EVAL_SEEDS, greedy  # benchmarks/studies/rl_diagnose.py
 
+from codegym.agents import rollout
 from codegym.loop.stats import paired_gain
 from codegym.loop.task_sets import draw_tasks, task_group
+from codegym.models import load_policy
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.tasks.synthetic import SyntheticTasks
@@ -175,6 +177,46 @@ def run_one(args: Args, arm: str, seed: int, min_return: float) -> None:
     )
 
 
+def headroom(args: Args) -> dict:
+    """What the reward can teach at most, on each held-out set: the start policy's greedy verdicts beside
+    whether any of ``samples_per_task`` episodes at ``temperature`` solves the task (pass@k). Rejection
+    sampling only ever sees solutions the policy samples, so tasks solved by a sample but not greedily
+    bound what it can add to greedy pass@1."""
+    policy, box = load_policy(args.policy, device="cpu"), make_sandbox("local")
+    found = {}
+    try:
+        for name, (split, draw_seed) in EVAL_SEEDS.items():
+            tasks = draw_tasks(SyntheticTasks(split, min_ops=2, max_ops=2), args.eval_tasks, draw_seed)
+            by_greedy = greedy(args.policy, tasks, box)
+            sampled = []
+            for start in range(0, len(tasks), 64):  # 64 tasks' episodes decode together
+                sampled += rollout(
+                    policy,
+                    tasks[start : start + 64],
+                    samples_per_task=args.samples_per_task,
+                    temperature=args.temperature,
+                    seed=start,
+                    max_steps=6,
+                    sandbox=box,
+                )
+            k = args.samples_per_task
+            by_sample = [
+                any(e.hidden_all_passed for e in sampled[i * k : (i + 1) * k]) for i in range(len(tasks))
+            ]
+            found[name] = {
+                "greedy": sum(by_greedy) / len(tasks),
+                f"pass@{k}": sum(by_sample) / len(tasks),
+                "sampled_not_greedy": sum(s and not g for s, g in zip(by_sample, by_greedy, strict=True))
+                / len(tasks),
+                "greedy_not_sampled": sum(g and not s for s, g in zip(by_sample, by_greedy, strict=True))
+                / len(tasks),
+                "sample_solve_rate": sum(e.hidden_all_passed for e in sampled) / len(sampled),
+            }
+    finally:
+        box.close()
+    return found
+
+
 def kept_share(rounds: Any) -> float:
     """The share of a run's episodes that its rounds kept (rounds as RoundMetrics or their dicts)."""
     entries = [r if isinstance(r, dict) else asdict(r) for r in rounds]
@@ -233,7 +275,12 @@ def main() -> None:
             "noise": [noise[s].result() for s in seeds],
         }
     names = list(runs["terminal"][0]["greedy"])
-    results: dict[str, Any] = {"schemes": {}, "args": asdict(args), "machine": machine()}
+    results: dict[str, Any] = {
+        "schemes": {},
+        "headroom": headroom(args),
+        "args": asdict(args),
+        "machine": machine(),
+    }
     for arm in ARMS:
         entry = summarize(runs[arm], names)
         entry["kept"] = [[r["kept"] for r in run["rounds"]] for run in runs[arm]]
@@ -258,6 +305,11 @@ def main() -> None:
                 f"  {arm:>10} {pooled['before']:.3f} -> {pooled['after']:.3f}  {gain['mean']:+.3f}"
                 f" ({gain['low']:+.3f} to {gain['high']:+.3f})  seeds {per_seed}  kept {entry['kept']}"
             )
+        room = results["headroom"][name]
+        print(
+            f"  the start policy: greedy {room['greedy']:.3f}, pass@{args.samples_per_task} at T={args.temperature:g}"
+            f" {room[f'pass@{args.samples_per_task}']:.3f}; solved by a sample, not greedily: {room['sampled_not_greedy']:.3f}"
+        )
         against = results["schemes"]["terminal"]["versus"]["noise"][name]
         print(
             f"  terminal - noise {against['mean']:+.3f} ({against['low']:+.3f} to {against['high']:+.3f})"

@@ -20,8 +20,8 @@ The control that tells the reward's effect from "fine-tuning on one's own sample
 with a reward that ignores the task (a hashed uniform number) and a ``min_return`` that keeps as many
 episodes.
 
-``out_dir/round-K/`` holds the policy after round K (``load_policy`` loads it) with its tokenizer and
-``metrics.json`` from the fine-tuning; ``out_dir/rounds.json`` the run's settings and every finished
+``out_dir/round-K/`` holds the policy after round K (``load_policy`` loads it) with its tokenizer,
+``metrics.json`` from the fine-tuning and ``kept.json``, the episodes it learnt (``problem``, ``steps``); ``out_dir/rounds.json`` the run's settings and every finished
 round's figures. A round's folder is written beside its final name and renamed, so a crash loses at most
 the round under way; calling again with the same ``out_dir`` and settings resumes after the last
 finished round.
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from codegym.sandbox import Sandbox
 
 ROUNDS_FILE = "rounds.json"
+KEPT_FILE = "kept.json"
 ROUND_PREFIX = "round-"
 ROLLOUT_CHUNK = 64  # tasks per rollout batch: the episodes of one batch decode together
 
@@ -290,6 +291,11 @@ def train_rejection_sampling(
             else:  # nothing reached min_return: the round leaves the policy as it was
                 shutil.copytree(_policy_folder(current), partial)
                 loss = None
+            # What the round learnt, for reading: the kept episodes as {"problem", "steps"} records.
+            kept_file = partial / KEPT_FILE
+            kept_file.write_text(
+                json.dumps([{"problem": p, "steps": list(steps)} for p, steps in data], indent=1)
+            )
             os.replace(partial, final)
             finished.append(
                 RoundMetrics(

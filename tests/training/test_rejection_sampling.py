@@ -65,6 +65,8 @@ def test_a_round_trains_on_what_it_kept_and_a_resumed_run_goes_on(tmp_path, sand
     assert only.episodes == 8 and 1 <= only.kept <= 8 and only.tasks_kept == 4
     assert first.policy == str(run / "round-1")
     assert not _same(_weights(first.policy), _weights(tiny_checkpoint("policy")))
+    learnt = json.loads((run / "round-1" / "kept.json").read_text())
+    assert len(learnt) == only.kept and all(set(entry) == {"problem", "steps"} for entry in learnt)
     saved = json.loads((run / "rounds.json").read_text())
     assert saved["settings"]["min_return"] == -math.inf and len(saved["rounds"]) == 1
 
@@ -86,6 +88,7 @@ def test_a_round_that_keeps_nothing_leaves_the_policy_as_it_was(tmp_path, sandbo
     )
     (only,) = result.rounds
     assert only.kept == 0 and only.tasks_kept == 0 and only.final_loss is None
+    assert json.loads((tmp_path / "run" / "round-1" / "kept.json").read_text()) == []
     assert _same(_weights(result.policy), _weights(tiny_checkpoint("policy")))
 
 
