@@ -77,6 +77,8 @@ SHARED = (
 
 @dataclass
 class Args:
+    arms: str = ",".join(ARMS)
+    """comma-separated arms: terminal, noise (a noise run needs its seed's terminal run)"""
     seeds: str = "0,1,2"
     """comma-separated training seeds"""
     jobs: int = 2
@@ -281,7 +283,7 @@ def main() -> None:
         "args": asdict(args),
         "machine": machine(),
     }
-    for arm in ARMS:
+    for arm in runs:
         entry = summarize(runs[arm], names)
         entry["kept"] = [[r["kept"] for r in run["rounds"]] for run in runs[arm]]
         entry["min_return"] = [run["min_return"] for run in runs[arm]]
@@ -310,11 +312,12 @@ def main() -> None:
             f"  the start policy: greedy {room['greedy']:.3f}, pass@{args.samples_per_task} at T={args.temperature:g}"
             f" {room[f'pass@{args.samples_per_task}']:.3f}; solved by a sample, not greedily: {room['sampled_not_greedy']:.3f}"
         )
-        against = results["schemes"]["terminal"]["versus"]["noise"][name]
-        print(
-            f"  terminal - noise {against['mean']:+.3f} ({against['low']:+.3f} to {against['high']:+.3f})"
-            f"{'  differs' if against['differs'] else ''}"
-        )
+        if len(runs) == 2:
+            against = results["schemes"]["terminal"]["versus"]["noise"][name]
+            print(
+                f"  terminal - noise {against['mean']:+.3f} ({against['low']:+.3f} to {against['high']:+.3f})"
+                f"{'  differs' if against['differs'] else ''}"
+            )
 
 
 if __name__ == "__main__":

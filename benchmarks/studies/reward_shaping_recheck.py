@@ -9,7 +9,8 @@ study's, so the figure is an independent replication, not a rerun of the same ch
 
 What it runs: for every (scheme, seed) of ``--schemes`` x ``--seeds``, the run's JSON in ``--runs-out``
 (as ``reward_shaping.py`` wrote it) names its settings; the policy its training saved last
-(``--out-root``/<run name>/checkpoint-<iterations>) and the shipped tiny policy decode greedily, through
+(``--out-root``/<run name>/checkpoint-<iterations>; for a ``rejection_sampling.py`` study,
+``--out-root``/<arm>_seed<k>/round-<rounds>) and the shipped tiny policy decode greedily, through
 the env and the local sandbox, on the fresh ``train2`` (training compositions, instances drawn apart)
 and ``test2`` (compositions never trained on) sets.
 
@@ -19,6 +20,9 @@ gain, and every pair of schemes' difference after training (paired by seed and t
 
 Run it (after ``reward_shaping.py --schemes terminal,noise``; about 15 minutes a set on one core):
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/studies/reward_shaping_recheck.py --schemes terminal,noise
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/studies/reward_shaping_recheck.py --sets train2 \
+        --runs-out benchmarks/results/rejection_sampling --out-root runs/rejection_sampling \
+        --out benchmarks/results/rejection_sampling_recheck.json    # after rejection_sampling.py
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ class Args:
     sets: str = "train2,test2"
     """which held-out sets to draw: train2, test2 or both"""
     runs_out: str = "benchmarks/results/reward_shaping"
-    """where reward_shaping.py wrote each run's JSON"""
+    """where reward_shaping.py (or rejection_sampling.py) wrote each run's JSON"""
     out_root: str = "runs/reward_shaping"
     """where reward_shaping.py's runs saved their checkpoints"""
     out: str = "benchmarks/results/reward_shaping_recheck.json"
@@ -70,7 +74,10 @@ def final_policy(args: Args, scheme: str, seed: int) -> tuple[Path, dict]:
     if not path.exists():
         raise SystemExit(f"no run {path}: run reward_shaping.py --schemes {scheme} --seeds {seed} first")
     run_args = json.loads(path.read_text())["args"]
-    checkpoint = Path(args.out_root) / run_name(run_args) / f"checkpoint-{run_args['iterations']}"
+    if "rounds" in run_args:  # a rejection_sampling.py run: its last round's policy
+        checkpoint = Path(args.out_root) / f"{scheme}_seed{seed}" / f"round-{run_args['rounds']}"
+    else:
+        checkpoint = Path(args.out_root) / run_name(run_args) / f"checkpoint-{run_args['iterations']}"
     if not (checkpoint / "model.safetensors").exists():
         raise SystemExit(
             f"{checkpoint} holds no trained policy: rerun the study's run of {scheme} seed {seed}"
