@@ -322,7 +322,7 @@ def train_policy_gradient(
     """
     import torch
 
-    from codegym.models import HFPolicy, load_policy, load_prm
+    from codegym.models import HFPolicy, load_policy
     from codegym.rewards import make_reward_scheme
     from codegym.sandbox import Sandbox, make_sandbox
     from codegym.tasks import check_task_options, load_tasks
@@ -371,13 +371,7 @@ def train_policy_gradient(
         if isinstance(tasks, str)
         else load_tasks(tasks)
     )
-    prm = load_prm(process_reward) if isinstance(process_reward, str) else process_reward
-    env_options = {
-        **(env_options or {}),
-        "reward": reward,
-        "reward_options": reward_options,
-        "process_reward": prm,
-    }
+    env_options = with_reward(env_options, reward, reward_options, process_reward)
     # What must match for a resumed run to be the same run (iterations, progress and sandbox need not).
     settings = _describe(
         {
@@ -553,11 +547,7 @@ def _check_arguments(
             "learning_rate and max_grad_norm must be > 0, weight_decay and kl_coef >= 0, got "
             f"{learning_rate!r}, {max_grad_norm!r}, {weight_decay!r}, {kl_coef!r}"
         )
-    clashing = sorted(set(env_options or {}) & {"reward", "reward_options", "process_reward"})
-    if clashing:
-        raise UserError(
-            f"env_options must not set {clashing}: pass them as train_policy_gradient's arguments"
-        )
+    refuse_reward_keys(env_options, "train_policy_gradient")
     from codegym.env import CodeReasonEnv
     from codegym.options import check_keywords
 
@@ -607,6 +597,31 @@ def _informative(returns: list[list[float]], group_size: int) -> list[bool]:
         group = returns[start : start + group_size]
         kept.extend([not uniform_group(group)] * len(group))
     return kept
+
+
+def refuse_reward_keys(env_options: dict[str, Any] | None, trainer: str) -> None:
+    """Refuse ``env_options`` that set the reward, which a trainer takes as its own arguments.
+
+    Raises:
+        UserError: naming the keys and where they go instead.
+    """
+    clashing = sorted(set(env_options or {}) & {"reward", "reward_options", "process_reward"})
+    if clashing:
+        raise UserError(f"env_options must not set {clashing}: pass them as {trainer}'s arguments")
+
+
+def with_reward(
+    env_options: dict[str, Any] | None,
+    reward: str | RewardScheme | RewardFn,
+    reward_options: dict[str, Any] | None,
+    process_reward: str | ProcessRewardModel | None,
+) -> dict[str, Any]:
+    """The env options a trainer's episodes are played with: ``env_options`` and the reward arguments, the
+    PRM loaded when given by spec."""
+    from codegym.models import load_prm
+
+    prm = load_prm(process_reward) if isinstance(process_reward, str) else process_reward
+    return {**(env_options or {}), "reward": reward, "reward_options": reward_options, "process_reward": prm}
 
 
 def _describe(value: Any) -> Any:

@@ -179,11 +179,11 @@ def train_rejection_sampling(
     Raises:
         UserError: a bad argument, or ``out_dir`` holds a run with other settings.
     """
-    from codegym.models import load_policy, load_prm
+    from codegym.models import load_policy
     from codegym.rewards import make_reward_scheme
     from codegym.sandbox import Sandbox, make_sandbox
     from codegym.tasks import check_task_options, load_tasks
-    from codegym.training.policy_gradient import _describe, _draw_tasks
+    from codegym.training.policy_gradient import _describe, _draw_tasks, refuse_reward_keys, with_reward
     from codegym.training.policy_sft import train_policy
 
     for name, value in (
@@ -204,18 +204,13 @@ def train_rejection_sampling(
             f'policy must be a spec ("tiny", a built-in name or a folder), got {type(policy).__name__}: '
             "each round fine-tunes a saved copy; save your model with save_pretrained and pass its folder"
         )
+    refuse_reward_keys(env_options, "train_rejection_sampling")
     check_task_options(tasks, split=split, **(task_options or {}))
     if isinstance(reward, str):
         make_reward_scheme(reward, **(reward_options or {}))
     start = str(_policy_folder(policy))
     source = load_tasks(tasks, split=split, **(task_options or {}))
-    prm = load_prm(process_reward) if isinstance(process_reward, str) else process_reward
-    env_options = {
-        **(env_options or {}),
-        "reward": reward,
-        "reward_options": reward_options,
-        "process_reward": prm,
-    }
+    env_options = with_reward(env_options, reward, reward_options, process_reward)
     settings = _describe(
         {
             "policy": policy,

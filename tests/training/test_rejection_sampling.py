@@ -103,6 +103,7 @@ def test_a_round_that_keeps_nothing_leaves_the_policy_as_it_was(tmp_path, sandbo
         ({"policy": "no/such/folder"}, 'not "tiny", a built-in model'),
         ({"reward": "no-such-scheme"}, "no-such-scheme"),
         ({"task_options": {"max_ops": 0}}, "max_ops"),
+        ({"env_options": {"reward": "dense"}}, "env_options must not set \\['reward'\\]"),
     ],
 )
 def test_bad_arguments_raise_before_anything_runs(tmp_path, overrides, match):
