@@ -50,11 +50,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for
 from harness import machine, write_json
 from loop_rl import noise_reward  # benchmarks/studies/loop_rl.py
 from reward_shaping import draw, summarize, versus  # benchmarks/studies/reward_shaping.py
-from rl_diagnose import EVAL_SEEDS, greedy  # benchmarks/studies/rl_diagnose.py
+from rl_diagnose import EVAL_SEEDS, greedy, judge  # benchmarks/studies/rl_diagnose.py
 
 from codegym.agents import rollout
-from codegym.loop.stats import paired_gain
-from codegym.loop.task_sets import draw_tasks, task_group
+from codegym.loop.task_sets import draw_tasks
 from codegym.models import load_policy
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
@@ -142,23 +141,7 @@ def run_one(args: Args, arm: str, seed: int, min_return: float) -> None:
         )
         train_seconds = time.perf_counter() - started
         policies = [args.policy] + [str(run_dir / f"{ROUND_PREFIX}{r.round}") for r in result.rounds]
-        evaluations, curve = {}, {"iterations": list(range(len(policies)))}
-        for name, (split, draw_seed) in EVAL_SEEDS.items():
-            tasks = draw_tasks(SyntheticTasks(split, min_ops=2, max_ops=2), args.eval_tasks, draw_seed)
-            verdicts = [greedy(policy, tasks, box) for policy in policies]
-            before, after = verdicts[0], verdicts[-1]
-            groups = [task_group(task) for task in tasks]
-            curve[name] = [sum(v) / len(v) for v in verdicts]
-            curve[f"{name}_verdicts"] = verdicts
-            evaluations[name] = {
-                "before": sum(before) / len(before),
-                "after": sum(after) / len(after),
-                "gain": asdict(paired_gain(before, after, groups)),
-                "tasks": len(tasks),
-                "before_verdicts": before,
-                "after_verdicts": after,
-                "groups": groups,
-            }
+        evaluations, curve = judge(policies, list(range(len(policies))), args.eval_tasks, box)
     finally:
         box.close()
     write_json(

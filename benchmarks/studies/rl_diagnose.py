@@ -106,6 +106,31 @@ def greedy(policy: str, tasks: list, box) -> list[int]:
     return [int(episode.hidden_all_passed) for episode in episodes]
 
 
+def judge(policies: list[str], points: list[int], eval_tasks: int, box) -> tuple[dict, dict]:
+    """Greedy pass@1 of each policy (the start first, the trained one last) on ``eval_tasks`` tasks of
+    each held-out set: per set, the gain from first to last with its interval (``evaluations``), and
+    every policy's pass rate and verdicts at its training point (``curve``)."""
+    evaluations, curve = {}, {"iterations": points}
+    for name, (split, draw_seed) in EVAL_SEEDS.items():
+        tasks = draw_tasks(SyntheticTasks(split, min_ops=2, max_ops=2), eval_tasks, draw_seed)
+        groups = [task_group(task) for task in tasks]
+        verdicts = [greedy(policy, tasks, box) for policy in policies]
+        before, after = verdicts[0], verdicts[-1]
+        curve[name] = [sum(v) / len(v) for v in verdicts]
+        curve[f"{name}_verdicts"] = verdicts
+        evaluations[name] = {
+            "before": sum(before) / len(before),
+            "after": sum(after) / len(after),
+            "gain": asdict(paired_gain(before, after, groups)),
+            "tasks": len(tasks),
+            # Per task, for pooling seeds (reward_shaping.py): the verdicts and the function.
+            "before_verdicts": before,
+            "after_verdicts": after,
+            "groups": groups,
+        }
+    return evaluations, curve
+
+
 def main() -> None:
     args = parse_args(Args, __doc__)
     if args.arm not in SCHEMES:
@@ -150,26 +175,13 @@ def main() -> None:
             device="cpu",
         )
         train_seconds = time.perf_counter() - started
-        evaluations, curve = {}, {"iterations": [0]}
         saved = checkpoints(Path(result.out_dir))
-        curve["iterations"] += [iteration for iteration, _ in saved]
-        for name, (split, draw_seed) in EVAL_SEEDS.items():
-            tasks = draw_tasks(SyntheticTasks(split, min_ops=2, max_ops=2), args.eval_tasks, draw_seed)
-            before = greedy(args.policy, tasks, box)
-            verdicts = [before] + [greedy(str(path), tasks, box) for _, path in saved]
-            after = verdicts[-1]
-            curve[name] = [sum(v) / len(v) for v in verdicts]
-            curve[f"{name}_verdicts"] = verdicts
-            evaluations[name] = {
-                "before": sum(before) / len(before),
-                "after": sum(after) / len(after),
-                "gain": asdict(paired_gain(before, after, [task_group(task) for task in tasks])),
-                "tasks": len(tasks),
-                # Per task, for pooling seeds (reward_shaping.py): the verdicts and the function.
-                "before_verdicts": before,
-                "after_verdicts": after,
-                "groups": [task_group(task) for task in tasks],
-            }
+        evaluations, curve = judge(
+            [args.policy] + [str(path) for _, path in saved],
+            [0] + [i for i, _ in saved],
+            args.eval_tasks,
+            box,
+        )
     finally:
         box.close()
     metrics = result.metrics
