@@ -76,8 +76,6 @@ SHARED = (
 
 @dataclass
 class Args:
-    arms: str = ",".join(ARMS)
-    """comma-separated arms: terminal, noise (a noise run needs its seed's terminal run)"""
     seeds: str = "0,1,2"
     """comma-separated training seeds"""
     jobs: int = 2
@@ -272,7 +270,7 @@ def main() -> None:
         entry["min_return"] = [run["min_return"] for run in runs[arm]]
         entry["versus"] = {
             other: {name: versus(runs[arm], runs[other], name) for name in names}
-            for other in ARMS
+            for other in runs
             if other != arm
         }
         results["schemes"][arm] = entry
