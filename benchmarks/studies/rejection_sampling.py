@@ -26,8 +26,8 @@ What it reports (JSON in --out, a table on stdout, a plot in --plot), the same f
 over the task's function, pooled over seeds), each seed's gain, the curve over rounds, and each arm
 against the other, paired by seed and task; plus per run the episodes kept each round.
 
-Run it (the defaults: 3 seeds x 2 arms, 3 rounds of 1,000 tasks x 4 episodes; about 20 minutes a run
-on one core of 2, so about an hour on 2 cores):
+Run it (the defaults: 3 seeds x 2 arms, 3 rounds of 1,000 tasks x 4 episodes; about 15 minutes a run
+on one core of 2, so about 45 minutes on 2 cores):
     .venv/bin/python benchmarks/studies/rejection_sampling.py
     .venv/bin/python benchmarks/studies/rejection_sampling.py --seeds 0 --rounds 1 --tasks-per-round 16 \\
         --samples-per-task 2 --eval-tasks 10 --runs-out /tmp/rft --out-root /tmp/rft-runs --out /tmp/rft.json \\
