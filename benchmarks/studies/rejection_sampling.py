@@ -201,9 +201,8 @@ def headroom(args: Args) -> dict:
 
 
 def kept_share(rounds: Any) -> float:
-    """The share of a run's episodes that its rounds kept (rounds as RoundMetrics or their dicts)."""
-    entries = [r if isinstance(r, dict) else asdict(r) for r in rounds]
-    return sum(e["kept"] for e in entries) / sum(e["episodes"] for e in entries)
+    """The share of a run's episodes that its rounds kept."""
+    return sum(r.kept for r in rounds) / sum(r.episodes for r in rounds)
 
 
 def finished_run(args: Args, arm: str, seed: int) -> dict | None:

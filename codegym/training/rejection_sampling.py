@@ -120,7 +120,7 @@ def kept_episodes(
     """
     kept: dict[tuple[str, tuple[str, ...]], None] = {}
     for episode in episodes:
-        if sum(episode.rewards) >= min_return:
+        if episode.total_reward >= min_return:
             kept.setdefault((problems[episode.task_id], tuple(episode.steps)), None)
     return list(kept)
 
@@ -247,7 +247,7 @@ def train_rejection_sampling(
             started = time.perf_counter()
             rng = np.random.default_rng([seed, number])
             batch = _draw_tasks(source, tasks_per_round, rng)
-            learner = load_policy(current, device="cpu")
+            learner = load_policy(current)
             protocol = learner.protocol.name
             episodes = _play(
                 learner,
@@ -284,7 +284,7 @@ def train_rejection_sampling(
                 )
                 loss = None if np.isnan(trained.final_loss) else trained.final_loss
             else:  # nothing reached min_return: the round leaves the policy as it was
-                shutil.copytree(_policy_folder(current), partial)
+                shutil.copytree(current, partial)
                 loss = None
             # What the round learnt, for reading: the kept episodes as {"problem", "steps"} records.
             kept_file = partial / KEPT_FILE
@@ -298,7 +298,7 @@ def train_rejection_sampling(
                     episodes=len(episodes),
                     kept=len(data),
                     tasks_kept=len({problem for problem, _ in data}),
-                    mean_return=float(np.mean([sum(episode.rewards) for episode in episodes])),
+                    mean_return=float(np.mean([episode.total_reward for episode in episodes])),
                     solve_rate=float(np.mean([episode.hidden_all_passed for episode in episodes])),
                     final_loss=loss,
                     rollout_seconds=round(rollout_seconds, 1),
