@@ -9,7 +9,10 @@ round here is one turn of it:
    ``reward`` scheme (the same argument as :func:`~codegym.training.train_policy_gradient`'s);
 2. keep every episode whose return (the sum of its rewards) is at least ``min_return``, each distinct
    ``(task, steps)`` once: with ``reward="terminal"`` and ``min_return=1.0``, the episodes whose code
-   passed every test that pays;
+   passed every test that pays. With ``greedy_failures_only``, the policy also plays each task once
+   greedily (temperature 0) and only the tasks whose greedy episode falls short of ``min_return`` keep
+   their episodes: the solutions the policy can sample but does not yet choose, where the rest mostly
+   repeat what its greedy decoding already writes (STaR's focus on the problems it fails);
 3. fine-tune the policy on the kept episodes by supervised learning
    (:func:`codegym.training.policy_sft.train_policy`: ``epochs`` passes at ``learning_rate``, warm-up
    then cosine decay), starting from the last round's policy.
@@ -71,6 +74,8 @@ class RoundMetrics:
         tasks_kept: tasks with at least one kept episode.
         mean_return: mean episode return.
         solve_rate: share of the episodes played whose code passed every hidden test.
+        tasks_greedy_kept_out: with ``greedy_failures_only``, the tasks whose greedy episode reached
+            ``min_return`` and so kept nothing (None without it).
         final_loss: the fine-tuning's mean loss over its last logged steps (None when nothing was kept or
             the fine-tuning was too short to log a loss).
         rollout_seconds, train_seconds: wall time of the two halves.
@@ -85,6 +90,7 @@ class RoundMetrics:
     final_loss: float | None
     rollout_seconds: float
     train_seconds: float
+    tasks_greedy_kept_out: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,10 +111,13 @@ class RejectionSamplingResult:
 
 
 def kept_episodes(
-    episodes: Sequence[Episode], problems: dict[str, str], min_return: float
+    episodes: Sequence[Episode],
+    problems: dict[str, str],
+    min_return: float,
+    skip_tasks: frozenset[str] = frozenset(),
 ) -> list[tuple[str, tuple[str, ...]]]:
     """The ``(problem, steps)`` of every episode whose return is at least ``min_return``, each distinct
-    pair once, in the order played.
+    pair once, in the order played; none of a task in ``skip_tasks`` (task ids).
 
     Example:
         >>> from codegym.agents.base import Episode
@@ -117,10 +126,12 @@ def kept_episodes(
         >>> episodes = [played("a", ("s",), 1.0), played("a", ("s",), 1.0), played("b", ("t",), 0.5)]
         >>> kept_episodes(episodes, {"a": "add", "b": "sub"}, 1.0)
         [('add', ('s',))]
+        >>> kept_episodes(episodes, {"a": "add", "b": "sub"}, 0.5, skip_tasks=frozenset({"a"}))
+        [('sub', ('t',))]
     """
     kept: dict[tuple[str, tuple[str, ...]], None] = {}
     for episode in episodes:
-        if episode.total_reward >= min_return:
+        if episode.total_reward >= min_return and episode.task_id not in skip_tasks:
             kept.setdefault((problems[episode.task_id], tuple(episode.steps)), None)
     return list(kept)
 
@@ -141,6 +152,7 @@ def train_rejection_sampling(
     process_reward: str | ProcessRewardModel | None = None,
     env_options: dict[str, Any] | None = None,
     min_return: float = 1.0,
+    greedy_failures_only: bool = False,
     epochs: float = 1.0,
     learning_rate: float = 3e-4,
     batch_size: int = 16,
@@ -169,6 +181,8 @@ def train_rejection_sampling(
         process_reward: a PRM, a spec for :func:`codegym.models.load_prm` or None (no PRM).
         env_options: more :class:`~codegym.env.CodeReasonEnv` options (``outcome``, ...).
         min_return: an episode is kept when the sum of its rewards is at least this.
+        greedy_failures_only: keep episodes only of the tasks whose greedy episode's return falls short
+            of ``min_return`` (each round plays every task once more, greedily, to find them).
         epochs, learning_rate, batch_size: the fine-tuning's (see ``train_policy``).
         max_steps: steps per episode, the code step included.
         max_new_tokens: the longest step, in tokens.
@@ -204,6 +218,8 @@ def train_rejection_sampling(
             f'policy must be a spec ("tiny", a built-in name or a folder), got {type(policy).__name__}: '
             "each round fine-tunes a saved copy; save your model with save_pretrained and pass its folder"
         )
+    if not isinstance(greedy_failures_only, bool):
+        raise UserError(f"greedy_failures_only must be True or False, got {greedy_failures_only!r}")
     refuse_reward_keys(env_options, "train_rejection_sampling")
     check_task_options(tasks, split=split, **(task_options or {}))
     if isinstance(reward, str):
@@ -222,6 +238,8 @@ def train_rejection_sampling(
             "temperature": temperature,
             "env_options": env_options,
             "min_return": min_return,
+            # Named only when on, so runs saved before the option existed still resume.
+            **({"greedy_failures_only": True} if greedy_failures_only else {}),
             "epochs": epochs,
             "learning_rate": learning_rate,
             "batch_size": batch_size,
@@ -262,9 +280,25 @@ def train_rejection_sampling(
                 env_options,
                 progress,
             )
+            solved_greedily: frozenset[str] = frozenset()
+            if greedy_failures_only:
+                greedy = _play(
+                    learner,
+                    batch,
+                    1,
+                    0.0,
+                    seed,
+                    number,
+                    max_steps,
+                    max_new_tokens,
+                    box,
+                    env_options,
+                    progress,
+                )
+                solved_greedily = frozenset(e.task_id for e in greedy if e.total_reward >= min_return)
             del learner
             problems = {task.task_id: task.problem for task in batch}
-            data = kept_episodes(episodes, problems, min_return)
+            data = kept_episodes(episodes, problems, min_return, solved_greedily)
             rollout_seconds = time.perf_counter() - started
             final = out_path / f"{ROUND_PREFIX}{number}"
             partial = out_path / f".{final.name}.partial"
@@ -303,6 +337,7 @@ def train_rejection_sampling(
                     final_loss=loss,
                     rollout_seconds=round(rollout_seconds, 1),
                     train_seconds=round(time.perf_counter() - started, 1),
+                    tasks_greedy_kept_out=len(solved_greedily) if greedy_failures_only else None,
                 )
             )
             write_metrics(
@@ -335,8 +370,9 @@ def _play(
 
     episodes: list[Episode] = []
     starts = range(0, len(batch), ROLLOUT_CHUNK)
+    kind = "episodes" if temperature > 0 else "greedy episodes"
     for index, start in enumerate(
-        tqdm(starts, desc=f"round {number} episodes", unit="chunk", disable=not progress)
+        tqdm(starts, desc=f"round {number} {kind}", unit="chunk", disable=not progress)
     ):
         episodes += rollout(
             policy,

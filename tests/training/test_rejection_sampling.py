@@ -53,6 +53,10 @@ def test_episodes_are_kept_by_their_whole_return_and_each_distinct_one_once():
     ]
     assert len(kept_episodes(episodes, problems, 0.5)) == 3
     assert kept_episodes(episodes, problems, 1.5) == []
+    # Tasks greedy decoding already solves keep nothing under greedy_failures_only.
+    assert kept_episodes(episodes, problems, 1.0, skip_tasks=frozenset({"a"})) == [
+        ("Problem B", ("plan", "code"))
+    ]
 
 
 @pytest.mark.slow
@@ -92,6 +96,25 @@ def test_a_round_that_keeps_nothing_leaves_the_policy_as_it_was(tmp_path, sandbo
     assert _same(_weights(result.policy), _weights(tiny_checkpoint("policy")))
 
 
+@pytest.mark.slow
+def test_greedy_failures_only_keeps_nothing_of_tasks_the_greedy_episode_solves(tmp_path, sandbox_factory):
+    # Every return reaches -inf, so every task's greedy episode "solves" it and no task may keep anything.
+    result = train_rejection_sampling(
+        tmp_path / "run",
+        rounds=1,
+        min_return=-math.inf,
+        greedy_failures_only=True,
+        sandbox=sandbox_factory("local"),
+        **BUDGET,
+    )
+    (only,) = result.rounds
+    assert only.episodes == 8 and only.tasks_greedy_kept_out == 4 and only.kept == 0
+    assert _same(_weights(result.policy), _weights(tiny_checkpoint("policy")))
+    saved = json.loads((tmp_path / "run" / "rounds.json").read_text())
+    assert saved["settings"]["greedy_failures_only"] is True
+    assert saved["rounds"][0]["tasks_greedy_kept_out"] == 4
+
+
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
@@ -104,6 +127,7 @@ def test_a_round_that_keeps_nothing_leaves_the_policy_as_it_was(tmp_path, sandbo
         ({"reward": "no-such-scheme"}, "no-such-scheme"),
         ({"task_options": {"max_ops": 0}}, "max_ops"),
         ({"env_options": {"reward": "dense"}}, "env_options must not set \\['reward'\\]"),
+        ({"greedy_failures_only": "yes"}, "greedy_failures_only must be True or False"),
     ],
 )
 def test_bad_arguments_raise_before_anything_runs(tmp_path, overrides, match):
