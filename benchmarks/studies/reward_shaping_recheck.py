@@ -10,7 +10,8 @@ study's, so the figure is an independent replication, not a rerun of the same ch
 What it runs: for every (scheme, seed) of ``--schemes`` x ``--seeds``, the run's JSON in ``--runs-out``
 (as ``reward_shaping.py`` wrote it) names its settings; the policy its training saved last
 (``--out-root``/<run name>/checkpoint-<iterations>; for a ``rejection_sampling.py`` study,
-``--out-root``/<arm>_seed<k>/round-<rounds>) and the shipped tiny policy decode greedily, through
+``--out-root``/<arm>_seed<k>/round-<rounds>) and the policy the runs started from (their ``policy``
+setting; the shipped tiny one for runs that name none) decode greedily, through
 the env and the local sandbox, on the fresh ``train2`` (training compositions, instances drawn apart)
 and ``test2`` (compositions never trained on) sets.
 
@@ -101,6 +102,8 @@ def main() -> None:
     }
     if len(settings) > 1:
         raise SystemExit("the runs were trained with different settings; recheck one study at a time")
+    # The policy every run started from ("tiny" for studies that name none): what "before" is.
+    start = next(iter(policies.values()))[1].get("policy", "tiny")
     results: dict = {"sets": {}}
     box = make_sandbox("local")
     try:
@@ -109,7 +112,7 @@ def main() -> None:
             tasks = draw_tasks(SyntheticTasks(split, min_ops=2, max_ops=2), args.tasks, draw_seed)
             groups = [task_group(task) for task in tasks]
             with tqdm(total=1 + len(policies), desc=f"greedy on {len(tasks)} {name} tasks") as bar:
-                before = greedy("tiny", tasks, box)
+                before = greedy(start, tasks, box)
                 bar.update()
                 after = {}
                 for key, (checkpoint, _) in policies.items():
