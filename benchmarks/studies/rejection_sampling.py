@@ -16,6 +16,13 @@ same tasks and sampling seeds for both arms of a seed), then one supervised pass
   many of its own samples, chosen without regard to the task. What ``terminal`` gains beyond it is the
   reward's doing.
 
+With ``--greedy-failures-only`` both arms keep episodes only of the tasks whose greedy episode falls
+short of the arm's threshold (``train_rejection_sampling``'s ``greedy_failures_only``). The noise arm's
+greedy episode then passes its filter with chance t and each sample with chance 1 - t, so its threshold t
+solves t (1 - t) = the terminal run's kept share (the root above 1/2, which like ``terminal`` keeps a
+few samples of many tasks). ``--from-start`` has every round fine-tune the start policy on all the
+episodes kept so far (``train_rejection_sampling``'s ``from_start``).
+
 Then greedy pass@1 of the start and of every round's policy on the held-out sets of ``rl_diagnose.py``
 (``train2``: training compositions of 2 ops, instances never trained on; ``test2``: compositions never
 trained on; hidden tests, the local sandbox). Each run's JSON is kept in ``--runs-out`` and reused when
@@ -71,6 +78,8 @@ SHARED = (
     "epochs",
     "learning_rate",
     "eval_tasks",
+    "greedy_failures_only",
+    "from_start",
 )
 
 
@@ -96,6 +105,10 @@ class Args:
     """the fine-tuning's peak learning rate (sft_plateau.py's)"""
     eval_tasks: int = 300
     """tasks in each greedy evaluation set"""
+    greedy_failures_only: bool = False
+    """keep episodes only of tasks whose greedy episode falls short (in both arms)"""
+    from_start: bool = False
+    """each round fine-tunes the start policy on every episode kept so far (in both arms)"""
     runs_out: str = "benchmarks/results/rejection_sampling"
     """where each run's JSON goes (<arm>_seed<k>.json); a run found there with these settings is reused"""
     out_root: str = "runs/rejection_sampling"
@@ -130,6 +143,8 @@ def run_one(args: Args, arm: str, seed: int, min_return: float) -> None:
             reward="terminal" if arm == "terminal" else noise_reward,
             env_options={"outcome": "pass_rate"},
             min_return=min_return,
+            greedy_failures_only=args.greedy_failures_only,
+            from_start=args.from_start,
             epochs=args.epochs,
             learning_rate=args.learning_rate,
             max_steps=6,
@@ -206,12 +221,24 @@ def kept_share(rounds: Any) -> float:
 
 
 def finished_run(args: Args, arm: str, seed: int) -> dict | None:
+    """The run's earlier JSON when it was made with these settings (one saved before a setting existed
+    counts as made with its default)."""
     path = run_path(args, arm, seed)
     if path.exists():
         done = json.loads(path.read_text())
-        if done["args"] == {name: getattr(args, name) for name in SHARED}:
+        saved = {name: done["args"].get(name, getattr(Args, name)) for name in SHARED}
+        if saved == {name: getattr(args, name) for name in SHARED}:
             return done
     return None
+
+
+def noise_threshold(kept_share: float, greedy_failures_only: bool) -> float:
+    """The threshold at which uniform noise in [0, 1) keeps ``kept_share`` of the episodes: 1 - share,
+    or with the greedy filter the root above 1/2 of t (1 - t) = share (1/2 when the share exceeds 1/4,
+    the most the filter lets through)."""
+    if not greedy_failures_only:
+        return 1.0 - kept_share
+    return (1.0 + max(0.0, 1.0 - 4.0 * kept_share) ** 0.5) / 2.0
 
 
 def launch(args: Args, arm: str, seed: int) -> dict:
@@ -220,10 +247,18 @@ def launch(args: Args, arm: str, seed: int) -> dict:
     if done is not None:
         return done
     # Noise is uniform in [0, 1): this threshold keeps the share of episodes the seed's terminal run kept.
-    min_return = 1.0 if arm == "terminal" else 1.0 - launch(args, "terminal", seed)["kept_share"]
+    min_return = (
+        1.0
+        if arm == "terminal"
+        else noise_threshold(launch(args, "terminal", seed)["kept_share"], args.greedy_failures_only)
+    )
     command = [sys.executable, __file__, "--only", f"{arm}:{seed}:{min_return!r}"]
     for name in ("runs_out", "out_root", *SHARED):
-        command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+        value = getattr(args, name)
+        if isinstance(value, bool):  # a flag: named when on
+            command += [f"--{name.replace('_', '-')}"] if value else []
+        else:
+            command += [f"--{name.replace('_', '-')}", str(value)]
     env = {**os.environ, **({"OMP_NUM_THREADS": "1"} if args.jobs > 1 else {})}
     log = run_path(args, arm, seed).with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)

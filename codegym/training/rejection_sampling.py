@@ -15,7 +15,10 @@ round here is one turn of it:
    repeat what its greedy decoding already writes (STaR's focus on the problems it fails);
 3. fine-tune the policy on the kept episodes by supervised learning
    (:func:`codegym.training.policy_sft.train_policy`: ``epochs`` passes at ``learning_rate``, warm-up
-   then cosine decay), starting from the last round's policy.
+   then cosine decay), starting from the last round's policy. With ``from_start``, each round instead
+   fine-tunes the start policy on every episode kept so far, this round's and the earlier rounds': STaR
+   and ReST-EM restart from the base model each iteration, so that one round's drift is not the next
+   round's starting point.
 
 It is outcome-reward RL whose update is maximum likelihood on the rewarded samples (ReST-EM's M-step),
 so it takes the supervised learning rate and schedule, where a policy-gradient step must stay small.
@@ -74,6 +77,8 @@ class RoundMetrics:
         tasks_kept: tasks with at least one kept episode.
         mean_return: mean episode return.
         solve_rate: share of the episodes played whose code passed every hidden test.
+        trained_on: with ``from_start``, the distinct episodes kept so far, which the round fine-tuned
+            on (None without it: the round's ``kept``).
         tasks_greedy_kept_out: with ``greedy_failures_only``, the tasks whose greedy episode reached
             ``min_return`` and so kept nothing (None without it).
         final_loss: the fine-tuning's mean loss over its last logged steps (None when nothing was kept or
@@ -91,6 +96,7 @@ class RoundMetrics:
     rollout_seconds: float
     train_seconds: float
     tasks_greedy_kept_out: int | None = None
+    trained_on: int | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,7 @@ def train_rejection_sampling(
     env_options: dict[str, Any] | None = None,
     min_return: float = 1.0,
     greedy_failures_only: bool = False,
+    from_start: bool = False,
     epochs: float = 1.0,
     learning_rate: float = 3e-4,
     batch_size: int = 16,
@@ -183,6 +190,8 @@ def train_rejection_sampling(
         min_return: an episode is kept when the sum of its rewards is at least this.
         greedy_failures_only: keep episodes only of the tasks whose greedy episode's return falls short
             of ``min_return`` (each round plays every task once more, greedily, to find them).
+        from_start: each round fine-tunes the start policy on all the episodes kept so far, instead of
+            the last round's policy on this round's (sampling always uses the last round's policy).
         epochs, learning_rate, batch_size: the fine-tuning's (see ``train_policy``).
         max_steps: steps per episode, the code step included.
         max_new_tokens: the longest step, in tokens.
@@ -218,8 +227,9 @@ def train_rejection_sampling(
             f'policy must be a spec ("tiny", a built-in name or a folder), got {type(policy).__name__}: '
             "each round fine-tunes a saved copy; save your model with save_pretrained and pass its folder"
         )
-    if not isinstance(greedy_failures_only, bool):
-        raise UserError(f"greedy_failures_only must be True or False, got {greedy_failures_only!r}")
+    for name, flag in (("greedy_failures_only", greedy_failures_only), ("from_start", from_start)):
+        if not isinstance(flag, bool):
+            raise UserError(f"{name} must be True or False, got {flag!r}")
     refuse_reward_keys(env_options, "train_rejection_sampling")
     check_task_options(tasks, split=split, **(task_options or {}))
     if isinstance(reward, str):
@@ -240,6 +250,7 @@ def train_rejection_sampling(
             "min_return": min_return,
             # Named only when on, so runs saved before the option existed still resume.
             **({"greedy_failures_only": True} if greedy_failures_only else {}),
+            **({"from_start": True} if from_start else {}),
             "epochs": epochs,
             "learning_rate": learning_rate,
             "batch_size": batch_size,
@@ -258,6 +269,14 @@ def train_rejection_sampling(
         finished = [entry for entry in finished if (out_path / f"{ROUND_PREFIX}{entry.round}").is_dir()]
     resumed_from = len(finished)
     current = str(out_path / f"{ROUND_PREFIX}{resumed_from}") if resumed_from else start
+    # With from_start, every distinct episode kept so far (the finished rounds' from their kept.json).
+    pool: dict[tuple[str, tuple[str, ...]], None] = {}
+    if from_start:
+        for entry in finished:
+            kept_file = out_path / f"{ROUND_PREFIX}{entry.round}" / KEPT_FILE
+            pool.update(
+                dict.fromkeys((e["problem"], tuple(e["steps"])) for e in json.loads(kept_file.read_text()))
+            )
 
     box = sandbox if isinstance(sandbox, Sandbox) else make_sandbox(sandbox)
     try:
@@ -304,11 +323,16 @@ def train_rejection_sampling(
             partial = out_path / f".{final.name}.partial"
             shutil.rmtree(partial, ignore_errors=True)  # left by a crash mid-round
             started = time.perf_counter()
-            if data:
+            if from_start:
+                pool.update(dict.fromkeys(data))
+                training, base = list(pool), start
+            else:
+                training, base = data, current
+            if training:
                 trained = train_policy(
                     partial,
-                    base=current,
-                    episodes=data,
+                    base=base,
+                    episodes=training,
                     epochs=epochs,
                     learning_rate=learning_rate,
                     batch_size=batch_size,
@@ -318,7 +342,7 @@ def train_rejection_sampling(
                 )
                 loss = None if np.isnan(trained.final_loss) else trained.final_loss
             else:  # nothing reached min_return: the round leaves the policy as it was
-                shutil.copytree(current, partial)
+                shutil.copytree(base, partial)
                 loss = None
             # What the round learnt, for reading: the kept episodes as {"problem", "steps"} records.
             kept_file = partial / KEPT_FILE
@@ -338,6 +362,7 @@ def train_rejection_sampling(
                     rollout_seconds=round(rollout_seconds, 1),
                     train_seconds=round(time.perf_counter() - started, 1),
                     tasks_greedy_kept_out=len(solved_greedily) if greedy_failures_only else None,
+                    trained_on=len(training) if from_start else None,
                 )
             )
             write_metrics(

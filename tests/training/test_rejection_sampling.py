@@ -115,6 +115,24 @@ def test_greedy_failures_only_keeps_nothing_of_tasks_the_greedy_episode_solves(t
     assert saved["rounds"][0]["tasks_greedy_kept_out"] == 4
 
 
+@pytest.mark.slow
+def test_from_start_fine_tunes_the_start_policy_on_every_episode_kept_so_far(tmp_path, sandbox_factory):
+    box, run = sandbox_factory("local"), tmp_path / "run"
+    options = {"min_return": -math.inf, "from_start": True, "seed": 3, "sandbox": box, **BUDGET}
+    first = train_rejection_sampling(run, rounds=1, **options)
+    assert first.rounds[0].trained_on == first.rounds[0].kept
+    resumed = train_rejection_sampling(run, rounds=2, **options)  # the pool comes back from kept.json
+    kept = [
+        {
+            (e["problem"], tuple(e["steps"]))
+            for e in json.loads((run / f"round-{k}" / "kept.json").read_text())
+        }
+        for k in (1, 2)
+    ]
+    assert resumed.rounds[1].trained_on == len(kept[0] | kept[1]) > resumed.rounds[1].kept
+    assert json.loads((run / "rounds.json").read_text())["settings"]["from_start"] is True
+
+
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
@@ -128,6 +146,7 @@ def test_greedy_failures_only_keeps_nothing_of_tasks_the_greedy_episode_solves(t
         ({"task_options": {"max_ops": 0}}, "max_ops"),
         ({"env_options": {"reward": "dense"}}, "env_options must not set \\['reward'\\]"),
         ({"greedy_failures_only": "yes"}, "greedy_failures_only must be True or False"),
+        ({"from_start": 1}, "from_start must be True or False"),
     ],
 )
 def test_bad_arguments_raise_before_anything_runs(tmp_path, overrides, match):
