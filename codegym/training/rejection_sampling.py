@@ -40,6 +40,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -286,34 +287,22 @@ def train_rejection_sampling(
             batch = _draw_tasks(source, tasks_per_round, rng)
             learner = load_policy(current)
             protocol = learner.protocol.name
-            episodes = _play(
+            play = functools.partial(
+                _play,
                 learner,
                 batch,
-                samples_per_task,
-                temperature,
-                seed,
-                number,
-                max_steps,
-                max_new_tokens,
-                box,
-                env_options,
-                progress,
+                seed=seed,
+                number=number,
+                max_steps=max_steps,
+                max_new_tokens=max_new_tokens,
+                box=box,
+                env_options=env_options,
+                progress=progress,
             )
+            episodes = play(samples_per_task=samples_per_task, temperature=temperature)
             solved_greedily: frozenset[str] = frozenset()
             if greedy_failures_only:
-                greedy = _play(
-                    learner,
-                    batch,
-                    1,
-                    0.0,
-                    seed,
-                    number,
-                    max_steps,
-                    max_new_tokens,
-                    box,
-                    env_options,
-                    progress,
-                )
+                greedy = play(samples_per_task=1, temperature=0.0)
                 solved_greedily = frozenset(e.task_id for e in greedy if e.total_reward >= min_return)
             del learner
             problems = {task.task_id: task.problem for task in batch}
