@@ -118,7 +118,8 @@ class Args:
     plot: str = "benchmarks/results/rejection_sampling.png"
     """the plot ("" for none)"""
     only: str = ""
-    """internal: run one "<arm>:<seed>:<min_return>" in this process and write its JSON"""
+    """run one "<arm>:<seed>:<min_return>" in this process and write its JSON (how the study starts each
+    run; by hand, one arm alone, e.g. terminal:0:1.0)"""
 
 
 def run_path(args: Args, arm: str, seed: int) -> Path:
