@@ -26,7 +26,9 @@ episodes kept so far (``train_rejection_sampling``'s ``from_start``).
 Then greedy pass@1 of the start and of every round's policy on the held-out sets of ``rl_diagnose.py``
 (``train2``: training compositions of 2 ops, instances never trained on; ``test2``: compositions never
 trained on; hidden tests, the local sandbox). Each run's JSON is kept in ``--runs-out`` and reused when
-its settings match, so a killed study resumes.
+its settings match, so a killed study resumes. The policies in ``--out-root`` resume too: with a larger
+``--rounds`` and a new ``--runs-out``, every run goes on from its last round (a noise run keeps the
+threshold it started with).
 
 What it reports (JSON in --out, a table on stdout, a plot in --plot), the same fields as
 ``reward_shaping.py``: per arm and held-out set the pooled gain with its 95% interval (cluster-robust
@@ -65,7 +67,7 @@ from codegym.models import load_policy
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
 from codegym.tasks.synthetic import SyntheticTasks
-from codegym.training.rejection_sampling import ROUND_PREFIX, train_rejection_sampling
+from codegym.training.rejection_sampling import ROUND_PREFIX, ROUNDS_FILE, train_rejection_sampling
 
 ARMS = ("terminal", "noise")
 # The settings every run shares; a run's JSON is reused only when they match.
@@ -248,11 +250,15 @@ def launch(args: Args, arm: str, seed: int) -> dict:
     if done is not None:
         return done
     # Noise is uniform in [0, 1): this threshold keeps the share of episodes the seed's terminal run kept.
-    min_return = (
-        1.0
-        if arm == "terminal"
-        else noise_threshold(launch(args, "terminal", seed)["kept_share"], args.greedy_failures_only)
-    )
+    # A noise run with rounds already in --out-root keeps the threshold it started with, so a study
+    # extended to more rounds resumes it (the trainer refuses another min_return).
+    started = Path(args.out_root) / f"{arm}_seed{seed}" / ROUNDS_FILE
+    if arm == "terminal":
+        min_return = 1.0
+    elif started.is_file():
+        min_return = json.loads(started.read_text())["settings"]["min_return"]
+    else:
+        min_return = noise_threshold(launch(args, "terminal", seed)["kept_share"], args.greedy_failures_only)
     command = [sys.executable, __file__, "--only", f"{arm}:{seed}:{min_return!r}"]
     for name in ("runs_out", "out_root", *SHARED):
         value = getattr(args, name)
