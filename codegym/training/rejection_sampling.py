@@ -228,7 +228,8 @@ def train_rejection_sampling(
             f'policy must be a spec ("tiny", a built-in name or a folder), got {type(policy).__name__}: '
             "each round fine-tunes a saved copy; save your model with save_pretrained and pass its folder"
         )
-    for name, flag in (("greedy_failures_only", greedy_failures_only), ("from_start", from_start)):
+    flags = {"greedy_failures_only": greedy_failures_only, "from_start": from_start}
+    for name, flag in flags.items():
         if not isinstance(flag, bool):
             raise UserError(f"{name} must be True or False, got {flag!r}")
     refuse_reward_keys(env_options, "train_rejection_sampling")
@@ -249,9 +250,8 @@ def train_rejection_sampling(
             "temperature": temperature,
             "env_options": env_options,
             "min_return": min_return,
-            # Named only when on, so runs saved before the option existed still resume.
-            **({"greedy_failures_only": True} if greedy_failures_only else {}),
-            **({"from_start": True} if from_start else {}),
+            # Named only when on, so runs saved before the options existed still resume.
+            **{name: True for name, flag in flags.items() if flag},
             "epochs": epochs,
             "learning_rate": learning_rate,
             "batch_size": batch_size,
