@@ -3,8 +3,10 @@
 What it runs: ``codegym loop`` with the demo's configuration (``codegym.loop.demo.DEMO_SETTINGS``: k = 2
 training tasks, the tiny policy and PRM) for ``iterations`` iterations, once per seed, each seed in its own
 run directory under ``run_root`` (resumable: run the script again and finished stages are skipped). Then
-each iteration's policy is evaluated on an in-distribution set too: training-split k = 2 tasks that no
-iteration of that seed trained on.
+each iteration's policy is evaluated on an in-distribution set too: tasks of the training tasks' split and
+ops (training-split k = 2 by default) that no iteration of that seed trained on. With ``--train-split test
+--train-ops 3`` the search works on held-out compositions of 3 ops, which no reference episode covers,
+and the evaluation's k = 2 compositions stay unseen by every stage.
 
 What it reports (JSON on stdout and in --out, a four-panel plot in --plot):
 
@@ -44,11 +46,10 @@ from codegym.loop.config import from_dict
 from codegym.loop.context import iteration_seed
 from codegym.loop.demo import DEMO_SETTINGS
 from codegym.loop.stats import paired_gain, pass_rate
-from codegym.loop.task_sets import eval_groups, task_group, training_tasks
+from codegym.loop.task_sets import eval_groups, task_group, task_source, training_tasks
 from codegym.models import load_policy
 from codegym.options import parse_args
 from codegym.sandbox import make_sandbox
-from codegym.tasks.synthetic import SyntheticTasks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for harness
 from harness import machine, write_json
@@ -72,11 +73,16 @@ class Args:
     """the first this many evaluation tasks also go to best-of-N and MCTS (0: all of them; the evaluation
     before the loop then takes about 3 minutes on 2 quiet cores, against 47 to 88 s with 100)"""
     indist_tasks: int = 100
-    """in-distribution (training-split k = 2, never trained on) tasks per evaluation; 0 skips them"""
+    """in-distribution tasks (the training tasks' split and ops, never trained on) per evaluation; 0 skips them"""
     indist_search_tasks: int = 50
     """the first this many in-distribution tasks also go to best-of-N and MCTS"""
     train_tasks: int = 128
     """training tasks searched per iteration"""
+    train_split: str = "train"
+    """split of the training tasks: "train", or "test" (held-out compositions no reference episode covers;
+    needs --train-ops other than 2)"""
+    train_ops: int = 2
+    """ops composed in a training task"""
     rl_iterations: int = 3
     """policy-gradient iterations per loop iteration"""
     solved_paths: bool = True
@@ -125,7 +131,13 @@ def loop_config(args: Args, seed: int):
     settings = json.loads(json.dumps(DEMO_SETTINGS))  # a deep copy
     settings["iterations"] = args.iterations
     settings["policy"] = args.policy
-    settings["tasks"].update(train_tasks=args.train_tasks, eval_tasks=args.eval_tasks)
+    settings["tasks"].update(
+        train_tasks=args.train_tasks,
+        eval_tasks=args.eval_tasks,
+        train_split=args.train_split,
+        min_ops=args.train_ops,
+        max_ops=args.train_ops,
+    )
     settings["eval"]["search_tasks"] = args.search_tasks
     settings["rl"]["iterations"] = args.rl_iterations
     settings.setdefault("sft", {})["solved_paths"] = args.solved_paths
@@ -201,7 +213,7 @@ def seed_report(args: Args, config, run_dir: Path, summary: dict) -> dict:
 def in_distribution(
     args: Args, config, run_dir: Path, policies: dict[int, str]
 ) -> tuple[dict[str, dict], list[str]]:
-    """Each iteration's policy on training-split k = 2 tasks that no iteration of the run trained on
+    """Each iteration's policy on tasks of the training tasks' split and ops that no iteration of the run trained on
     (cached in the run directory: a rerun does not replay them), and the tasks' functions."""
     cache = run_dir / "in_distribution.json"
     done = json.loads(cache.read_text()) if cache.exists() else {}
@@ -210,7 +222,7 @@ def in_distribution(
         for i in range(1, config.iterations + 1)
         for task in training_tasks(config, iteration_seed(config.seed, i))
     }
-    source = SyntheticTasks("train", min_ops=2, max_ops=2)
+    source = task_source(config, "train")
     candidates = source.tasks(4 * args.indist_tasks, seed=10_000 + config.seed)
     tasks = list({t.task_id: t for t in candidates if t.task_id not in trained}.values())[: args.indist_tasks]
     with make_sandbox(args.sandbox) as box:
@@ -322,7 +334,11 @@ def plot(results: dict, args: Args) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     for ax, split, title in (
         (axes[0][0], "held_out", f"held-out k=2 (greedy {args.eval_tasks} tasks)"),
-        (axes[0][1], "in_distribution", f"in-distribution k=2 (greedy {args.indist_tasks} tasks)"),
+        (
+            axes[0][1],
+            "in_distribution",
+            f"{args.train_split}-split k={args.train_ops}, not trained on (greedy {args.indist_tasks} tasks)",
+        ),
     ):
         first = next(iter(per_seed.values()))[split]
         if not first:

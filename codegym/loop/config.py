@@ -36,6 +36,8 @@ class TaskConfig:
     """held-out (test-split) tasks for the before/after evaluation (the same every time)"""
     eval_ops: int = 2
     """ops composed in the evaluation tasks (the tiny policy solves about 18% of k=2 greedily)"""
+    train_split: str = "train"
+    """split of the training tasks (TCG, search, RL): "train", or "test" to search held-out compositions that no reference episode covers (synthetic only; eval_ops then outside min_ops..max_ops, so the evaluation's compositions stay unseen)"""
 
 
 @dataclass
@@ -212,6 +214,7 @@ class LoopConfig:
             ("eval.batch_size >= 0", self.eval.batch_size >= 0),
             ("protocol", self.protocol in ("", "native", "think", "direct")),
             ("tasks.source", self.tasks.source in ("synthetic", "codeio")),
+            ("tasks.train_split", self.tasks.train_split in ("train", "test")),
             ("dtype", self.dtype in ("float32", "bfloat16", "float16")),
             ("lora_r", self.lora_r >= 0),
         ]
@@ -221,6 +224,15 @@ class LoopConfig:
                 "ray_address spreads the search and eval stages over Ray workers in batches: set "
                 "search.batch_size and eval.batch_size (e.g. 16); one process given the same batch sizes "
                 "produces the same results"
+            )
+        tasks = self.tasks
+        if tasks.train_split == "test" and (
+            tasks.source != "synthetic" or tasks.min_ops <= tasks.eval_ops <= tasks.max_ops
+        ):
+            raise UserError(
+                'tasks.train_split = "test" trains on held-out compositions: it needs tasks.source = '
+                '"synthetic" and a tasks.eval_ops outside tasks.min_ops..tasks.max_ops (e.g. min_ops = '
+                "max_ops = 3 with eval_ops = 2), or the evaluation would measure compositions trained on"
             )
         if bad:
             raise UserError(

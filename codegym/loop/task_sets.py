@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 def task_source(config: LoopConfig, split: str) -> TaskSource:
     """The configured source's ``split``: synthetic with the configured ops (the evaluation's ops for
-    ``"test"``), or CodeIO's real problems (built once into the cache)."""
+    ``"test"``; ``"train"`` is the training tasks' source, drawn from ``tasks.train_split``), or CodeIO's
+    real problems (built once into the cache)."""
     if config.tasks.source == "codeio":
         from codegym.tasks.codeio import load_codeio
 
@@ -23,7 +24,9 @@ def task_source(config: LoopConfig, split: str) -> TaskSource:
 
     if split == "test":
         return SyntheticTasks("test", min_ops=config.tasks.eval_ops, max_ops=config.tasks.eval_ops)
-    return SyntheticTasks("train", min_ops=config.tasks.min_ops, max_ops=config.tasks.max_ops)
+    return SyntheticTasks(
+        config.tasks.train_split, min_ops=config.tasks.min_ops, max_ops=config.tasks.max_ops
+    )
 
 
 def draw_tasks(source: TaskSource, n: int, seed: int) -> list[Task]:

@@ -185,6 +185,12 @@ def test_the_configuration_file_shows_every_default_and_round_trips(tmp_path):
         ({"rl": {"replay": -1}}, "bad loop configuration value.*rl.replay"),
         ({"rl": {"reward": "sparse"}}, "bad loop configuration value.*rl.reward"),
         ({"tasks": {"source": "mbpp"}}, "bad loop configuration value.*tasks.source"),
+        ({"tasks": {"train_split": "dev"}}, "bad loop configuration value.*tasks.train_split"),
+        ({"tasks": {"train_split": "test", "max_ops": 3}}, "eval_ops outside tasks.min_ops..tasks.max_ops"),
+        (
+            {"tasks": {"train_split": "test", "source": "codeio", "min_ops": 3, "max_ops": 3}},
+            'needs tasks.source = "synthetic"',
+        ),
     ],
 )
 def test_bad_configurations_are_named(data, match):
@@ -237,6 +243,26 @@ def test_sft_without_solved_paths_trains_on_the_replay_alone(tmp_path):
     assert (out / "model" / "model.safetensors").is_file()
     with pytest.raises(ValueError, match="solved_paths or replay"):
         from_dict({**TINY, "sft": {"replay": 0, "solved_paths": False}})
+
+
+@pytest.mark.slow
+def test_the_loop_can_search_held_out_compositions_the_evaluation_never_sees(tmp_path):
+    """tasks.train_split = "test": the TCG, search and RL stages work on held-out compositions of
+    other ops than the evaluation's, so no reference episode covers them and the evaluation's stay unseen."""
+    from codegym.loop.context import iteration_seed
+    from codegym.loop.task_sets import task_group, training_tasks
+
+    settings = {**TINY, "tasks": {**TINY["tasks"], "train_split": "test", "min_ops": 2, "max_ops": 2}}
+    config = from_dict(settings)
+    trained = training_tasks(config, iteration_seed(config.seed, 1))
+    held_out = eval_tasks(config)
+    assert all(t.metadata["split"] == "test" and len(t.metadata["ops"]) == 2 for t in trained)
+    assert not {task_group(t) for t in trained} & {task_group(t) for t in held_out}
+    run_loop(config, tmp_path / "run", progress=False, until=(1, "search"))
+    rows = (stage_folder(tmp_path / "run", 1, "tcg") / "tests.jsonl").read_text().splitlines()
+    searched = [json.loads(row)["task_id"] for row in rows]
+    assert searched == [t.task_id for t in trained] and all(i.startswith("synthetic/test/") for i in searched)
+    assert (stage_folder(tmp_path / "run", 1, "search") / "metrics.json").is_file()
 
 
 @pytest.mark.slow
