@@ -225,6 +225,11 @@ class LoopConfig:
                 "search.batch_size and eval.batch_size (e.g. 16); one process given the same batch sizes "
                 "produces the same results"
             )
+        if bad:
+            raise UserError(
+                f"bad loop configuration value(s): {', '.join(bad)}; see `codegym loop --print-config` "
+                "for every key with its default and meaning"
+            )
         tasks = self.tasks
         if tasks.train_split == "test" and (
             tasks.source != "synthetic" or tasks.min_ops <= tasks.eval_ops <= tasks.max_ops
@@ -233,11 +238,6 @@ class LoopConfig:
                 'tasks.train_split = "test" trains on held-out compositions: it needs tasks.source = '
                 '"synthetic" and a tasks.eval_ops outside tasks.min_ops..tasks.max_ops (e.g. min_ops = '
                 "max_ops = 3 with eval_ops = 2), or the evaluation would measure compositions trained on"
-            )
-        if bad:
-            raise UserError(
-                f"bad loop configuration value(s): {', '.join(bad)}; see `codegym loop --print-config` "
-                "for every key with its default and meaning"
             )
 
 
