@@ -88,6 +88,10 @@ class Args:
     solved_paths: bool = True
     """SFT trains on the search's solved paths (--no-solved-paths: on the replayed reference episodes
     alone, the control that says what the policy's own paths add)"""
+    sft_from_start: bool = False
+    """each SFT stage fine-tunes --policy afresh, not the current policy (the loop's sft.from_start)"""
+    sft_accumulate: bool = False
+    """each SFT stage trains on the solved paths of every iteration so far (the loop's sft.accumulate)"""
     sandbox: str = "local"
     """sandbox: local, docker or auto"""
     run_root: str = "runs/loop_iterations"
@@ -140,7 +144,9 @@ def loop_config(args: Args, seed: int):
     )
     settings["eval"]["search_tasks"] = args.search_tasks
     settings["rl"]["iterations"] = args.rl_iterations
-    settings.setdefault("sft", {})["solved_paths"] = args.solved_paths
+    settings.setdefault("sft", {}).update(
+        solved_paths=args.solved_paths, from_start=args.sft_from_start, accumulate=args.sft_accumulate
+    )
     return from_dict({**settings, "seed": seed, "sandbox": args.sandbox})
 
 

@@ -82,6 +82,9 @@ class SFTConfig:
     """reference episodes of fresh training-split synthetic tasks mixed in (0: none); real datasets have no reference reasoning: set 0"""
     accumulate: bool = False
     """train on the solved paths of every iteration so far, deduplicated, not only this one's"""
+    from_start: bool = False
+    """fine-tune the loop's starting policy afresh each iteration, not the current one (STaR's restart; use
+    with accumulate, so that the paths of earlier iterations stay in the data)"""
     solved_paths: bool = True
     """train on the search's solved paths (false: on the replay alone, a control for what the paths add)"""
 

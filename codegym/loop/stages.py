@@ -170,7 +170,10 @@ def stage_sft(ctx: StageContext) -> dict[str, Any]:
     episodes, own = _solved_paths(ctx) if sft.solved_paths else ([], 0)
     if not episodes and not sft.replay:
         return {"skipped": "no solved path and no replay: nothing to fine-tune on", "episodes": 0}
-    base = str(tiny_checkpoint("policy")) if ctx.policy == "tiny" else ctx.policy
+    # from_start (STaR's restart): every iteration fine-tunes the policy the loop started from, on the
+    # replay and (with accumulate) every path kept so far; the current policy only searched for the paths.
+    start = ctx.config.policy if sft.from_start else ctx.policy
+    base = str(tiny_checkpoint("policy")) if start == "tiny" else start
     # The shipped tiny policy is under-trained: reference episodes of fresh tasks raise it far more than
     # its own solved paths do, most of which pass with a wrong outline (benchmarks/studies/loop_sft_data.py and
     # the README's loop figures). Real datasets have no reference reasoning: there, set sft.replay = 0.
@@ -189,6 +192,7 @@ def stage_sft(ctx: StageContext) -> dict[str, Any]:
         dtype=ctx.config.dtype,
     )
     metrics = {
+        "base": start,
         "episodes": len(episodes),
         "new_episodes": own,
         "replay_episodes": len(replay),

@@ -246,6 +246,32 @@ def test_sft_without_solved_paths_trains_on_the_replay_alone(tmp_path):
 
 
 @pytest.mark.slow
+def test_sft_from_start_fine_tunes_the_loop_s_starting_policy_not_the_current_one(tmp_path):
+    """sft.from_start (STaR's restart): iteration 2 trains the policy the loop started from; the current
+    policy, which only searched, is never loaded (here it does not exist, so loading it would fail)."""
+    from codegym.loop.context import StageContext
+    from codegym.loop.stages import stage_sft
+
+    search = tmp_path / "iter-2" / "2-search"
+    search.mkdir(parents=True)
+    (search / "solved_paths.jsonl").write_text(json.dumps({"problem": "p", "steps": ["a"]}) + "\n")
+    out = tmp_path / "iter-2" / "3-sft.partial"
+    out.mkdir(parents=True)
+    missing = str(tmp_path / "iter-1" / "5-rl" / "no-such-policy")
+    sft = {"epochs": 1.0, "replay": 8}
+    for from_start in (True, False):
+        config = from_dict({**TINY, "check_tasks": 0, "sft": {**sft, "from_start": from_start}})
+        ctx = StageContext(config, 2, out, None, missing, "tiny", {"search": search}, progress=False)
+        if from_start:
+            metrics = stage_sft(ctx)
+            assert metrics["base"] == "tiny" and metrics["episodes"] == 1 and metrics["replay_episodes"] == 8
+            assert (out / "model" / "model.safetensors").is_file()
+        else:
+            with pytest.raises(Exception, match="no-such-policy"):
+                stage_sft(ctx)
+
+
+@pytest.mark.slow
 def test_the_loop_can_search_held_out_compositions_the_evaluation_never_sees(tmp_path):
     """tasks.train_split = "test": the TCG, search and RL stages work on held-out compositions of
     other ops than the evaluation's, so no reference episode covers them and the evaluation's stay unseen."""
