@@ -101,3 +101,35 @@ def test_write_json_makes_the_folder_and_returns_what_it_wrote(tmp_path):
     assert json.loads(path.read_text()) == output
     assert path.read_text() == text + "\n" and text == json.dumps(output, indent=2)
     assert harness.write_json(path, output, indent=1) == json.dumps(output, indent=1)
+
+
+def test_loop_versus_control_pairs_the_tasks_both_runs_played_and_names_what_else_differs(tmp_path):
+    """A loop run with more in-distribution tasks than its control pairs on the control's tasks (a shorter
+    set is the longer one's start), and the settings the two runs do not share are listed."""
+
+    def run(verdicts: list[int], groups: list[str], **args) -> dict:
+        iterations = {"0": {"greedy": verdicts}, "1": {"greedy": verdicts}}
+        seed = {"verdicts": {"in_distribution": iterations}, "groups": {"in_distribution": groups}}
+        return {"per_seed": {"0": seed}, "args": {"indist_tasks": len(verdicts), **args}}
+
+    loop = run([1, 1, 0, 1], ["f", "g", "h", "i"], solved_paths=True, sft_from_start=True)
+    control = run([0, 1], ["f", "g"], solved_paths=False, sft_from_start=False)
+    for name, result in (("loop", loop), ("control", control)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(result))
+    command = [
+        sys.executable,
+        "benchmarks/studies/loop_versus_control.py",
+        "--loop",
+        str(tmp_path / "loop.json"),
+    ]
+    command += ["--control", str(tmp_path / "control.json"), "--out", str(tmp_path / "out.json")]
+    subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    out = json.loads((tmp_path / "out.json").read_text())
+    gain = out["sets"]["in_distribution"]["1"]["greedy"]["loop_minus_control"]
+    assert gain["tasks"] == 2 and gain["mean"] == pytest.approx(0.5)
+    assert out["differs"] == {"indist_tasks": [4, 2], "sft_from_start": [True, False]}
+
+    control = run([0, 1], ["f", "x"], solved_paths=False)  # the second task is another function's
+    (tmp_path / "control.json").write_text(json.dumps(control))
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0 and "evaluated other tasks" in done.stderr

@@ -3,7 +3,11 @@
 What it reads: two results of ``loop_iterations.py`` with the same seeds, iterations and evaluation
 tasks, one of the loop as it is (``--loop``) and one run with ``--no-solved-paths`` (``--control``: SFT on
 the replayed reference episodes alone, everything else the same). Both evaluate the same held-out and
-in-distribution tasks, so their verdicts pair task by task.
+in-distribution tasks, so their verdicts pair task by task. Where one run evaluated more tasks of a set
+(a larger ``--indist-tasks``, say: the sets are drawn so that a shorter one is the longer one's start),
+the two pair on the tasks both played. Other settings may differ too, e.g. a loop run with
+``--sft-from-start`` against a control that continued from the current policy: the JSON lists every
+setting that differs (``differs``), so a reader sees what else the comparison varies.
 
 What it reports (JSON on stdout and in --out): for every iteration and agent, loop minus control on
 each task set, paired by task and pooled over the seeds (95% interval, cluster-robust over the tasks'
@@ -58,6 +62,7 @@ def main() -> None:
     results: dict = {
         "sets": {},
         "inputs": {"loop": args.loop, "control": args.control},
+        "differs": differing_settings(loop["args"], control["args"]),
         "seeds": seeds,
         "machine": machine(),
     }
@@ -83,17 +88,26 @@ def read(path: str) -> dict:
         ) from None
 
 
+def differing_settings(loop: dict, control: dict) -> dict[str, list]:
+    """The two runs' settings that differ, other than the control's own flag and where each run wrote."""
+    own = {"solved_paths", "run_root", "out", "plot"}
+    keys = sorted((set(loop) | set(control)) - own)
+    return {key: [loop.get(key), control.get(key)] for key in keys if loop.get(key) != control.get(key)}
+
+
 def difference(loop: dict, control: dict, seeds: list[str], which: str, iteration: str, agent: str) -> dict:
     """Loop minus control for one agent after one iteration, pooled over the seeds and per seed."""
     ours, theirs, groups, per_seed = [], [], [], []
     for seed in seeds:
         a = loop["per_seed"][seed]["verdicts"][which][iteration][agent]
         b = control["per_seed"][seed]["verdicts"][which][iteration][agent]
-        functions = loop["per_seed"][seed]["groups"][which][: len(a)]
-        if len(a) != len(b) or functions != control["per_seed"][seed]["groups"][which][: len(b)]:
+        played = min(len(a), len(b))  # the tasks both runs played: a shorter set is the longer one's start
+        a, b = a[:played], b[:played]
+        functions = loop["per_seed"][seed]["groups"][which][:played]
+        if functions != control["per_seed"][seed]["groups"][which][:played]:
             raise SystemExit(
                 f"seed {seed}, {which}, {agent}: the two runs evaluated other tasks; run both with the same "
-                "--eval-tasks, --search-tasks, --indist-tasks and --indist-search-tasks"
+                "--train-split, --train-ops, --eval-tasks and --search-tasks"
             )
         ours += a
         theirs += b
