@@ -671,7 +671,8 @@ def _update(
 ) -> tuple[float, float, float]:
     """One AdamW step on ``-mean(A_t * log pi(step_t | prompt_t))`` plus the KL penalty towards
     ``reference`` (when given) plus ``supervised_coef`` times the mean negative log-likelihood of the
-    ``supervised`` episodes' steps; returns (loss, grad norm, mean log-ratio to the reference)."""
+    ``supervised`` episodes' steps; returns (loss, grad norm, mean log-ratio to the reference). Steps
+    whose weight is 0 are not scored (the same loss and gradient, less work)."""
     import torch
 
     taken = [
@@ -698,9 +699,15 @@ def _update(
     if not rows:
         return 0.0, 0.0, 0.0
     # Each episode's steps in order: its rows ride on one sequence where their tokens allow (pg_scoring).
+    # A step of weight 0 (a zero advantage, with no KL term to score) adds exactly 0 to the loss and its
+    # gradient: it is not scored, and an episode with no other step is not run (a uniform group's).
     chains, row = [], 0
     for length in [len(e.steps) for e in episodes] + [len(steps) for _, steps in supervised]:
-        chains.append(list(range(row, row + length)))
+        chain = [
+            i for i in range(row, row + length) if rows[i][2] != 0.0 or (reference is not None and rows[i][4])
+        ]
+        if chain:
+            chains.append(chain)
         row += length
     prompt_ids, continuation_ids = row_token_ids(
         policy, [r[0] for r in rows], [r[1] for r in rows], [r[3] for r in rows]
@@ -727,6 +734,9 @@ def _update(
             log_ratio_total += float(log_ratio.detach().sum())
         loss.backward()
         loss_total += loss.item()
+    for parameter in policy.model.parameters():  # with every step skipped: the zero gradient it had
+        if parameter.requires_grad and parameter.grad is None:
+            parameter.grad = torch.zeros_like(parameter)
     grad_norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), max_grad_norm)
     optimizer.step()
     return loss_total, float(grad_norm), log_ratio_total / max(len(taken), 1)

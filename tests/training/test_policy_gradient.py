@@ -165,6 +165,39 @@ def test_reinforce_with_a_running_baseline_updates_too(tmp_path, sandbox_factory
     assert state["baseline"] == pytest.approx(result.metrics[0].mean_reward)
 
 
+def _gradients(policy) -> list[torch.Tensor]:
+    return [parameter.grad.clone() for parameter in policy.model.parameters()]
+
+
+def test_steps_of_zero_advantage_are_left_out_and_the_gradient_is_the_same():
+    policy = load_policy("tiny", device="cpu")
+    steps = ("Outline: add one to x.", "```python\nreturn x + 1\n```")
+    episodes = [
+        Episode("t", steps, None, (0.0, 1.0), None, 1.0, True, "code", Spend(), "sampled"),
+        Episode("t", steps[:1], None, (0.0,), None, 0.0, False, "max_steps", Spend(), "sampled"),
+    ]
+    problems = {"t": "Return x plus one."}
+    advantages = [[0.5, 0.0], [0.0]]  # the second step and the second episode weigh nothing
+    optimizer = torch.optim.SGD(policy.model.parameters(), lr=0.0)  # the gradient, without moving
+    loss, _, _ = _update(policy, optimizer, episodes, problems, advantages, 1e9)
+    # The loss over all three steps, every one scored, divided by the three steps taken.
+    prompts = [policy_prompt(render_state(problems["t"], steps[:t]), t) for t in (0, 1, 0)]
+    policy.model.zero_grad()
+    logprobs = continuation_log_probs(policy, prompts, [steps[0], steps[1], steps[0]])
+    everything = -(torch.tensor([0.5, 0.0, 0.0]) * logprobs).sum() / 3
+    everything.backward()
+    assert loss == pytest.approx(everything.item(), rel=1e-5)
+    expected = _gradients(policy)
+    policy.model.zero_grad()
+    _update(policy, optimizer, episodes, problems, advantages, 1e9)
+    for got, want in zip(_gradients(policy), expected, strict=True):
+        assert torch.allclose(got, want, atol=1e-6, rtol=1e-4)
+    # With every advantage 0 nothing is scored, yet the optimizer still steps on zero gradients (AdamW's
+    # momentum moves the weights then, as it would have on the zeros a full pass computes).
+    _update(policy, optimizer, episodes, problems, [[0.0, 0.0], [0.0]], 1e9)
+    assert all(not grad.any() for grad in _gradients(policy))
+
+
 def test_the_kl_penalty_pulls_the_policy_back_to_its_reference():
     policy = load_policy("tiny", device="cpu")
     reference = _frozen_copy(policy.model)
