@@ -21,6 +21,9 @@ What it reports (JSON on stdout and in --out, a four-panel plot in --plot):
   which stages were rolled back by their checks;
 - the issue's targets, each as measured: met or not.
 
+The JSON is written after each seed, over the seeds done so far (``seeds_done``): a run that fails
+in a later seed keeps the earlier ones, and each seed's loop resumes from its folder under --run-root.
+
 Run it (the full configuration takes hours on 2 cores; the smaller ones say what they ran):
     .venv/bin/python benchmarks/studies/loop_iterations.py
     .venv/bin/python benchmarks/studies/loop_iterations.py --seeds 0 --iterations 2 --eval-tasks 300 --search-tasks 100
@@ -112,15 +115,17 @@ def main() -> None:
         run_dir = Path(args.run_root) / f"seed-{seed}"
         result = run_loop(config, run_dir, progress=False)
         per_seed[str(seed)] = seed_report(args, config, run_dir, result.summary)
-    results = {
-        "per_seed": per_seed,
-        "pooled": pooled(per_seed, args.iterations),
-        "args": asdict(args),
-        "seconds": round(time.perf_counter() - started, 1),
-        "machine": machine(),
-    }
-    results["targets"] = targets(results, args.iterations)
-    write_json(args.out, results)
+        # After every seed, over the seeds done so far ("seeds_done"): a failure later keeps them.
+        results = {
+            "per_seed": per_seed,
+            "seeds_done": len(per_seed),
+            "pooled": pooled(per_seed, args.iterations),
+            "args": asdict(args),
+            "seconds": round(time.perf_counter() - started, 1),
+            "machine": machine(),
+        }
+        results["targets"] = targets(results, args.iterations)
+        write_json(args.out, results)
     printed = {
         **results,
         "per_seed": {
